@@ -1,0 +1,177 @@
+// The MQTT topic contract: one typed map from topic to payload. Topic builders, the
+// parser, boundary validation and the ACL all derive from this table.
+import { z } from 'zod'
+
+export type Role = 'hub' | 'node' | 'observer'
+export type Format = 'text' | 'json' | 'binary'
+
+const ts = z.number().int().positive().describe('sender wall clock, ms since epoch')
+const versions = z.record(z.string().max(32), z.string().max(64))
+  .refine((o) => Object.keys(o).length <= 16, 'at most 16 versions')
+const envelope = { v: z.literal(1), ts }
+
+export const nodeModes = ['online', 'offline', 'recovering'] as const
+export type NodeMode = (typeof nodeModes)[number]
+
+export const schemas = {
+  nodeStatus: z.enum(['online', 'offline']),
+  nodeHeartbeat: z.object({
+    ...envelope,
+    seq: z.number().int().nonnegative(),
+    uptimeS: z.number().nonnegative(),
+    cpuPct: z.number().min(0).max(100).nullable(),
+    memPct: z.number().min(0).max(100).nullable(),
+    rssMb: z.number().nonnegative(),
+    temperatureC: z.number().min(-50).max(150).nullable(),
+    versions,
+    mode: z.enum(nodeModes),
+  }),
+  nodePresence: z.object({ ...envelope, present: z.boolean(), since: ts, source: z.string().max(64) }),
+  nodeEvents: z.looseObject({ ...envelope, type: z.string().min(1).max(64), id: z.string().max(128).optional() }),
+  nodeConfig: z.looseObject({ ...envelope, room: z.string().max(64).optional(), name: z.string().max(64).optional() }),
+  nodeProbe: z.string().max(256),
+  hubStatus: z.enum(['online', 'draining', 'offline']),
+  hubHeartbeat: z.object({
+    ...envelope,
+    seq: z.number().int().nonnegative(),
+    uptimeS: z.number().nonnegative(),
+    load: z.number().nonnegative(),
+    sessions: z.number().int().nonnegative(),
+    queueDepth: z.number().int().nonnegative(),
+    nodesOnline: z.number().int().nonnegative(),
+    engines: z.record(z.string().max(32), z.enum(['ok', 'degraded', 'down'])),
+    versions,
+  }),
+  health: z.object({ ...envelope, state: z.enum(['ok', 'degraded', 'down']), reason: z.string().max(256).optional() }),
+  clientsOnline: z.object({
+    ...envelope,
+    nodes: z.array(z.object({ id: z.string(), room: z.string().nullable(), since: ts, version: z.string().nullable() })),
+  }),
+  cacheManifest: z.looseObject({ ...envelope, version: z.string().max(64), sha256: z.string().regex(/^[0-9a-f]{64}$/) }),
+} as const
+
+export interface TopicDef {
+  /** Path below the base topic; `{node}`, `{hub}` and `{component}` are parameters. */
+  readonly path: string
+  readonly format: Format
+  readonly retain: boolean
+  readonly qos: 0 | 1
+  readonly maxBytes: number
+  /** Roles allowed to publish; `node` means only under its own id. The hub may publish anything. */
+  readonly publishers: readonly Role[]
+  /** Whether a node may subscribe (its own id for `{node}`, any hub/component). */
+  readonly nodeReads: boolean
+  readonly description: string
+}
+
+const t = (d: TopicDef) => d
+
+export const topics = {
+  nodeStatus: t({ path: 'nodes/{node}/status', format: 'text', retain: true, qos: 1, maxBytes: 16, publishers: ['node'], nodeReads: true, description: 'online / offline; Last Will sets offline' }),
+  nodeHeartbeat: t({ path: 'nodes/{node}/heartbeat', format: 'json', retain: false, qos: 0, maxBytes: 4096, publishers: ['node'], nodeReads: true, description: 'seq, uptime, cpu, memory, temperature, clock, versions, mode' }),
+  nodePresence: t({ path: 'nodes/{node}/presence', format: 'json', retain: true, qos: 1, maxBytes: 1024, publishers: ['node'], nodeReads: true, description: 'present, since, source' }),
+  nodeAudioIn: t({ path: 'nodes/{node}/audio/in', format: 'binary', retain: false, qos: 0, maxBytes: 65536, publishers: ['node'], nodeReads: false, description: 'PCM16 16 kHz frames of the current utterance' }),
+  nodeAudioOut: t({ path: 'nodes/{node}/audio/out', format: 'binary', retain: false, qos: 0, maxBytes: 65536, publishers: [], nodeReads: true, description: 'TTS frames for the node to play' }),
+  nodeEvents: t({ path: 'nodes/{node}/events', format: 'json', retain: false, qos: 1, maxBytes: 65536, publishers: ['node'], nodeReads: true, description: 'transcript, reply text, turn_error, replayed offline turns' }),
+  nodeConfig: t({ path: 'nodes/{node}/config', format: 'json', retain: true, qos: 1, maxBytes: 16384, publishers: [], nodeReads: true, description: 'config pushed by the hub' }),
+  nodeProbe: t({ path: 'nodes/{node}/probe', format: 'text', retain: false, qos: 1, maxBytes: 256, publishers: ['node'], nodeReads: true, description: 'round-trip probe used by `mirrormesh check`' }),
+  hubStatus: t({ path: 'hub/{hub}/status', format: 'text', retain: true, qos: 1, maxBytes: 16, publishers: [], nodeReads: true, description: 'online / draining / offline (Last Will)' }),
+  hubHeartbeat: t({ path: 'hub/{hub}/heartbeat', format: 'json', retain: false, qos: 0, maxBytes: 4096, publishers: [], nodeReads: true, description: 'load, sessions, queue depth, engine health' }),
+  health: t({ path: 'health/{component}', format: 'json', retain: true, qos: 1, maxBytes: 1024, publishers: [], nodeReads: true, description: 'ok / degraded / down + reason, for dashboards' }),
+  clientsOnline: t({ path: 'clients/online', format: 'json', retain: true, qos: 1, maxBytes: 262144, publishers: [], nodeReads: false, description: "the hub's list of registered nodes now online" }),
+  cacheManifest: t({ path: 'cache/manifest', format: 'json', retain: true, qos: 1, maxBytes: 4096, publishers: [], nodeReads: true, description: 'version + checksum of the offline reply bundle' }),
+} as const satisfies Record<string, TopicDef>
+
+export type TopicName = keyof typeof topics
+type Schemas = typeof schemas
+export type Payload<N extends TopicName> = N extends keyof Schemas ? z.output<Schemas[N]> : Buffer
+export type NodeHeartbeat = Payload<'nodeHeartbeat'>
+export type HubHeartbeat = Payload<'hubHeartbeat'>
+export type HubState = Payload<'hubStatus'>
+
+export interface TopicParams { node?: string; hub?: string; component?: string }
+
+/** Ids used in topic levels: no wildcards, separators or control characters. */
+export const idPattern = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/
+
+export function isValidId(id: string): boolean {
+  return idPattern.test(id)
+}
+
+export function topicFor(base: string, name: TopicName, params: TopicParams = {}): string {
+  const path = topics[name].path.replace(/\{(node|hub|component)\}/g, (_, k: keyof TopicParams) => {
+    const v = params[k]
+    if (v === undefined || !isValidId(v)) throw new Error(`topic ${name} needs a valid ${k} id, got ${JSON.stringify(v)}`)
+    return v
+  })
+  return `${base}/${path}`
+}
+
+/** Subscription filter for a topic with `+` for every parameter not given. */
+export function filterFor(base: string, name: TopicName, params: TopicParams = {}): string {
+  return `${base}/${topics[name].path.replace(/\{(node|hub|component)\}/g, (_, k: keyof TopicParams) => params[k] ?? '+')}`
+}
+
+export interface ParsedTopic { name: TopicName; params: TopicParams }
+
+const matchers = (Object.entries(topics) as [TopicName, TopicDef][]).map(([name, def]) => ({
+  name,
+  levels: def.path.split('/'),
+}))
+
+export function parseTopic(base: string, topic: string): ParsedTopic | undefined {
+  if (!topic.startsWith(base + '/')) return undefined
+  const levels = topic.slice(base.length + 1).split('/')
+  outer: for (const m of matchers) {
+    if (m.levels.length !== levels.length) continue
+    const params: TopicParams = {}
+    for (let i = 0; i < levels.length; i++) {
+      const want = m.levels[i]!
+      const got = levels[i]!
+      if (want.startsWith('{')) {
+        if (!isValidId(got)) continue outer
+        params[want.slice(1, -1) as keyof TopicParams] = got
+      } else if (want !== got) continue outer
+    }
+    return { name: m.name, params }
+  }
+  return undefined
+}
+
+export type DecodeResult =
+  | { ok: true; name: TopicName; params: TopicParams; data: unknown }
+  | { ok: false; name: TopicName | 'unknown'; params: TopicParams; reason: 'unknown_topic' | 'too_large' | 'not_json' | 'schema'; detail: string }
+
+/** Validate one inbound message against the contract. Never throws. */
+export function decode(base: string, topic: string, payload: Buffer): DecodeResult {
+  const parsed = parseTopic(base, topic)
+  if (!parsed) return { ok: false, name: 'unknown', params: {}, reason: 'unknown_topic', detail: topic }
+  const def: TopicDef = topics[parsed.name]
+  const fail = (reason: 'too_large' | 'not_json' | 'schema', detail: string): DecodeResult => ({ ok: false, ...parsed, reason, detail })
+  if (payload.length > def.maxBytes) return fail('too_large', `${payload.length} bytes > ${def.maxBytes}`)
+  if (def.format === 'binary') return { ok: true, ...parsed, data: payload }
+  const schema = schemas[parsed.name as keyof Schemas]
+  let value: unknown = payload.toString('utf8')
+  if (def.format === 'json') {
+    try {
+      value = JSON.parse(value as string)
+    } catch {
+      return fail('not_json', 'payload is not JSON')
+    }
+  }
+  const res = schema.safeParse(value)
+  if (!res.success) {
+    const issue = res.error.issues[0]
+    return fail('schema', issue ? `${issue.path.join('.') || '(root)'}: ${issue.message}` : 'invalid')
+  }
+  return { ok: true, ...parsed, data: res.data }
+}
+
+/** Serialize an outbound payload; validates it so we never publish what we would reject. */
+export function encode<N extends TopicName>(name: N, data: Payload<N>): Buffer {
+  const def: TopicDef = topics[name]
+  if (def.format === 'binary') return data as Buffer
+  const schema = schemas[name as keyof Schemas]
+  const checked = schema.parse(data)
+  return Buffer.from(def.format === 'json' ? JSON.stringify(checked) : String(checked))
+}

@@ -1,0 +1,198 @@
+// Composition root: embedded broker (or external MQTT_URL), MQTT client, registry,
+// hub status + heartbeat, HTTP API. start()/stop()/drain().
+import { randomBytes } from 'node:crypto'
+import { loadavg } from 'node:os'
+import { mkdir } from 'node:fs/promises'
+import { join } from 'node:path'
+import { Registry, collectDefaultMetrics, Counter } from 'prom-client'
+import type { FastifyInstance } from 'fastify'
+import {
+  CredentialStore, EmbeddedBroker, InboundValidator, MeshClient, filterFor, topicFor,
+  type HubState, type Logger,
+} from '@mirrormesh/broker'
+import { buildApp } from './app.js'
+import type { HubConfig } from './config.js'
+import { NodeRegistry } from './registry.js'
+import { versions } from './version.js'
+
+export type HubPhase = 'starting' | 'ready' | 'draining' | 'stopping' | 'stopped'
+
+export class Hub {
+  readonly metrics = new Registry()
+  readonly registry: NodeRegistry
+  readonly credentials: CredentialStore
+  broker: EmbeddedBroker | undefined
+  client: MeshClient | undefined
+  app: FastifyInstance | undefined
+  httpAddress: { host: string; port: number } | undefined
+  phase: HubPhase = 'starting'
+  private subscribed = false
+  private heartbeatTimer: NodeJS.Timeout | undefined
+  private heartbeatSeq = 0
+  private readonly startedAt = Date.now()
+  private clientsOnlineTimer: NodeJS.Timeout | undefined
+  private stopPromise: Promise<void> | undefined
+  /** Resolves once the hub has fully stopped (after stop() or a drain). */
+  readonly stopped: Promise<void>
+  private resolveStopped!: () => void
+
+  constructor(readonly config: HubConfig, private readonly log: Logger) {
+    this.credentials = new CredentialStore(config.credentialsFile)
+    this.registry = new NodeRegistry({ staleMs: config.nodeStaleMs, metrics: this.metrics, log: log.child({ component: 'registry' }) })
+    this.stopped = new Promise((r) => { this.resolveStopped = r })
+  }
+
+  async start(): Promise<void> {
+    const { config, log } = this
+    collectDefaultMetrics({ register: this.metrics })
+    await mkdir(config.stateDir, { recursive: true })
+    await this.credentials.refresh()
+
+    let url = config.mqttUrl
+    let username = config.mqttUsername
+    let password = config.mqttPassword
+    if (!url) {
+      // The hub reaches its own embedded broker with a per-process credential that never touches disk.
+      username = `hub-${config.hubId}`
+      password = randomBytes(24).toString('base64url')
+      this.broker = new EmbeddedBroker({
+        base: config.baseTopic,
+        host: config.mqttHost,
+        port: config.mqttPort,
+        wsPort: config.mqttWsEnabled ? config.mqttWsPort : undefined,
+        tls: config.mqttTlsCert && config.mqttTlsKey ? { port: config.mqttTlsPort, certPath: config.mqttTlsCert, keyPath: config.mqttTlsKey } : undefined,
+        persistenceDir: config.brokerPersistence ? join(config.stateDir, 'broker-db') : undefined,
+        credentials: this.credentials,
+        internalUsers: [{ username, password, role: 'hub' }],
+        registry: this.metrics,
+        log,
+      })
+      const addr = await this.broker.start()
+      const host = addr.host === '0.0.0.0' || addr.host === '::' ? '127.0.0.1' : addr.host
+      url = `mqtt://${host}:${addr.port}`
+    }
+
+    const validator = new InboundValidator(config.baseTopic, this.metrics, log.child({ component: 'inbound' }))
+    const received = new Counter({ name: 'mirrormesh_hub_messages_received_total', help: 'Messages the hub received, by topic kind', labelNames: ['topic'], registers: [this.metrics] })
+    const client = new MeshClient({
+      url,
+      base: config.baseTopic,
+      clientId: `hub-${config.hubId}`,
+      username,
+      password,
+      keepaliveS: config.mqttKeepaliveS,
+      will: { name: 'hubStatus', params: { hub: config.hubId }, payload: 'offline' },
+      log: log.child({ component: 'mqtt' }),
+    })
+    this.client = client
+    client.on('message', (topic, payload) => {
+      const msg = validator.accept(topic, payload)
+      if (!msg) return
+      received.inc({ topic: msg.name })
+      this.registry.handle(msg.name, msg.params, msg.data)
+    })
+    client.on('connect', () => void this.onConnect())
+    client.on('disconnect', () => { this.subscribed = false })
+    this.registry.on('state', () => this.scheduleClientsOnline())
+    this.registry.start()
+    client.start()
+
+    this.app = buildApp({
+      registry: this.registry,
+      metrics: this.metrics,
+      readiness: () => this.readiness(),
+      uptimeS: () => (Date.now() - this.startedAt) / 1000,
+      drain: (reason) => void this.drain(reason),
+    })
+    await this.app.listen({ host: config.httpHost, port: config.httpPort })
+    const addr = this.app.server.address()
+    this.httpAddress = { host: config.httpHost, port: typeof addr === 'object' && addr ? addr.port : config.httpPort }
+    this.heartbeatTimer = setInterval(() => this.publishHeartbeat(), config.heartbeatIntervalMs)
+    this.phase = 'ready'
+    log.info({ http: this.httpAddress, mqtt: this.broker?.address ?? { url: '(external)' }, hubId: config.hubId }, 'hub started')
+  }
+
+  readiness(): { ready: boolean; checks: Record<string, boolean> } {
+    const checks = {
+      broker: this.broker ? this.broker.listening : true,
+      mqttConnected: this.client?.connected === true,
+      registrySubscribed: this.subscribed,
+      notDraining: this.phase === 'ready',
+    }
+    return { ready: Object.values(checks).every(Boolean), checks }
+  }
+
+  private status(): HubState {
+    return this.phase === 'draining' ? 'draining' : 'online'
+  }
+
+  private async onConnect(): Promise<void> {
+    const { config } = this
+    const client = this.client!
+    try {
+      await client.subscribe(['nodeStatus', 'nodeHeartbeat', 'nodePresence', 'nodeEvents'].map((n) => filterFor(config.baseTopic, n as 'nodeStatus')))
+      this.subscribed = true
+      await client.publish('hubStatus', { hub: config.hubId }, this.status())
+      this.publishHeartbeat()
+    } catch (err) {
+      this.log.warn({ err }, 'hub subscribe/announce failed; will retry on reconnect')
+    }
+  }
+
+  private publishHeartbeat(): void {
+    const client = this.client
+    if (!client?.connected) return
+    client.publish('hubHeartbeat', { hub: this.config.hubId }, {
+      v: 1,
+      ts: Date.now(),
+      seq: this.heartbeatSeq++,
+      uptimeS: Math.round((Date.now() - this.startedAt) / 1000),
+      load: loadavg()[0] ?? 0,
+      sessions: 0,
+      queueDepth: 0,
+      nodesOnline: this.registry.online().length,
+      engines: {},
+      versions,
+    }).catch(() => undefined)
+  }
+
+  /** The retained list of online nodes, debounced so a reconnect wave publishes once. */
+  private scheduleClientsOnline(): void {
+    if (this.clientsOnlineTimer) return
+    this.clientsOnlineTimer = setTimeout(() => {
+      this.clientsOnlineTimer = undefined
+      if (!this.client?.connected) return
+      const nodes = this.registry.online().map((n) => ({ id: n.id, room: null, since: n.stateSince, version: n.versions.agent ?? null }))
+      this.client.publish('clientsOnline', {}, { v: 1, ts: Date.now(), nodes }).catch(() => undefined)
+    }, 250)
+  }
+
+  /** Safe restart: say draining, fail /readyz, let running turns end (bounded), then stop. */
+  async drain(reason: string): Promise<void> {
+    if (this.phase !== 'ready') return
+    this.phase = 'draining'
+    this.log.info({ reason, timeoutMs: this.config.drainTimeoutMs }, 'hub draining')
+    await this.client?.publish('hubStatus', { hub: this.config.hubId }, 'draining').catch(() => undefined)
+    // No turns run yet in the mesh core; the voice pipeline adds its wait here.
+    await this.stop()
+  }
+
+  stop(): Promise<void> {
+    this.stopPromise ??= this.doStop()
+    return this.stopPromise
+  }
+
+  private async doStop(): Promise<void> {
+    this.phase = 'stopping'
+    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer)
+    if (this.clientsOnlineTimer) clearTimeout(this.clientsOnlineTimer)
+    this.registry.stop()
+    const statusTopic = topicFor(this.config.baseTopic, 'hubStatus', { hub: this.config.hubId })
+    await this.client?.stop([{ topic: statusTopic, payload: 'offline', qos: 1, retain: true }])
+    await this.app?.close()
+    await this.broker?.stop()
+    this.phase = 'stopped'
+    this.log.info('hub stopped')
+    this.resolveStopped()
+  }
+}

@@ -1,0 +1,5 @@
+export * from './app.js'
+export * from './config.js'
+export * from './hub.js'
+export * from './registry.js'
+export { runHub } from './main.js'

@@ -1,0 +1,5 @@
+export * from './agent.js'
+export * from './config.js'
+export * from './heartbeat.js'
+export * from './state.js'
+export { runAgent } from './main.js'

@@ -1,0 +1,108 @@
+// The node's view of the hub: online -> offline (broker lost, hub Last Will, hub
+// heartbeat stale) -> recovering (hub seen alive again; recovery tasks run) -> online.
+// Later features (offline mode, journal replay) hook into the `state` event and
+// addRecoveryTask().
+import { EventEmitter } from 'node:events'
+import type { HubState, NodeMode } from '@mirrormesh/broker'
+
+export type OfflineReason = 'starting' | 'broker_lost' | 'hub_offline' | 'hub_heartbeat_stale'
+
+export interface StateChange { from: NodeMode; to: NodeMode; reason: string; at: number }
+
+export interface NodeStateEvents {
+  state: [change: StateChange]
+}
+
+export type RecoveryTask = (signal: AbortSignal) => Promise<void>
+
+export class NodeStateMachine extends EventEmitter<NodeStateEvents> {
+  state: NodeMode = 'offline'
+  reason: string = 'starting'
+  since = Date.now()
+  brokerConnected = false
+  hubStatus: HubState | 'unknown' = 'unknown'
+  lastHubHeartbeatAt: number | null = null
+  private staleTimer: NodeJS.Timeout | undefined
+  private readonly tasks: RecoveryTask[] = []
+  private recovery: AbortController | undefined
+
+  constructor(private readonly hubStaleMs: number) {
+    super()
+  }
+
+  addRecoveryTask(task: RecoveryTask): void {
+    this.tasks.push(task)
+  }
+
+  onBrokerConnected(): void {
+    this.brokerConnected = true
+    // Retained hub status from before the reconnect is not proof of life; wait for a fresh heartbeat.
+    this.lastHubHeartbeatAt = null
+    this.evaluate('broker_connected')
+  }
+
+  onBrokerLost(): void {
+    this.brokerConnected = false
+    this.evaluate('broker_lost')
+  }
+
+  onHubStatus(status: HubState): void {
+    this.hubStatus = status
+    this.evaluate(status === 'offline' ? 'hub_offline' : `hub_${status}`)
+  }
+
+  onHubHeartbeat(now = Date.now()): void {
+    this.lastHubHeartbeatAt = now
+    if (this.staleTimer) clearTimeout(this.staleTimer)
+    this.staleTimer = setTimeout(() => this.evaluate('hub_heartbeat_stale'), this.hubStaleMs)
+    this.staleTimer.unref()
+    this.evaluate('hub_heartbeat')
+  }
+
+  hubAlive(now = Date.now()): boolean {
+    return this.brokerConnected &&
+      (this.hubStatus === 'online' || this.hubStatus === 'draining') &&
+      this.lastHubHeartbeatAt !== null && now - this.lastHubHeartbeatAt < this.hubStaleMs
+  }
+
+  stop(): void {
+    if (this.staleTimer) clearTimeout(this.staleTimer)
+    this.recovery?.abort()
+  }
+
+  private evaluate(reason: string): void {
+    if (!this.hubAlive()) {
+      if (this.state !== 'offline') {
+        this.recovery?.abort()
+        this.set('offline', reason)
+      }
+      return
+    }
+    if (this.state === 'offline') {
+      this.set('recovering', reason)
+      void this.recover()
+    }
+  }
+
+  private async recover(): Promise<void> {
+    const ctl = new AbortController()
+    this.recovery = ctl
+    for (const task of this.tasks) {
+      try {
+        await task(ctl.signal)
+      } catch {
+        // A failed task must not keep the mirror out of online mode: tasks log and retry themselves.
+      }
+      if (ctl.signal.aborted) return
+    }
+    if (this.state === 'recovering' && this.hubAlive()) this.set('online', 'recovered')
+  }
+
+  private set(to: NodeMode, reason: string): void {
+    const change: StateChange = { from: this.state, to, reason, at: Date.now() }
+    this.state = to
+    this.reason = reason
+    this.since = change.at
+    this.emit('state', change)
+  }
+}

@@ -1,0 +1,67 @@
+#!/usr/bin/env node
+// The `mirrormesh` operator CLI: run the processes, list nodes, manage credentials,
+// check the broker path end to end, validate configuration.
+import { Command, Option } from 'commander'
+import { createRequire } from 'node:module'
+import { existsSync } from 'node:fs'
+import { checkCommand } from './check.js'
+import { doctorCommand } from './doctor.js'
+import { nodesCommand } from './nodes.js'
+import { nodeAddCommand, nodeListCommand, nodeRemoveCommand } from './credentials.js'
+
+const pkg = createRequire(import.meta.url)('../package.json') as { version: string }
+
+const program = new Command('mirrormesh')
+  .description('mirrormesh: a voice-assistant mesh for home labs, over MQTT')
+  .version(pkg.version)
+  .option('--env-file <path>', 'load settings from an env file (as systemd EnvironmentFile) before running')
+  .hook('preAction', (cmd) => {
+    const file = cmd.opts<{ envFile?: string }>().envFile
+    if (file) {
+      if (!existsSync(file)) throw new Error(`--env-file ${file} does not exist`)
+      process.loadEnvFile(file)
+    }
+  })
+
+program.command('hub').description('run the hub: embedded broker (or MQTT_URL), node registry, HTTP API')
+  .action(async () => { process.exitCode = await (await import('@mirrormesh/hub')).runHub() })
+
+program.command('agent').description('run a node agent (mirror Pi): status, heartbeat, hub watch')
+  .action(async () => { process.exitCode = await (await import('@mirrormesh/node-agent')).runAgent() })
+
+program.command('nodes').description('list every node: state, heartbeat age, mode, clock skew, versions')
+  .option('--hub <url>', 'hub HTTP API', process.env.HUB_URL ?? 'http://127.0.0.1:8080')
+  .option('--json', 'print JSON instead of a table')
+  .action(async (opts) => { process.exitCode = await nodesCommand(opts) })
+
+const node = program.command('node').description('manage node credentials (on the hub)')
+const credsOption = () => new Option('--credentials-file <path>', 'credentials file (default: $CREDENTIALS_FILE or $MIRRORMESH_STATE_DIR/credentials.json)')
+node.command('add <id>').description('create credentials for a node and print its password once')
+  .addOption(credsOption())
+  .addOption(new Option('--role <role>', 'what the credential may do').choices(['node', 'observer', 'hub']).default('node'))
+  .option('--replace', 'rotate the password of an existing id')
+  .action(async (id: string, opts) => { process.exitCode = await nodeAddCommand(id, opts) })
+node.command('remove <id>').description('delete a node\'s credentials').addOption(credsOption())
+  .action(async (id: string, opts) => { process.exitCode = await nodeRemoveCommand(id, opts) })
+node.command('list').description('list ids that have credentials').addOption(credsOption()).option('--json', 'print JSON')
+  .action(async (opts) => { process.exitCode = await nodeListCommand(opts) })
+
+program.command('check').description('publish a probe through the broker and receive it back, with real credentials; prints round-trip time')
+  .option('--url <url>', 'broker URL', process.env.MQTT_URL ?? 'mqtt://127.0.0.1:1883')
+  .option('--username <name>', 'MQTT username (default $MQTT_USERNAME, or $NODE_ID)')
+  .option('--password <password>', 'MQTT password (default $MQTT_PASSWORD)')
+  .option('--node <id>', 'node id whose probe topic to use (default: the username)')
+  .option('--base <topic>', 'base topic', process.env.BASE_TOPIC ?? 'mirrormesh')
+  .option('--count <n>', 'probes to send', '3')
+  .option('--timeout-ms <ms>', 'give up after this long per probe', '5000')
+  .option('--json', 'print JSON')
+  .action(async (opts) => { process.exitCode = await checkCommand(opts) })
+
+program.command('doctor').description('validate configuration and report every problem at once')
+  .addOption(new Option('--role <role>', 'which process to check').choices(['hub', 'agent']))
+  .action(async (opts) => { process.exitCode = await doctorCommand(opts) })
+
+program.parseAsync().catch((err: unknown) => {
+  process.stderr.write(`mirrormesh: ${err instanceof Error ? err.message : String(err)}\n`)
+  process.exitCode = 1
+})
