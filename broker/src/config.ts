@@ -93,7 +93,7 @@ export function renderConfigTable(shape: ConfigShape): string {
   const rows = configRows(shape)
   const esc = (s: string) => s.replace(/\|/g, '\\|')
   return ['| variable | type | default | what it does |', '|---|---|---|---|',
-    ...rows.map((r) => `| \`${r.env}\` | ${esc(r.type)} | ${r.default === '' ? '""' : `\`${esc(r.default)}\``} | ${esc(r.description)} |`),
+    ...rows.map((r) => `| \`${r.env}\` | ${esc(r.type)} | ${r.default === '' ? '""' : r.default === 'required' || r.default === '(unset)' ? r.default : `\`${esc(r.default)}\``} | ${esc(r.description)} |`),
   ].join('\n')
 }
 
@@ -121,8 +121,8 @@ export function loadConfig<S extends ConfigShape>(
       continue
     }
     const why = parsed.error.issues[0]?.message ?? 'invalid value'
-    const shown = value === undefined ? 'is missing' : `=${JSON.stringify(value)} is invalid (${why})`
-    problems.push(`${name} ${shown}. Fix: set ${name} to ${describeType(schema)}` +
+    const shown = value === undefined ? ' is missing' : `=${JSON.stringify(value)} is invalid (${why})`
+    problems.push(`${name}${shown}. Fix: set ${name} to ${describeType(schema)}` +
       (defaultOf(schema) !== undefined ? ` or unset it for the default ${String(defaultOf(schema))}` : '') +
       (schema.description ? ` — ${schema.description}` : ''))
   }

@@ -109,5 +109,7 @@ export class CredentialStore {
     await writeFile(tmp, JSON.stringify(this.file, null, 2) + '\n', { mode: 0o600 })
     await rename(tmp, this.path)
     this.mtimeMs = (await stat(this.path)).mtimeMs
+    // A rotated or removed password must stop working at once, also in this process.
+    this.verified.clear()
   }
 }

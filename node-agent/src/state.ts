@@ -22,6 +22,9 @@ export class NodeStateMachine extends EventEmitter<NodeStateEvents> {
   brokerConnected = false
   hubStatus: HubState | 'unknown' = 'unknown'
   lastHubHeartbeatAt: number | null = null
+  /** True from a hub heartbeat until hubStaleMs pass without one. The timer decides, not wall-clock
+   * arithmetic: an NTP step on a Pi without an RTC must not keep a dead hub looking alive. */
+  private hubHeartbeatFresh = false
   private staleTimer: NodeJS.Timeout | undefined
   private readonly tasks: RecoveryTask[] = []
   private recovery: AbortController | undefined
@@ -38,6 +41,7 @@ export class NodeStateMachine extends EventEmitter<NodeStateEvents> {
     this.brokerConnected = true
     // Retained hub status from before the reconnect is not proof of life; wait for a fresh heartbeat.
     this.lastHubHeartbeatAt = null
+    this.hubHeartbeatFresh = false
     this.evaluate('broker_connected')
   }
 
@@ -53,16 +57,19 @@ export class NodeStateMachine extends EventEmitter<NodeStateEvents> {
 
   onHubHeartbeat(now = Date.now()): void {
     this.lastHubHeartbeatAt = now
+    this.hubHeartbeatFresh = true
     if (this.staleTimer) clearTimeout(this.staleTimer)
-    this.staleTimer = setTimeout(() => this.evaluate('hub_heartbeat_stale'), this.hubStaleMs)
+    this.staleTimer = setTimeout(() => {
+      this.hubHeartbeatFresh = false
+      this.evaluate('hub_heartbeat_stale')
+    }, this.hubStaleMs)
     this.staleTimer.unref()
     this.evaluate('hub_heartbeat')
   }
 
-  hubAlive(now = Date.now()): boolean {
-    return this.brokerConnected &&
-      (this.hubStatus === 'online' || this.hubStatus === 'draining') &&
-      this.lastHubHeartbeatAt !== null && now - this.lastHubHeartbeatAt < this.hubStaleMs
+  hubAlive(): boolean {
+    return this.brokerConnected && this.hubHeartbeatFresh &&
+      (this.hubStatus === 'online' || this.hubStatus === 'draining')
   }
 
   stop(): void {

@@ -4,6 +4,7 @@
 import { Command, Option } from 'commander'
 import { createRequire } from 'node:module'
 import { existsSync } from 'node:fs'
+import { renderMosquittoAcl } from '@mirrormesh/broker'
 import { checkCommand } from './check.js'
 import { doctorCommand } from './doctor.js'
 import { nodesCommand } from './nodes.js'
@@ -56,6 +57,15 @@ program.command('check').description('publish a probe through the broker and rec
   .option('--timeout-ms <ms>', 'give up after this long per probe', '5000')
   .option('--json', 'print JSON')
   .action(async (opts) => { process.exitCode = await checkCommand(opts) })
+
+const broker = program.command('broker').description('helpers for running with an external broker')
+broker.command('mosquitto-acl').description('print a Mosquitto acl_file derived from the topic contract')
+  .option('--base <topic>', 'base topic', process.env.BASE_TOPIC ?? 'mirrormesh')
+  .option('--hub <username...>', 'usernames with hub rights', ['hub-main'])
+  .option('--observer <username...>', 'read-only usernames (dashboards)', [])
+  .action((opts: { base: string; hub: string[]; observer: string[] }) => {
+    process.stdout.write(renderMosquittoAcl(opts.base, { hubs: opts.hub, observers: opts.observer }))
+  })
 
 program.command('doctor').description('validate configuration and report every problem at once')
   .addOption(new Option('--role <role>', 'which process to check').choices(['hub', 'agent']))

@@ -1,0 +1,99 @@
+import { Registry } from 'prom-client'
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import type { FastifyInstance } from 'fastify'
+import { createLogger, type NodeHeartbeat } from '@mirrormesh/broker'
+import { buildApp, type HubApi } from './app.js'
+import { NodeRegistry } from './registry.js'
+
+let app: FastifyInstance
+let registry: NodeRegistry
+let ready: { ready: boolean; checks: Record<string, boolean> }
+const drain = vi.fn<(reason: string) => void>()
+
+function heartbeat(node: string): void {
+  const hb: NodeHeartbeat = { v: 1, ts: Date.now(), seq: 1, uptimeS: 1, cpuPct: null, memPct: null, rssMb: 1, temperatureC: null, versions: {}, mode: 'online' }
+  registry.handle('nodeStatus', { node }, 'online')
+  registry.handle('nodeHeartbeat', { node }, hb)
+}
+
+beforeEach(() => {
+  const metrics = new Registry()
+  registry = new NodeRegistry({ staleMs: 3000, metrics, log: createLogger({ name: 'test', level: 'silent' }) })
+  ready = { ready: true, checks: { broker: true, mqtt: true } }
+  drain.mockClear()
+  const hub: HubApi = { registry, metrics, readiness: () => ready, uptimeS: () => 42.4, drain }
+  app = buildApp(hub)
+})
+afterEach(async () => {
+  await app.close()
+})
+
+describe('hub HTTP API', () => {
+  it('answers /healthz with uptime', async () => {
+    const res = await app.inject({ method: 'GET', url: '/healthz' })
+    expect(res.statusCode).toBe(200)
+    expect(res.json()).toEqual({ status: 'ok', uptimeS: 42 })
+  })
+
+  it('answers /readyz 200 when ready and 503 with the failing check when not', async () => {
+    const ok = await app.inject({ method: 'GET', url: '/readyz' })
+    expect(ok.statusCode).toBe(200)
+    expect(ok.json()).toEqual({ ready: true, checks: { broker: true, mqtt: true } })
+    ready = { ready: false, checks: { broker: true, mqtt: false } }
+    const notReady = await app.inject({ method: 'GET', url: '/readyz' })
+    expect(notReady.statusCode).toBe(503)
+    expect(notReady.json()).toEqual({ ready: false, checks: { broker: true, mqtt: false } })
+  })
+
+  it('serves Prometheus metrics including node counts by state', async () => {
+    heartbeat('kitchen')
+    registry.handle('nodeStatus', { node: 'hall' }, 'offline')
+    const res = await app.inject({ method: 'GET', url: '/metrics' })
+    expect(res.statusCode).toBe(200)
+    expect(res.headers['content-type']).toMatch(/^text\/plain; version=0\.0\.4/)
+    expect(res.body).toContain('mirrormesh_nodes{state="online"} 1')
+    expect(res.body).toContain('mirrormesh_nodes{state="offline"} 1')
+    expect(res.body).toContain('mirrormesh_nodes{state="stale"} 0')
+  })
+
+  it('lists nodes sorted by id', async () => {
+    heartbeat('kitchen')
+    heartbeat('hall')
+    const res = await app.inject({ method: 'GET', url: '/api/nodes' })
+    expect(res.statusCode).toBe(200)
+    const { nodes } = res.json() as { nodes: Array<{ id: string; state: string }> }
+    expect(nodes.map((n) => [n.id, n.state])).toEqual([['hall', 'online'], ['kitchen', 'online']])
+  })
+
+  it('returns one node, or 404 with an error body', async () => {
+    heartbeat('kitchen')
+    const res = await app.inject({ method: 'GET', url: '/api/nodes/kitchen' })
+    expect(res.statusCode).toBe(200)
+    expect(res.json()).toMatchObject({ id: 'kitchen', state: 'online', status: 'online' })
+    const missing = await app.inject({ method: 'GET', url: '/api/nodes/attic' })
+    expect(missing.statusCode).toBe(404)
+    expect(missing.json()).toEqual({ error: 'not_found', message: 'no node attic' })
+  })
+
+  it('rejects an over-long node id with 400', async () => {
+    const res = await app.inject({ method: 'GET', url: `/api/nodes/${'a'.repeat(65)}` })
+    expect(res.statusCode).toBe(400)
+  })
+
+  it('reports and clears heartbeat delay stats', async () => {
+    heartbeat('kitchen')
+    const stats = await app.inject({ method: 'GET', url: '/api/stats/heartbeats' })
+    expect(stats.json()).toMatchObject({ samples: 1, total: 1 })
+    const cleared = await app.inject({ method: 'DELETE', url: '/api/stats/heartbeats' })
+    expect(cleared.statusCode).toBe(204)
+    expect(registry.delayStats().samples).toBe(0)
+  })
+
+  it('starts a drain on POST /api/drain', async () => {
+    const res = await app.inject({ method: 'POST', url: '/api/drain' })
+    expect(res.statusCode).toBe(202)
+    expect(res.json()).toEqual({ status: 'draining' })
+    expect(drain).toHaveBeenCalledTimes(1)
+    expect(drain).toHaveBeenCalledWith('api')
+  })
+})

@@ -1,0 +1,225 @@
+// `bench heartbeat`: N simulated nodes heartbeating once a second through (a) the hub's
+// embedded broker and (b) a local Mosquitto with the hub as a client. Reports the hub-measured
+// heartbeat delay (timestamp -> registry update), hub/broker RSS+CPU and the load generator's CPU.
+import { fork, execFile } from 'node:child_process'
+import { readFileSync } from 'node:fs'
+import { writeFile, rename, chown, chmod } from 'node:fs/promises'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
+import { randomBytes } from 'node:crypto'
+import mqtt from 'mqtt'
+import { CredentialStore } from '../../broker/dist/index.js'
+import { startHub, startMosquitto, cli, tempDir, removeDir, waitFor, sleep, killAll } from '../support/harness.mjs'
+import { sampler, envInt, fmt, table, printMachine, trackChild, killChildren, logLines } from './lib.mjs'
+
+const exec = promisify(execFile)
+const workerPath = new URL('./heartbeat-worker.mjs', import.meta.url).pathname
+
+export async function heartbeatBench() {
+  const N = envInt('BENCH_NODES', 1000)
+  const seconds = envInt('BENCH_SECONDS', 30)
+  const workers = envInt('BENCH_WORKERS', 4)
+  const batch = envInt('BENCH_BATCH', 25) // concurrent connects per worker
+  const subscribe = process.env.BENCH_SUBSCRIBE === '1'
+  const machine = printMachine()
+  console.log(`heartbeat: ${N} nodes, ${seconds} s, ${workers} workers, connect batch ${batch}/worker, node subscriptions ${subscribe ? 'on' : 'off'}`)
+  const password = randomBytes(12).toString('base64url') // one password for every simulated node
+  const nodes = Array.from({ length: N }, (_, i) => ({ id: `bench-${String(i).padStart(4, '0')}`, password, phaseMs: (i * 1000) / N }))
+  const opts = { N, seconds, workers, batch, subscribe, nodes, password }
+
+  const runs = {}
+  for (const kind of (process.env.BENCH_BROKERS ?? 'embedded,mosquitto').split(',')) {
+    console.log(`\n== ${kind} ==`)
+    try {
+      runs[kind] = await runOnce(kind, opts)
+    } finally {
+      await killChildren()
+      await killAll()
+    }
+  }
+  report(runs, opts, machine)
+}
+
+async function runOnce(kind, { N, seconds, workers, batch, subscribe, nodes, password }) {
+  const dirs = []
+  const r = { kind }
+  let hub, mosq
+  const t0 = Date.now()
+  if (kind === 'embedded') {
+    const stateDir = await tempDir('mm-bench-hub-')
+    dirs.push(stateDir)
+    const store = new CredentialStore(join(stateDir, 'credentials.json'))
+    for (const n of nodes) await store.add(n.id, 'node', { cost: 1024, password })
+    r.setupCredsMs = Date.now() - t0
+    hub = await startHub({ stateDir })
+  } else {
+    const hubPw = randomBytes(12).toString('base64url')
+    const acl = (await cli(['broker', 'mosquitto-acl'])).stdout
+    mosq = await startMosquitto({ dir: await mosquittoDir(), users: [{ username: 'hub-main', password: hubPw }], acl })
+    dirs.push(mosq.dir)
+    // mosquitto_passwd -b once per user is slow for 1000s: hash a plaintext file in one go, then SIGHUP.
+    const plain = join(mosq.dir, 'passwd.new')
+    await writeFile(plain, [`hub-main:${hubPw}`, ...nodes.map((n) => `${n.id}:${n.password}`)].join('\n') + '\n')
+    await exec('mosquitto_passwd', ['-U', plain])
+    await chmod(plain, 0o644) // readable by the mosquitto user after its privilege drop
+    await rename(plain, join(mosq.dir, 'passwd'))
+    mosq.proc.kill('SIGHUP')
+    // Mosquitto's stdout is block-buffered into a pipe, so "Reloading config." may not show: probe a login instead.
+    const probe = nodes.at(-1)
+    await waitFor(() => canConnect(mosq.url, probe.id, probe.password), { timeoutMs: 10_000, intervalMs: 200, what: 'mosquitto to accept node credentials after SIGHUP' })
+    r.setupCredsMs = Date.now() - t0
+    hub = await startHub({ mqttUrl: mosq.url, username: 'hub-main', password: hubPw })
+    dirs.push(hub.stateDir)
+  }
+  console.log(`credentials for ${N} nodes: ${r.setupCredsMs} ms; hub ready`)
+
+  // Load generators: node i goes to worker i % workers, so every worker's phases span the whole second.
+  const procs = []
+  const tConnect = Date.now()
+  const connected = []
+  for (let w = 0; w < workers; w++) {
+    const slice = nodes.filter((_, i) => i % workers === w)
+    const child = trackChild(fork(workerPath, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }))
+    procs.push(child)
+    connected.push(new Promise((resolve) => child.on('message', (m) => m.type === 'connected' && resolve(m))))
+    child.send({ type: 'connect', url: hub.mqttUrl, nodes: slice, batch, subscribe, maxMs: (seconds + 180) * 1000 })
+  }
+  const conn = await Promise.race([Promise.all(connected), sleep(120_000).then(() => { throw new Error('workers did not finish connecting in 120 s') })])
+  r.connectMs = Date.now() - tConnect
+  r.clientsConnected = conn.reduce((a, m) => a + m.connected, 0)
+  console.log(`${r.clientsConnected}/${N} clients connected in ${r.connectMs} ms`)
+  const countStates = async () => {
+    const { body } = await hub.http('/api/nodes')
+    const c = { online: 0, recovering: 0, stale: 0, offline: 0, total: body.nodes.length }
+    for (const n of body.nodes) c[n.state]++
+    return c
+  }
+  let states
+  try {
+    await waitFor(async () => (states = await countStates()).online >= N, { timeoutMs: 60_000, intervalMs: 1000, what: `${N} nodes online in the registry` })
+  } catch (err) {
+    console.log(`WARNING: ${err.message}; states ${JSON.stringify(states)}`)
+  }
+  r.warmupMs = Date.now() - tConnect
+  console.log(`registry: ${JSON.stringify(states)} after ${r.warmupMs} ms; measuring for ${seconds} s`)
+  await sleep(2000) // let the connect wave settle
+
+  const workerStats = () => Promise.all(procs.map((c) => new Promise((resolve) => {
+    const on = (m) => { if (m.type === 'stats') { c.off('message', on); resolve(m.stats) } }
+    c.on('message', on)
+    c.send({ type: 'stats' })
+  }))).then((l) => l.reduce((a, s) => { for (const k of Object.keys(s)) if (typeof s[k] === 'number') a[k] = (a[k] ?? 0) + s[k]; return a }, {}))
+  const ws0 = await workerStats()
+  const sys0 = systemCpu()
+  await hub.http('/api/stats/heartbeats', { method: 'DELETE' })
+  const pids = { hub: hub.proc.pid, loadgen: procs.map((c) => c.pid), bench: process.pid }
+  if (mosq) pids.mosquitto = mosq.proc.pid
+  const s = sampler(pids)
+  await sleep(seconds * 1000)
+  r.delay = (await hub.http('/api/stats/heartbeats')).body
+  r.proc = s.stop()
+  r.systemBusyPct = systemCpu(sys0)
+  const ws1 = await workerStats()
+  r.published = ws1.published - ws0.published
+  r.skipped = ws1.skipped - ws0.skipped
+  r.workerCloses = ws1.closes
+  r.workerErrors = ws1.errors
+  r.nodeMsgsReceived = ws1.received - ws0.received
+  r.states = await countStates()
+  r.hubLog = logSummary(hub.out.text)
+  if (mosq) r.mosquittoErrors = mosq.out.text.split('\n').filter((l) => /error|denied|refused|exceeded/i.test(l)).slice(0, 5)
+  console.log(JSON.stringify({ delay: r.delay, published: r.published, states: r.states, hubLog: r.hubLog, workerCloses: r.workerCloses, workerErrors: r.workerErrors }))
+  await killChildren()
+  await killAll()
+  for (const d of dirs) await removeDir(d)
+  return r
+}
+
+/** One MQTT login attempt; true when the broker accepts it. */
+function canConnect(url, username, password) {
+  return new Promise((resolve) => {
+    const c = mqtt.connect(url, { clientId: `node-${username}`, username, password, protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 2000 })
+    const done = (ok) => { c.end(true); resolve(ok) }
+    c.once('connect', () => done(true))
+    c.once('error', () => done(false))
+    c.once('close', () => done(false))
+  })
+}
+
+/**
+ * A folder Mosquitto can use: run as root it drops to the `mosquitto` user, which cannot read
+ * the harness's default 0700 temp folder ("Unable to open pwfile").
+ */
+export async function mosquittoDir() {
+  const dir = await tempDir('mm-bench-mosq-')
+  if (process.getuid?.() === 0) {
+    const id = async (flag) => Number((await exec('id', [flag, 'mosquitto']).catch(() => ({ stdout: '' }))).stdout.trim())
+    const uid = await id('-u')
+    if (uid > 0) await chown(dir, uid, await id('-g'))
+  }
+  return dir
+}
+
+/** Busy % of the whole machine (all cores) since `since`, or the raw counters. */
+function systemCpu(since) {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number)
+  const now = { idle: f[3] + f[4], total: f.reduce((a, b) => a + b, 0) }
+  if (!since) return now
+  return (1 - (now.idle - since.idle) / (now.total - since.total)) * 100
+}
+
+function logSummary(text) {
+  const lines = logLines(text)
+  const bad = lines.filter((l) => l.level >= 40)
+  const byMsg = {}
+  for (const l of bad) byMsg[l.msg] = (byMsg[l.msg] ?? 0) + 1
+  return { warnOrWorse: bad.length, byMsg }
+}
+
+function report(runs, { N, seconds, workers }, machine) {
+  const e = runs.embedded
+  const m = runs.mosquitto
+  const cols = [e, m].filter(Boolean)
+  const row = (label, f, d) => [label, ...cols.map((r) => fmt(f(r), d))]
+  const goals = { p99RatioMax: 1.5, hubRssMaxMb: 150 }
+  console.log(`\nheartbeat delay (hub-measured, ts -> registry), ${N} nodes x ${seconds} s, ${workers} load workers`)
+  table([
+    ['', ...cols.map((r) => r.kind)],
+    row('p50 ms', (r) => r.delay.p50Ms, 0),
+    row('p95 ms', (r) => r.delay.p95Ms, 0),
+    row('p99 ms', (r) => r.delay.p99Ms, 0),
+    row('max ms', (r) => r.delay.maxMs, 0),
+    row('samples (hub)', (r) => r.delay.total, 0),
+    row('published (load gen)', (r) => r.published, 0),
+    row('delivered %', (r) => (r.delay.total / r.published) * 100, 2),
+    row('nodes online at end', (r) => `${r.states.online}/${N}`),
+    row('hub RSS max MB', (r) => r.proc.hub.rssMaxMb),
+    row('hub VmHWM MB', (r) => r.proc.hub.hwmMb),
+    row('hub CPU mean % core', (r) => r.proc.hub.cpuMeanPct),
+    row('hub CPU max 1s %', (r) => r.proc.hub.cpuMaxPct),
+    row('mosquitto RSS max MB', (r) => r.proc.mosquitto?.rssMaxMb),
+    row('mosquitto CPU mean %', (r) => r.proc.mosquitto?.cpuMeanPct),
+    row('load gen CPU mean %', (r) => r.proc.loadgen.cpuMeanPct),
+    row('load gen RSS MB (sum)', (r) => r.proc.loadgen.rssMaxMb),
+    row('machine busy % (all)', (r) => r.systemBusyPct),
+    row('connect all ms', (r) => r.connectMs, 0),
+    row('all online in registry ms', (r) => r.warmupMs, 0),
+    row('hub warn+ log lines', (r) => r.hubLog.warnOrWorse, 0),
+  ])
+  const ratio = e && m ? e.delay.p99Ms / Math.max(m.delay.p99Ms, 1) : NaN
+  console.log(`\ngoal p99 embedded <= ${goals.p99RatioMax}x mosquitto: ratio ${fmt(ratio, 2)} (p99 ${fmt(e?.delay.p99Ms, 0)} vs ${fmt(m?.delay.p99Ms, 0)} ms; mosquitto p99 floored at 1 ms)${e && m ? (ratio <= goals.p99RatioMax ? '  [met]' : '  [NOT met]') : ''}`)
+  if (e) console.log(`goal hub RSS <= ${goals.hubRssMaxMb} MB at ${N} nodes (embedded): max ${fmt(e.proc.hub.rssMaxMb)} MB${e.proc.hub.rssMaxMb <= goals.hubRssMaxMb ? '  [met]' : '  [NOT met]'}`)
+  if (m?.mosquittoErrors?.length) console.log(`mosquitto log lines mentioning errors: ${m.mosquittoErrors.join(' | ')}`)
+  for (const r of cols) if (r.hubLog.warnOrWorse) console.log(`${r.kind} hub warnings: ${JSON.stringify(r.hubLog.byMsg)}`)
+  const summary = {
+    bench: 'heartbeat', nodes: N, seconds, machine,
+    runs: Object.fromEntries(cols.map((r) => [r.kind, {
+      p50Ms: r.delay.p50Ms, p95Ms: r.delay.p95Ms, p99Ms: r.delay.p99Ms, maxMs: r.delay.maxMs, samples: r.delay.total, published: r.published,
+      online: r.states.online, hubRssMaxMb: +fmt(r.proc.hub.rssMaxMb), hubCpuPct: +fmt(r.proc.hub.cpuMeanPct),
+      mosquittoRssMaxMb: r.proc.mosquitto ? +fmt(r.proc.mosquitto.rssMaxMb) : undefined, mosquittoCpuPct: r.proc.mosquitto ? +fmt(r.proc.mosquitto.cpuMeanPct) : undefined,
+      loadgenCpuPct: +fmt(r.proc.loadgen.cpuMeanPct), machineBusyPct: +fmt(r.systemBusyPct),
+    }])),
+    p99Ratio: Number.isFinite(ratio) ? +ratio.toFixed(2) : null,
+  }
+  console.log(JSON.stringify(summary))
+}

@@ -1,0 +1,30 @@
+// `bench rss`: idle memory of a node agent (and of the hub it talks to) after start-up.
+import { startHub, startAgent, addNode, sleep } from '../support/harness.mjs'
+import { envInt, fmt, table, printMachine, memOf, quantile, cpuSecondsOf } from './lib.mjs'
+
+export async function rssBench() {
+  const seconds = envInt('BENCH_SECONDS', 20)
+  const machine = printMachine()
+  const hub = await startHub()
+  const password = await addNode(hub.stateDir, 'bench-rss')
+  const agent = await startAgent({ nodeId: 'bench-rss', mqttUrl: hub.mqttUrl, password })
+  await agent.waitState('online', 20_000)
+  console.log(`rss: hub + 1 agent online; sampling VmRSS every 1 s for ${seconds} s of idle`)
+  const procs = { agent: agent.proc.pid, hub: hub.proc.pid }
+  const samples = { agent: [], hub: [] }
+  const cpu0 = Object.fromEntries(Object.entries(procs).map(([k, p]) => [k, cpuSecondsOf(p)]))
+  for (let i = 0; i < seconds; i++) {
+    await sleep(1000)
+    for (const [k, pid] of Object.entries(procs)) samples[k].push(memOf(pid)?.rssMb ?? NaN)
+  }
+  const res = Object.fromEntries(Object.entries(procs).map(([k, pid]) => {
+    const v = samples[k]
+    return [k, { steadyMb: quantile(v.slice(Math.floor(v.length / 2)), 0.5), maxMb: Math.max(...v), firstMb: v[0], hwmMb: memOf(pid)?.hwmMb,
+      cpuPct: ((cpuSecondsOf(pid) - cpu0[k]) / seconds) * 100 }]
+  }))
+  console.log(`\nidle RSS over ${seconds} s (steady = median of the second half)`)
+  table([['process', 'first MB', 'steady MB', 'max MB', 'VmHWM MB', 'idle CPU %', 'goal'],
+    ...Object.entries(res).map(([k, r]) => [k, fmt(r.firstMb), fmt(r.steadyMb), fmt(r.maxMb), fmt(r.hwmMb), fmt(r.cpuPct, 2),
+      k === 'agent' ? `<= 60 MB ${r.maxMb <= 60 ? 'met' : 'NOT met'}` : ''])])
+  console.log(JSON.stringify({ bench: 'rss', seconds, machine, ...res, agentSamplesMb: samples.agent, hubSamplesMb: samples.hub }))
+}

@@ -1,0 +1,47 @@
+// Benchmark dispatcher: `npm run bench -- <name>` (heartbeat, failure, rss, all).
+// Benchmarks print figures; they never fail on timing. Every process they start is killed on exit.
+import { killAll } from '../support/harness.mjs'
+import { killChildren } from './lib.mjs'
+
+const benches = {
+  heartbeat: async () => (await import('./heartbeat.mjs')).heartbeatBench(),
+  failure: async () => (await import('./failure.mjs')).failureBench(),
+  rss: async () => (await import('./rss.mjs')).rssBench(),
+}
+
+const name = process.argv[2]
+if (!benches[name] && name !== 'all') {
+  console.error(`usage: npm run bench -- <${[...Object.keys(benches), 'all'].join('|')}>
+  heartbeat  N simulated nodes (BENCH_NODES=1000, BENCH_SECONDS=30, BENCH_WORKERS=4) via embedded broker vs Mosquitto
+  failure    hub kill / stop / restart -> agent state (BENCH_REPS=20)
+  rss        node-agent and hub idle RSS (BENCH_SECONDS=20)`)
+  process.exit(2)
+}
+
+async function cleanup() {
+  await killChildren()
+  await killAll()
+}
+
+let interrupted = false
+for (const sig of ['SIGINT', 'SIGTERM']) {
+  process.on(sig, () => {
+    if (interrupted) return
+    interrupted = true
+    console.error(`\n${sig}: cleaning up`)
+    cleanup().finally(() => process.exit(130))
+  })
+}
+
+try {
+  for (const n of name === 'all' ? Object.keys(benches) : [name]) {
+    console.log(`\n### bench ${n} (${new Date().toISOString()})`)
+    await benches[n]()
+    await cleanup()
+  }
+} catch (err) {
+  console.error(`bench ${name} aborted: ${err.stack ?? err}`)
+  process.exitCode = 1
+} finally {
+  await cleanup()
+}

@@ -1,0 +1,217 @@
+// Real processes for integration, fault and benchmark runs: hubs, agents and
+// Mosquitto on loopback ports, tracked so every test can clean up what it started.
+import { spawn, execFile } from 'node:child_process'
+import { mkdtemp, writeFile, rm, mkdir } from 'node:fs/promises'
+import { createServer, connect } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join, dirname } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
+
+export const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
+export const cliPath = join(root, 'ops', 'dist', 'cli.js')
+const exec = promisify(execFile)
+const live = new Set()
+
+/** A free loopback TCP port (closed again before it is returned). */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = createServer()
+    srv.unref()
+    srv.on('error', reject)
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address()
+      srv.close(() => resolve(port))
+    })
+  })
+}
+
+export async function tempDir(prefix = 'mm-') {
+  return mkdtemp(join(tmpdir(), prefix))
+}
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
+
+/** Poll `fn` until it returns a truthy value; throw with `what` after `timeoutMs`. */
+export async function waitFor(fn, { timeoutMs = 10_000, intervalMs = 25, what = 'condition' } = {}) {
+  const deadline = Date.now() + timeoutMs
+  let last
+  for (;;) {
+    try {
+      const v = await fn()
+      if (v) return v
+    } catch (err) {
+      last = err
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${last.message})` : ''}`)
+    await sleep(intervalMs)
+  }
+}
+
+/** Run the CLI to completion. */
+export async function cli(args, env = {}, { timeoutMs = 20_000 } = {}) {
+  try {
+    const { stdout, stderr } = await exec(process.execPath, [cliPath, ...args], { env: { ...baseEnv(), ...env }, timeout: timeoutMs })
+    return { code: 0, stdout, stderr }
+  } catch (err) {
+    return { code: typeof err.code === 'number' ? err.code : 1, stdout: err.stdout ?? '', stderr: err.stderr ?? '' }
+  }
+}
+
+function baseEnv() {
+  // Only what a service would have: no inherited MQTT/hub settings from the developer's shell.
+  const keep = ['PATH', 'HOME', 'LANG', 'TMPDIR', 'NODE_OPTIONS']
+  return Object.fromEntries(keep.filter((k) => process.env[k] !== undefined).map((k) => [k, process.env[k]]))
+}
+
+/** Spawn a long-running process, keep its output, register it for cleanup. */
+export function spawnTracked(cmd, args, env, { cpuList } = {}) {
+  const argv = cpuList ? ['taskset', ['-c', cpuList, cmd, ...args]] : [cmd, args]
+  const proc = spawn(argv[0], argv[1], { env: { ...baseEnv(), ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  const out = { text: '', lines: [] }
+  const onData = (chunk) => {
+    out.text += chunk
+    if (out.text.length > 2_000_000) out.text = out.text.slice(-1_000_000)
+  }
+  proc.stdout.setEncoding('utf8').on('data', onData)
+  proc.stderr.setEncoding('utf8').on('data', onData)
+  const exited = new Promise((resolve) => proc.once('exit', (code, signal) => { live.delete(proc); resolve({ code, signal }) }))
+  live.add(proc)
+  return { proc, out, exited }
+}
+
+/** Kill everything this process started (SIGKILL after a grace period). */
+export async function killAll() {
+  const procs = [...live]
+  for (const p of procs) {
+    try { p.kill('SIGCONT') } catch {}
+    try { p.kill('SIGTERM') } catch {}
+  }
+  await Promise.all(procs.map((p) => Promise.race([new Promise((r) => p.once('exit', r)), sleep(3000).then(() => { try { p.kill('SIGKILL') } catch {} })])))
+  live.clear()
+}
+
+async function httpJson(port, path, init) {
+  const res = await fetch(`http://127.0.0.1:${port}${path}`, { ...init, signal: AbortSignal.timeout(3000) })
+  const text = await res.text()
+  let body
+  try { body = JSON.parse(text) } catch { body = text }
+  return { status: res.status, body }
+}
+
+/**
+ * Start a hub (`mirrormesh hub`) on loopback. Ports are chosen up front so a restarted
+ * hub comes back on the same ones. Pass `mqttUrl` to use an external broker.
+ */
+export async function startHub(opts = {}) {
+  const stateDir = opts.stateDir ?? (await tempDir('mm-hub-'))
+  const mqttPort = opts.mqttPort ?? (await freePort())
+  const httpPort = opts.httpPort ?? (await freePort())
+  const wsPort = opts.wsPort ?? (await freePort())
+  const env = {
+    MIRRORMESH_STATE_DIR: stateDir,
+    MQTT_HOST: '127.0.0.1',
+    MQTT_PORT: String(mqttPort),
+    MQTT_WS_PORT: String(wsPort),
+    HTTP_HOST: '127.0.0.1',
+    HTTP_PORT: String(httpPort),
+    LOG_LEVEL: 'info',
+    ...(opts.mqttUrl ? { MQTT_URL: opts.mqttUrl, MQTT_USERNAME: opts.username, MQTT_PASSWORD: opts.password } : {}),
+    ...opts.env,
+  }
+  const { proc, out, exited } = spawnTracked(process.execPath, [cliPath, 'hub'], env, { cpuList: opts.cpuList })
+  const hub = {
+    proc, out, exited, stateDir, mqttPort, httpPort, wsPort, env,
+    mqttUrl: opts.mqttUrl ?? `mqtt://127.0.0.1:${mqttPort}`,
+    http: (path, init) => httpJson(httpPort, path, init),
+    node: async (id) => (await httpJson(httpPort, `/api/nodes/${id}`)).body,
+    kill: (sig = 'SIGKILL') => proc.kill(sig),
+  }
+  if (opts.wait !== false) {
+    await Promise.race([
+      waitFor(async () => (await hub.http('/readyz')).status === 200, { timeoutMs: opts.timeoutMs ?? 15_000, what: 'hub /readyz' }),
+      exited.then(({ code }) => { throw new Error(`hub exited with ${code} before ready:\n${out.text}`) }),
+    ])
+  }
+  return hub
+}
+
+/** `mirrormesh node add` against a hub's state dir; returns the printed password. */
+export async function addNode(stateDir, id, role = 'node') {
+  const r = await cli(['node', 'add', id, '--role', role], { MIRRORMESH_STATE_DIR: stateDir })
+  if (r.code !== 0) throw new Error(`node add ${id} failed: ${r.stderr}`)
+  return r.stdout.trim().split('\n').at(-1)
+}
+
+/** Start a node agent (`mirrormesh agent`). */
+export async function startAgent(opts) {
+  const healthPort = opts.healthPort ?? (await freePort())
+  const env = {
+    NODE_ID: opts.nodeId,
+    MQTT_URL: opts.mqttUrl,
+    MQTT_PASSWORD: opts.password,
+    HEALTH_HOST: '127.0.0.1',
+    HEALTH_PORT: String(healthPort),
+    HUB_STALE_MS: String(opts.hubStaleMs ?? 3000),
+    LOG_LEVEL: 'info',
+    ...opts.env,
+  }
+  const { proc, out, exited } = spawnTracked(process.execPath, [cliPath, 'agent'], env, { cpuList: opts.cpuList })
+  const agent = {
+    proc, out, exited, healthPort, env,
+    health: async () => (await httpJson(healthPort, '/healthz')).body,
+    /** Resolves with the time the agent's /healthz first reported `state`. */
+    waitState: (state, timeoutMs = 10_000) => waitFor(async () => (await agent.health()).state === state && Date.now(), { timeoutMs, intervalMs: 10, what: `agent ${opts.nodeId} state ${state}` }),
+    kill: (sig = 'SIGKILL') => proc.kill(sig),
+  }
+  if (opts.wait !== false) {
+    await Promise.race([
+      waitFor(() => agent.health(), { timeoutMs: 15_000, what: 'agent /healthz' }),
+      exited.then(({ code }) => { throw new Error(`agent exited with ${code}:\n${out.text}`) }),
+    ])
+  }
+  return agent
+}
+
+/**
+ * Start Mosquitto on loopback with a password file and an ACL derived from the
+ * mirrormesh contract (see `mirrormesh broker mosquitto-acl`), persistence in `dir`.
+ */
+export async function startMosquitto({ port, dir, users = [], acl, persistence = true } = {}) {
+  dir = dir ?? (await tempDir('mm-mosq-'))
+  port = port ?? (await freePort())
+  await mkdir(dir, { recursive: true })
+  const passwd = join(dir, 'passwd')
+  await writeFile(passwd, '')
+  for (const u of users) await exec('mosquitto_passwd', ['-b', passwd, u.username, u.password])
+  const lines = [
+    `listener ${port} 127.0.0.1`,
+    'allow_anonymous false',
+    `password_file ${passwd}`,
+    `persistence ${persistence ? 'true' : 'false'}`,
+    `persistence_location ${dir}/`,
+    'autosave_interval 1',
+    'log_dest stdout',
+  ]
+  // As root, Mosquitto drops to the `mosquitto` user, which cannot read our private temp dir.
+  if (process.getuid?.() === 0) lines.push('user root')
+  if (acl) {
+    await writeFile(join(dir, 'acl'), acl)
+    lines.push(`acl_file ${join(dir, 'acl')}`)
+  }
+  await writeFile(join(dir, 'mosquitto.conf'), lines.join('\n') + '\n')
+  const { proc, out, exited } = spawnTracked('mosquitto', ['-c', join(dir, 'mosquitto.conf')], {})
+  const m = { proc, out, exited, port, dir, url: `mqtt://127.0.0.1:${port}`, kill: (sig = 'SIGTERM') => proc.kill(sig) }
+  await Promise.race([
+    waitFor(() => new Promise((resolve) => {
+      const c = connect(port, '127.0.0.1', () => { c.destroy(); resolve(true) })
+      c.on('error', () => resolve(false))
+    }), { timeoutMs: 5000, what: 'mosquitto listening' }),
+    exited.then(({ code }) => { throw new Error(`mosquitto exited with ${code}:\n${out.text}`) }),
+  ])
+  return m
+}
+
+export async function removeDir(dir) {
+  await rm(dir, { recursive: true, force: true })
+}
