@@ -101,6 +101,6 @@ describe('renderConfigTable', () => {
     expect(table).toContain('| `NAME` | string | required | Name of this process |')
     expect(table).toContain('| `DEBUG` | boolean | `false` | Verbose output |')
     expect(table).toContain('| `LEVEL` | one of: info, debug | `info` | Log level |')
-    expect(table).toContain('| `ROOM` | string | `(unset)` | Room \\| area |')
+    expect(table).toContain('| `ROOM` | string | (unset) | Room \\| area |')
   })
 })

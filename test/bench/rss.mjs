@@ -7,9 +7,11 @@ export async function rssBench() {
   const machine = printMachine()
   const hub = await startHub()
   const password = await addNode(hub.stateDir, 'bench-rss')
-  const agent = await startAgent({ nodeId: 'bench-rss', mqttUrl: hub.mqttUrl, password })
+  // BENCH_AGENT_NODE_OPTIONS: try V8 flags on the agent only (e.g. --max-semi-space-size=1).
+  const nodeOptions = process.env.BENCH_AGENT_NODE_OPTIONS
+  const agent = await startAgent({ nodeId: 'bench-rss', mqttUrl: hub.mqttUrl, password, env: nodeOptions ? { NODE_OPTIONS: nodeOptions } : {} })
   await agent.waitState('online', 20_000)
-  console.log(`rss: hub + 1 agent online; sampling VmRSS every 1 s for ${seconds} s of idle`)
+  console.log(`rss: hub + 1 agent online${nodeOptions ? ` (agent NODE_OPTIONS=${nodeOptions})` : ''}; sampling VmRSS every 1 s for ${seconds} s of idle`)
   const procs = { agent: agent.proc.pid, hub: hub.proc.pid }
   const samples = { agent: [], hub: [] }
   const cpu0 = Object.fromEntries(Object.entries(procs).map(([k, p]) => [k, cpuSecondsOf(p)]))
