@@ -37,7 +37,7 @@ export async function failureBench() {
     r.killPoll.push(t.pollMs)
     await hub.exited
     await restart()
-    await sleep(1000) // a few hub heartbeats in
+    await sleep(1000 + Math.random() * 1000) // random phase against the hub heartbeat (1 s), else SIGSTOP always lands just after one
     // (b) SIGSTOP: only the hub heartbeat going stale can tell
     mark = agent.out.text.length
     t0 = Date.now()

@@ -21,12 +21,13 @@ export async function rssBench() {
   }
   const res = Object.fromEntries(Object.entries(procs).map(([k, pid]) => {
     const v = samples[k]
-    return [k, { steadyMb: quantile(v.slice(Math.floor(v.length / 2)), 0.5), maxMb: Math.max(...v), firstMb: v[0], hwmMb: memOf(pid)?.hwmMb,
+    const m = memOf(pid)
+    return [k, { steadyMb: quantile(v.slice(Math.floor(v.length / 2)), 0.5), maxMb: Math.max(...v), firstMb: v[0], hwmMb: m?.hwmMb, anonMb: m?.anonMb, fileMb: m?.fileMb,
       cpuPct: ((cpuSecondsOf(pid) - cpu0[k]) / seconds) * 100 }]
   }))
-  console.log(`\nidle RSS over ${seconds} s (steady = median of the second half)`)
-  table([['process', 'first MB', 'steady MB', 'max MB', 'VmHWM MB', 'idle CPU %', 'goal'],
-    ...Object.entries(res).map(([k, r]) => [k, fmt(r.firstMb), fmt(r.steadyMb), fmt(r.maxMb), fmt(r.hwmMb), fmt(r.cpuPct, 2),
+  console.log(`\nidle RSS over ${seconds} s (steady = median of the second half; anon/file = RssAnon/RssFile at the end)`)
+  table([['process', 'first MB', 'steady MB', 'max MB', 'VmHWM MB', 'anon MB', 'file MB', 'idle CPU %', 'goal'],
+    ...Object.entries(res).map(([k, r]) => [k, fmt(r.firstMb), fmt(r.steadyMb), fmt(r.maxMb), fmt(r.hwmMb), fmt(r.anonMb), fmt(r.fileMb), fmt(r.cpuPct, 2),
       k === 'agent' ? `<= 60 MB ${r.maxMb <= 60 ? 'met' : 'NOT met'}` : ''])])
   console.log(JSON.stringify({ bench: 'rss', seconds, machine, ...res, agentSamplesMb: samples.agent, hubSamplesMb: samples.hub }))
 }
