@@ -8,5 +8,8 @@ export default defineConfig({
     hookTimeout: 30_000,
     // Fault tests start real hubs, agents and brokers; two cores cannot run many at once.
     fileParallelism: false,
+    // The JSON report is what .ci/run counts passed/failed from.
+    reporters: ['default', 'json'],
+    outputFile: { json: 'test-results/vitest.json' },
   },
 })
