@@ -92,3 +92,13 @@ describe('mirrormesh CLI', () => {
     }
   })
 })
+
+describe('README', () => {
+  it('configuration tables match the settings schemas', async () => {
+    const { execFile } = await import('node:child_process')
+    const { promisify } = await import('node:util')
+    const { root } = await import('./support/harness.mjs')
+    const { stdout } = await promisify(execFile)(process.execPath, [join(root, 'ops/dist/config-doc.js'), join(root, 'README.md'), '--check'])
+    expect(stdout).toMatch(/up to date/)
+  })
+})
