@@ -2,7 +2,7 @@
 // `mirrormesh node add` writes and the broker re-reads when it changes.
 import { randomBytes, scrypt, timingSafeEqual, createHash } from 'node:crypto'
 import { mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises'
-import { dirname } from 'node:path'
+import { dirname, resolve } from 'node:path'
 import type { Role } from './contract.js'
 import { isValidId } from './contract.js'
 import type { Principal } from './acl.js'
@@ -112,4 +112,10 @@ export class CredentialStore {
     // A rotated or removed password must stop working at once, also in this process.
     this.verified.clear()
   }
+}
+
+/** The hub's credentials file: CREDENTIALS_FILE, else <MIRRORMESH_STATE_DIR>/credentials.json. */
+export function defaultCredentialsPath(env: Record<string, string | undefined>): string {
+  if (env.CREDENTIALS_FILE) return resolve(env.CREDENTIALS_FILE)
+  return resolve(env.MIRRORMESH_STATE_DIR || '.state/hub', 'credentials.json')
 }

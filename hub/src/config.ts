@@ -1,6 +1,6 @@
-import { join, resolve } from 'node:path'
+import { resolve } from 'node:path'
 import { z } from 'zod'
-import { commonSettings, envBool, envInt, envPort, loadConfig, requireExistingPath } from '@mirrormesh/broker'
+import { commonSettings, defaultCredentialsPath, envBool, envInt, envPort, loadConfig, requireExistingPath } from '@mirrormesh/broker'
 
 export const hubSettings = {
   ...commonSettings,
@@ -36,11 +36,6 @@ export function loadHubConfig(env: Record<string, string | undefined> = process.
     if (c.mqttUrl === undefined && (c.mqttUsername || c.mqttPassword)) problem('mqttUrl', 'is required when MQTT_USERNAME/MQTT_PASSWORD are set (they are for an external broker). Fix: set MQTT_URL, or unset them.')
   })
   const stateDir = resolve(cfg.stateDir)
-  return Object.freeze({ ...cfg, stateDir, credentialsFile: resolve(cfg.credentialsFile ?? join(stateDir, 'credentials.json')) })
+  return Object.freeze({ ...cfg, stateDir, credentialsFile: defaultCredentialsPath({ CREDENTIALS_FILE: cfg.credentialsFile, MIRRORMESH_STATE_DIR: stateDir }) })
 }
 
-/** Where the credentials file is, without validating the rest of the hub's settings (for the CLI). */
-export function credentialsPathFrom(env: Record<string, string | undefined>): string {
-  if (env.CREDENTIALS_FILE) return resolve(env.CREDENTIALS_FILE)
-  return resolve(env.MIRRORMESH_STATE_DIR || '.state/hub', 'credentials.json')
-}

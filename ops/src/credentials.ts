@@ -1,8 +1,7 @@
-import { CredentialStore, type Role } from '@mirrormesh/broker'
-import { credentialsPathFrom } from '@mirrormesh/hub'
+import { CredentialStore, defaultCredentialsPath, type Role } from '@mirrormesh/broker'
 
 function store(file: string | undefined): CredentialStore {
-  return new CredentialStore(file ?? credentialsPathFrom(process.env))
+  return new CredentialStore(file ?? defaultCredentialsPath(process.env))
 }
 
 export async function nodeAddCommand(id: string, opts: { credentialsFile?: string; role: Role; replace?: boolean }): Promise<number> {

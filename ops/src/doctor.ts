@@ -2,14 +2,14 @@
 import { constants } from 'node:fs'
 import { access, mkdir } from 'node:fs/promises'
 import { ConfigError, CredentialStore } from '@mirrormesh/broker'
-import { loadHubConfig } from '@mirrormesh/hub'
-import { loadAgentConfig } from '@mirrormesh/node-agent'
 
 export async function doctorCommand(opts: { role?: 'hub' | 'agent' }): Promise<number> {
   const role = opts.role ?? (process.env.NODE_ID ? 'agent' : 'hub')
   const problems: string[] = []
   try {
     if (role === 'hub') {
+      // Imported on demand: a mirror node installs without the hub package.
+      const { loadHubConfig } = await import('@mirrormesh/hub')
       const cfg = loadHubConfig(process.env)
       try {
         await mkdir(cfg.stateDir, { recursive: true })
@@ -23,6 +23,7 @@ export async function doctorCommand(opts: { role?: 'hub' | 'agent' }): Promise<n
         problems.push(`CREDENTIALS_FILE ${cfg.credentialsFile} is unreadable (${(err as Error).message}). Fix: restore it from backup or move it away and re-add nodes.`)
       }
     } else {
+      const { loadAgentConfig } = await import('@mirrormesh/node-agent')
       loadAgentConfig(process.env)
     }
   } catch (err) {

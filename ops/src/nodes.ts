@@ -1,4 +1,4 @@
-import type { NodeView } from '@mirrormesh/hub'
+import type { NodeView } from '@mirrormesh/hub' // type only: erased at build time
 import { renderTable } from './table.js'
 
 const fmtMs = (ms: number | null) => (ms === null ? '-' : ms < 10_000 ? `${(ms / 1000).toFixed(1)}s` : `${Math.round(ms / 1000)}s`)
