@@ -25,6 +25,7 @@ export const schemas = {
     temperatureC: z.number().min(-50).max(150).nullable(),
     versions,
     mode: z.enum(nodeModes),
+    room: z.string().max(64).nullable().optional(),
   }),
   nodePresence: z.object({ ...envelope, present: z.boolean(), since: ts, source: z.string().max(64) }),
   nodeEvents: z.looseObject({ ...envelope, type: z.string().min(1).max(64), id: z.string().max(128).optional() }),
@@ -48,6 +49,8 @@ export const schemas = {
     nodes: z.array(z.object({ id: z.string(), room: z.string().nullable(), since: ts, version: z.string().nullable() })),
   }),
   cacheManifest: z.looseObject({ ...envelope, version: z.string().max(64), sha256: z.string().regex(/^[0-9a-f]{64}$/) }),
+  action: z.looseObject({ ...envelope, action: z.string().max(64), room: z.string().max(64).nullable(), state: z.string().max(64).optional(), nodeId: z.string().max(64) }),
+  weather: z.looseObject({ ...envelope, summary: z.string().max(128), temperatureC: z.number().min(-90).max(70).optional() }),
 } as const
 
 export interface TopicDef {
@@ -79,6 +82,8 @@ export const topics = {
   hubHeartbeat: t({ path: 'hub/{hub}/heartbeat', format: 'json', retain: false, qos: 0, maxBytes: 4096, publishers: [], nodeReads: true, description: 'load, sessions, queue depth, engine health' }),
   health: t({ path: 'health/{component}', format: 'json', retain: true, qos: 1, maxBytes: 1024, publishers: [], nodeReads: true, description: 'ok / degraded / down + reason, for dashboards' }),
   clientsOnline: t({ path: 'clients/online', format: 'json', retain: true, qos: 1, maxBytes: 262144, publishers: [], nodeReads: false, description: "the hub's list of registered nodes now online" }),
+  action: t({ path: 'actions/{component}', format: 'json', retain: false, qos: 1, maxBytes: 4096, publishers: [], nodeReads: false, description: 'a skill asks the house to act (light on/off): Node-RED or Home Assistant does it' }),
+  weather: t({ path: 'weather/current', format: 'json', retain: true, qos: 1, maxBytes: 4096, publishers: [], nodeReads: true, description: 'last known weather (summary, temperatureC), published by Node-RED/HA for the weather skill' }),
   cacheManifest: t({ path: 'cache/manifest', format: 'json', retain: true, qos: 1, maxBytes: 4096, publishers: [], nodeReads: true, description: 'version + checksum of the offline reply bundle' }),
 } as const satisfies Record<string, TopicDef>
 

@@ -1,5 +1,6 @@
 export * from './contract.js'
 export * from './acl.js'
+export * from './audio.js'
 export * from './auth.js'
 export * from './backoff.js'
 export * from './client.js'

@@ -22,6 +22,29 @@ export const hubSettings = {
   heartbeatIntervalMs: envInt(100, 60_000).default(1000).describe('How often the hub publishes its heartbeat'),
   nodeStaleMs: envInt(500, 600_000).default(3000).describe('A node whose last heartbeat is older than this is marked stale'),
   drainTimeoutMs: envInt(0, 600_000).default(10_000).describe('How long a drain waits for running turns before stopping'),
+  pipelineEnabled: envBool().default(true).describe('Run the voice pipeline (audio/in → VAD → ASR → skills/LLM → TTS → audio/out)'),
+  maxConcurrentSessions: envInt(1, 64).default(2).describe('Turns processed at once; more wait in the queue'),
+  queueMax: envInt(0, 256).default(4).describe('Turns that may wait for a slot; beyond it the node hears "busy"'),
+  vadEndSilenceMs: envInt(100, 5000).default(500).describe('Silence after speech that ends a turn (hub-side Silero VAD)'),
+  maxUtteranceMs: envInt(1000, 60_000).default(15_000).describe('Longest utterance; also ends a turn whose node went quiet'),
+  turnTimeoutMs: envInt(1000, 300_000).default(30_000).describe('A whole turn (listen to last frame) is cut off after this'),
+  modelsDir: z.string().optional().meta({ env: 'MIRRORMESH_MODELS_DIR', description: 'Folder with the ASR/TTS/LLM models (default: <state dir>/models); see `mirrormesh models`' }),
+  asrSherpaModel: z.string().default('asr').describe('sherpa-onnx ASR model folder inside the models dir (first in the ASR chain)'),
+  ttsSherpaModel: z.string().default('tts').describe('sherpa-onnx TTS model folder inside the models dir (first in the TTS chain)'),
+  sherpaProvider: z.enum(['cpu', 'cuda']).default('cpu').describe('onnxruntime provider for sherpa-onnx models (cuda on a GPU hub)'),
+  sherpaThreads: envInt(1, 16).default(1).describe('Threads per sherpa-onnx model'),
+  asrGrammarExtra: z.string().default('').describe('Extra phrases (|-separated) the pocketsphinx fallback grammar accepts besides the skills'),
+  espeakVoice: z.string().regex(/^[a-z0-9+_-]{1,32}$/i).default('en-us').describe('espeak-ng voice for the TTS fallback'),
+  espeakSpeedWpm: envInt(80, 450).default(175).describe('espeak-ng speed, words per minute'),
+  llmModel: z.string().optional().describe('GGUF model for the LLM (node-llama-cpp); unset: non-skill turns hear "unavailable"'),
+  llmMaxThreads: envInt(1, 256).default(2).describe('CPU threads for the LLM; set explicitly (the library default oversubscribes small machines)'),
+  llmGpuLayers: z.union([z.literal('auto'), envInt(0, 1000)]).default(0).describe('Model layers offloaded to the GPU: 0 on CPU machines, "auto" on a GPU hub'),
+  llmContextSize: envInt(256, 131_072).default(2048).describe('LLM context size in tokens'),
+  llmTimeoutMs: envInt(500, 120_000).default(8000).describe('An LLM reply is abandoned after this; three in a row mark the LLM unhealthy'),
+  llmMaxTokens: envInt(8, 4096).default(96).describe('Longest LLM reply in tokens'),
+  vramCapMb: envInt(0, 1_048_576).default(0).describe('GPU memory the hub may use (0: no cap); reported next to mirrormesh_vram_bytes'),
+  persona: z.string().max(2000).default('You are the voice of a smart mirror in a home. Answer in one or two short, friendly sentences.').describe('System prompt persona for the LLM'),
+  rooms: z.string().default('kitchen|living room|bedroom|hall|bathroom|office|garage|dining room').describe('|-separated rooms the light skill knows'),
 }
 
 export type HubConfig = ReturnType<typeof loadHubConfig>
@@ -32,10 +55,11 @@ export function loadHubConfig(env: Record<string, string | undefined> = process.
     if (c.mqttTlsKey && !c.mqttTlsCert) problem('mqttTlsCert', 'is required when MQTT_TLS_KEY is set. Fix: set it to the PEM certificate path, or unset MQTT_TLS_KEY.')
     requireExistingPath(c, 'mqttTlsCert', problem)
     requireExistingPath(c, 'mqttTlsKey', problem)
+    requireExistingPath(c, 'llmModel', problem)
     if (c.mqttPassword && !c.mqttUsername) problem('mqttUsername', 'is required when MQTT_PASSWORD is set. Fix: set the external broker username.')
     if (c.mqttUrl === undefined && (c.mqttUsername || c.mqttPassword)) problem('mqttUrl', 'is required when MQTT_USERNAME/MQTT_PASSWORD are set (they are for an external broker). Fix: set MQTT_URL, or unset them.')
   })
   const stateDir = resolve(cfg.stateDir)
-  return Object.freeze({ ...cfg, stateDir, credentialsFile: defaultCredentialsPath({ CREDENTIALS_FILE: cfg.credentialsFile, MIRRORMESH_STATE_DIR: stateDir }) })
+  return Object.freeze({ ...cfg, stateDir, modelsDir: resolve(cfg.modelsDir ?? resolve(stateDir, 'models')), credentialsFile: defaultCredentialsPath({ CREDENTIALS_FILE: cfg.credentialsFile, MIRRORMESH_STATE_DIR: stateDir }) })
 }
 

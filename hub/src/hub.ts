@@ -8,10 +8,12 @@ import { Registry, collectDefaultMetrics, Counter } from 'prom-client'
 import type { FastifyInstance } from 'fastify'
 import {
   CredentialStore, EmbeddedBroker, InboundValidator, MeshClient, filterFor, topicFor,
-  type HubState, type Logger,
+  type HubState, type Logger, type TopicName,
 } from '@mirrormesh/broker'
 import { buildApp } from './app.js'
 import type { HubConfig } from './config.js'
+import { createPipeline, type Pipeline } from './pipeline/index.js'
+import type { TurnIo } from './pipeline/turns.js'
 import { NodeRegistry } from './registry.js'
 import { versions } from './version.js'
 
@@ -32,6 +34,9 @@ export class Hub {
   private readonly startedAt = Date.now()
   private clientsOnlineTimer: NodeJS.Timeout | undefined
   private stopPromise: Promise<void> | undefined
+  pipeline: Pipeline | undefined
+  private weather: { summary: string; temperatureC?: number } | null = null
+  private readonly timers = new Set<NodeJS.Timeout>()
   /** Resolves once the hub has fully stopped (after stop() or a drain). */
   readonly stopped: Promise<void>
   private resolveStopped!: () => void
@@ -89,8 +94,15 @@ export class Hub {
       const msg = validator.accept(topic, payload)
       if (!msg) return
       received.inc({ topic: msg.name })
+      if (msg.name === 'nodeAudioIn') return this.pipeline?.turns.onAudio(msg.params.node!, msg.data as Buffer)
+      if (msg.name === 'weather') {
+        this.weather = msg.data as { summary: string; temperatureC?: number }
+        return
+      }
+      if (msg.name === 'nodeEvents') this.pipeline?.turns.onNodeEvent(msg.params.node!, msg.data as { type: string })
       this.registry.handle(msg.name, msg.params, msg.data)
     })
+    if (config.pipelineEnabled) this.pipeline = await createPipeline(config, this.turnIo(), this.metrics, log)
     client.on('connect', () => void this.onConnect())
     client.on('disconnect', () => { this.subscribed = false })
     this.registry.on('state', () => this.scheduleClientsOnline())
@@ -113,8 +125,10 @@ export class Hub {
   }
 
   readiness(): { ready: boolean; checks: Record<string, boolean> } {
+    const p = this.pipeline
     const checks = {
       broker: this.broker ? this.broker.listening : true,
+      llm: p && p.llmConfigured ? p.llm.health() !== 'down' : true,
       mqttConnected: this.client?.connected === true,
       registrySubscribed: this.subscribed,
       notDraining: this.phase === 'ready',
@@ -130,7 +144,9 @@ export class Hub {
     const { config } = this
     const client = this.client!
     try {
-      await client.subscribe(['nodeStatus', 'nodeHeartbeat', 'nodePresence', 'nodeEvents'].map((n) => filterFor(config.baseTopic, n as 'nodeStatus')))
+      const names: TopicName[] = ['nodeStatus', 'nodeHeartbeat', 'nodePresence', 'nodeEvents', 'weather']
+      if (this.pipeline) names.push('nodeAudioIn')
+      await client.subscribe(names.map((n) => filterFor(config.baseTopic, n)))
       this.subscribed = true
       await client.publish('hubStatus', { hub: config.hubId }, this.status())
       this.publishHeartbeat()
@@ -148,12 +164,41 @@ export class Hub {
       seq: this.heartbeatSeq++,
       uptimeS: Math.round((Date.now() - this.startedAt) / 1000),
       load: loadavg()[0] ?? 0,
-      sessions: 0,
-      queueDepth: 0,
+      sessions: this.pipeline?.turns.active ?? 0,
+      queueDepth: this.pipeline?.turns.queued ?? 0,
       nodesOnline: this.registry.online().length,
-      engines: {},
+      engines: this.pipeline?.health() ?? {},
       versions,
     }).catch(() => undefined)
+  }
+
+  /** What the pipeline may do to the outside world: publish audio, events and house actions. */
+  private turnIo(): TurnIo {
+    const base = this.config.baseTopic
+    const send = (nodeId: string, event: Record<string, unknown> & { type: string }) => {
+      this.client?.publish('nodeEvents', { node: nodeId }, { v: 1, ts: Date.now(), ...event }).catch(() => undefined)
+    }
+    return {
+      sendAudio: (nodeId, frame) => {
+        this.client?.publishRaw(topicFor(base, 'nodeAudioOut', { node: nodeId }), frame, 0, false).catch(() => undefined)
+      },
+      sendEvent: send,
+      room: (nodeId) => this.registry.get(nodeId)?.room ?? null,
+      skillEnv: (nodeId) => ({
+        nodeId,
+        now: new Date(),
+        act: (component, a) => {
+          this.client?.publish('action', { component }, { v: 1, ts: Date.now(), ...a, nodeId }).catch(() => undefined)
+        },
+        notify: (event) => send(nodeId, event),
+        weather: () => this.weather,
+        setTimer: (ms, label) => {
+          const t = setTimeout(() => { this.timers.delete(t); send(nodeId, { type: 'timer_done', label }) }, ms)
+          t.unref()
+          this.timers.add(t)
+        },
+      }),
+    }
   }
 
   /** The retained list of online nodes, debounced so a reconnect wave publishes once. */
@@ -162,7 +207,7 @@ export class Hub {
     this.clientsOnlineTimer = setTimeout(() => {
       this.clientsOnlineTimer = undefined
       if (!this.client?.connected) return
-      const nodes = this.registry.online().map((n) => ({ id: n.id, room: null, since: n.stateSince, version: n.versions.agent ?? null }))
+      const nodes = this.registry.online().map((n) => ({ id: n.id, room: n.room, since: n.stateSince, version: n.versions.agent ?? null }))
       this.client.publish('clientsOnline', {}, { v: 1, ts: Date.now(), nodes }).catch(() => undefined)
     }, 250)
   }
@@ -173,7 +218,8 @@ export class Hub {
     this.phase = 'draining'
     this.log.info({ reason, timeoutMs: this.config.drainTimeoutMs }, 'hub draining')
     await this.client?.publish('hubStatus', { hub: this.config.hubId }, 'draining').catch(() => undefined)
-    // No turns run yet in the mesh core; the voice pipeline adds its wait here.
+    // New turns hear "busy"; running ones finish, bounded by DRAIN_TIMEOUT_MS.
+    await this.pipeline?.turns.drain(this.config.drainTimeoutMs)
     await this.stop()
   }
 
@@ -187,10 +233,12 @@ export class Hub {
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer)
     if (this.clientsOnlineTimer) clearTimeout(this.clientsOnlineTimer)
     this.registry.stop()
+    for (const t of this.timers) clearTimeout(t)
     const statusTopic = topicFor(this.config.baseTopic, 'hubStatus', { hub: this.config.hubId })
     await this.client?.stop([{ topic: statusTopic, payload: 'offline', qos: 1, retain: true }])
     await this.app?.close()
     await this.broker?.stop()
+    await this.pipeline?.close()
     this.phase = 'stopped'
     this.log.info('hub stopped')
     this.resolveStopped()

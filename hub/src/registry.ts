@@ -26,6 +26,7 @@ export interface NodeView {
   memPct: number | null
   temperatureC: number | null
   versions: Record<string, string>
+  room: string | null
   presence: Payload<'nodePresence'> | null
 }
 
@@ -199,6 +200,7 @@ export class NodeRegistry extends EventEmitter<RegistryEvents> {
       memPct: r.hb?.memPct ?? null,
       temperatureC: r.hb?.temperatureC ?? null,
       versions: r.hb?.versions ?? {},
+      room: r.hb?.room ?? null,
       presence: r.presence,
     }
   }

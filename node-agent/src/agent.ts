@@ -94,7 +94,7 @@ export class NodeAgent {
   private publishHeartbeat(): void {
     const client = this.client
     if (!client?.connected) return
-    const hb = buildHeartbeat(this.seq++, this.state.state, this.board, agentVersions, this.startedAt)
+    const hb = buildHeartbeat(this.seq++, this.state.state, this.board, agentVersions, this.startedAt, this.config.room ?? null)
     client.publish('nodeHeartbeat', { node: this.config.nodeId }, hb).catch(() => undefined)
   }
 

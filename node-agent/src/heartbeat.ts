@@ -21,7 +21,7 @@ export async function sampleBoard(withTemperature: boolean): Promise<BoardSample
   }
 }
 
-export function buildHeartbeat(seq: number, mode: NodeMode, board: BoardSample, versions: Record<string, string>, startedAt: number): NodeHeartbeat {
+export function buildHeartbeat(seq: number, mode: NodeMode, board: BoardSample, versions: Record<string, string>, startedAt: number, room: string | null = null): NodeHeartbeat {
   return {
     v: 1,
     ts: Date.now(),
@@ -31,5 +31,6 @@ export function buildHeartbeat(seq: number, mode: NodeMode, board: BoardSample, 
     rssMb: round1(process.memoryUsage.rss() / 1048576),
     versions,
     mode,
+    room,
   }
 }

@@ -9,8 +9,8 @@ import { promisify } from 'node:util'
 import { randomBytes } from 'node:crypto'
 import mqtt from 'mqtt'
 import { CredentialStore } from '../../broker/dist/index.js'
-import { startHub, startMosquitto, cli, tempDir, removeDir, waitFor, sleep, killAll } from '../support/harness.mjs'
-import { sampler, envInt, fmt, table, printMachine, trackChild, killChildren, logLines } from './lib.mjs'
+import { startHub, startMosquitto, spawnTracked, cli, tempDir, removeDir, waitFor, sleep, killAll } from '../support/harness.mjs'
+import { sampler, envInt, fmt, table, printMachine, trackChild, killChildren, logLines, quantile } from './lib.mjs'
 
 const exec = promisify(execFile)
 const workerPath = new URL('./heartbeat-worker.mjs', import.meta.url).pathname
@@ -18,7 +18,7 @@ const workerPath = new URL('./heartbeat-worker.mjs', import.meta.url).pathname
 export async function heartbeatBench() {
   const N = envInt('BENCH_NODES', 1000)
   const seconds = envInt('BENCH_SECONDS', 30)
-  const workers = envInt('BENCH_WORKERS', 4)
+  const workers = envInt('BENCH_WORKERS', 2)
   const batch = envInt('BENCH_BATCH', 25) // concurrent connects per worker
   const subscribe = process.env.BENCH_SUBSCRIBE === '1'
   const machine = printMachine()
@@ -41,6 +41,7 @@ export async function heartbeatBench() {
 }
 
 async function runOnce(kind, { N, seconds, workers, batch, subscribe, nodes, password }) {
+  const probeOn = process.env.BENCH_PROBE === '1'
   const dirs = []
   const r = { kind }
   let hub, mosq
@@ -50,12 +51,13 @@ async function runOnce(kind, { N, seconds, workers, batch, subscribe, nodes, pas
     dirs.push(stateDir)
     const store = new CredentialStore(join(stateDir, 'credentials.json'))
     for (const n of nodes) await store.add(n.id, 'node', { cost: 1024, password })
+    if (probeOn) await store.add('bench-probe', 'observer', { cost: 1024, password })
     r.setupCredsMs = Date.now() - t0
     hub = await startHub({ stateDir })
-  } else { // 'mosquitto' (the harness's config) or 'mosquitto-nodelay' (plus set_tcp_nodelay true)
+  } else { // 'mosquitto' (the harness's config), '-nodelay' (+ set_tcp_nodelay true), '-nopersist' (persistence false)
     const hubPw = randomBytes(12).toString('base64url')
     const acl = (await cli(['broker', 'mosquitto-acl'])).stdout
-    mosq = await startMosquitto({ dir: await mosquittoDir(), users: [{ username: 'hub-main', password: hubPw }], acl })
+    mosq = await startMosquitto({ dir: await mosquittoDir(), users: [{ username: 'hub-main', password: hubPw }], acl, persistence: !kind.includes('nopersist') })
     dirs.push(mosq.dir)
     // mosquitto_passwd -b once per user is slow for 1000s: hash a plaintext file in one go, then SIGHUP.
     const plain = join(mosq.dir, 'passwd.new')
@@ -63,17 +65,26 @@ async function runOnce(kind, { N, seconds, workers, batch, subscribe, nodes, pas
     await exec('mosquitto_passwd', ['-U', plain])
     await chmod(plain, 0o644) // readable by the mosquitto user after its privilege drop
     await rename(plain, join(mosq.dir, 'passwd'))
-    // Mosquitto leaves Nagle on by default (set_tcp_nodelay false); the embedded broker turns it off.
-    if (kind === 'mosquitto-nodelay') await appendFile(join(mosq.dir, 'mosquitto.conf'), 'set_tcp_nodelay true\n')
-    mosq.proc.kill('SIGHUP')
+    if (kind.includes('nodelay')) {
+      // Mosquitto leaves Nagle on by default (set_tcp_nodelay false); the embedded broker turns it off.
+      // Restart with the option rather than trusting SIGHUP to apply it.
+      await appendFile(join(mosq.dir, 'mosquitto.conf'), 'set_tcp_nodelay true\n')
+      mosq.proc.kill('SIGTERM')
+      await mosq.exited
+      const p = spawnTracked('mosquitto', ['-c', join(mosq.dir, 'mosquitto.conf')], {})
+      mosq = { ...mosq, ...p }
+    } else {
+      mosq.proc.kill('SIGHUP')
+    }
     // Mosquitto's stdout is block-buffered into a pipe, so "Reloading config." may not show: probe a login instead.
-    const probe = nodes.at(-1)
-    await waitFor(() => canConnect(mosq.url, probe.id, probe.password), { timeoutMs: 10_000, intervalMs: 200, what: 'mosquitto to accept node credentials after SIGHUP' })
+    const login = nodes.at(-1)
+    await waitFor(() => canConnect(mosq.url, login.id, login.password), { timeoutMs: 10_000, intervalMs: 200, what: 'mosquitto to accept node credentials' })
     r.setupCredsMs = Date.now() - t0
     hub = await startHub({ mqttUrl: mosq.url, username: 'hub-main', password: hubPw })
     dirs.push(hub.stateDir)
   }
   console.log(`credentials for ${N} nodes: ${r.setupCredsMs} ms; hub ready`)
+  const probe = !probeOn ? null : await startProbe(hub.mqttUrl, kind === 'embedded' ? { username: 'bench-probe', password } : { username: 'hub-main', password: hub.env.MQTT_PASSWORD })
 
   // Load generators: node i goes to worker i % workers, so every worker's phases span the whole second.
   const procs = []
@@ -117,7 +128,10 @@ async function runOnce(kind, { N, seconds, workers, batch, subscribe, nodes, pas
   const pids = { hub: hub.proc.pid, loadgen: procs.map((c) => c.pid), bench: process.pid }
   if (mosq) pids.mosquitto = mosq.proc.pid
   const s = sampler(pids)
+  probe?.reset()
   await sleep(seconds * 1000)
+  if (probe) console.log(`probe subscriber (broker delivery only, ts -> probe): ${JSON.stringify(probe.stats())}`)
+  probe?.client.end(true)
   r.delay = (await hub.http('/api/stats/heartbeats')).body
   r.proc = s.stop()
   r.systemBusyPct = systemCpu(sys0)
@@ -135,6 +149,49 @@ async function runOnce(kind, { N, seconds, workers, batch, subscribe, nodes, pas
   await killAll()
   for (const d of dirs) await removeDir(d)
   return r
+}
+
+/**
+ * Diagnostic (BENCH_PROBE=1): a second subscriber to every heartbeat, in this process, to tell
+ * broker delivery delay from hub processing. Also buckets slow (>10 ms) messages by the
+ * millisecond-of-second of their timestamp, to show whether the slow ones cluster in time.
+ */
+async function startProbe(url, { username, password }) {
+  const client = mqtt.connect(url, { clientId: 'bench-probe', username, password, protocolVersion: 4, reconnectPeriod: 0 })
+  await new Promise((resolve, reject) => { client.once('connect', resolve); client.once('error', reject) })
+  client.stream.setNoDelay?.(true)
+  // The hub's own subscriptions (hub.ts onConnect), so the broker treats both alike.
+  await client.subscribeAsync(['status', 'heartbeat', 'presence', 'events'].map((t) => `mirrormesh/nodes/+/${t}`), { qos: Number(process.env.BENCH_PROBE_QOS ?? 1) })
+  let delays = []
+  let slowAt = []
+  client.on('message', (topic, payload) => {
+    if (!topic.endsWith('/heartbeat')) return
+    const ts = JSON.parse(payload).ts
+    const d = Date.now() - ts
+    delays.push(d)
+    if (d > 10) slowAt.push(ts)
+  })
+  return {
+    client,
+    reset() { delays = []; slowAt = [] },
+    stats() {
+      const bySecond = {}
+      for (const t of slowAt) bySecond[Math.floor(t / 1000) % 100] = (bySecond[Math.floor(t / 1000) % 100] ?? 0) + 1
+      return { samples: delays.length, p50Ms: quantile(delays, 0.5), p95Ms: quantile(delays, 0.95), p99Ms: quantile(delays, 0.99), maxMs: Math.max(...delays),
+        slow: slowAt.length, slowSpanMsPerSecond: spans(slowAt), slowBySecond: bySecond }
+    },
+  }
+}
+
+/** For timestamps of slow messages: per wall-clock second, the [first,last] ms-of-second they span. */
+function spans(ts) {
+  const m = {}
+  for (const t of ts) {
+    const s = Math.floor(t / 1000) % 100
+    const ms = t % 1000
+    m[s] = m[s] ? [Math.min(m[s][0], ms), Math.max(m[s][1], ms)] : [ms, ms]
+  }
+  return Object.values(m).slice(0, 12)
 }
 
 /** One MQTT login attempt; true when the broker accepts it. */

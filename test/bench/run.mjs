@@ -12,7 +12,7 @@ const benches = {
 const name = process.argv[2]
 if (!benches[name] && name !== 'all') {
   console.error(`usage: npm run bench -- <${[...Object.keys(benches), 'all'].join('|')}>
-  heartbeat  N simulated nodes (BENCH_NODES=1000, BENCH_SECONDS=30, BENCH_WORKERS=4) via embedded broker vs Mosquitto
+  heartbeat  N simulated nodes (BENCH_NODES=1000, BENCH_SECONDS=30, BENCH_WORKERS=2) via embedded broker vs Mosquitto
   failure    hub kill / stop / restart -> agent state (BENCH_REPS=20)
   rss        node-agent and hub idle RSS (BENCH_SECONDS=20)`)
   process.exit(2)

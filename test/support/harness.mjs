@@ -129,7 +129,8 @@ export async function startHub(opts = {}) {
   }
   if (opts.wait !== false) {
     await Promise.race([
-      waitFor(async () => (await hub.http('/readyz')).status === 200, { timeoutMs: opts.timeoutMs ?? 15_000, what: 'hub /readyz' }),
+      // readyPath '/healthz' for hubs that are up but deliberately not ready (a broken engine).
+      waitFor(async () => (await hub.http(opts.readyPath ?? '/readyz')).status === 200, { timeoutMs: opts.timeoutMs ?? 15_000, what: `hub ${opts.readyPath ?? '/readyz'}` }),
       exited.then(({ code }) => { throw new Error(`hub exited with ${code} before ready:\n${out.text}`) }),
     ])
   }

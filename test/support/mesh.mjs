@@ -14,7 +14,7 @@ export const brokerKinds = ['embedded', 'mosquitto']
 /** Node ids every mesh has credentials for, plus an observer `dash` and a second hub-role user `ops`. */
 export const NODE_IDS = ['kitchen', 'hall', 'a', 'b']
 
-export async function createMesh(kind, { hubEnv = {} } = {}) {
+export async function createMesh(kind, { hubEnv = {}, readyPath } = {}) {
   const stateDir = await tempDir('mm-hub-')
   const passwords = {}
   let mosq
@@ -31,7 +31,7 @@ export async function createMesh(kind, { hubEnv = {} } = {}) {
     mosq = await startMosquitto({ users: Object.entries(passwords).map(([username, password]) => ({ username, password })), acl })
     hubCreds = { mqttUrl: mosq.url, username: 'hub-main', password: passwords['hub-main'] }
   }
-  const hubOpts = { stateDir, ...hubCreds, env: { NODE_STALE_MS: '3000', ...hubEnv } }
+  const hubOpts = { stateDir, ...hubCreds, readyPath, env: { NODE_STALE_MS: '3000', ...hubEnv } }
   const hub = await startHub(hubOpts)
   const mesh = {
     kind, stateDir, passwords, hub, mosq,

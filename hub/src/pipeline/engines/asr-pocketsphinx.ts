@@ -1,0 +1,193 @@
+// Grammar-constrained ASR with CMU pocketsphinx 0.8 (`pocketsphinx_continuous`). The generic
+// language model is useless on synthetic or far-field speech; a JSGF grammar of the known
+// commands is accurate and fast. One child per utterance, spawned at start() so its model
+// load (~0.1 s) overlaps the speech; it decodes while audio streams in and prints one line
+// per utterance, flushing the last one at EOF.
+import { spawn, type ChildProcessByStdio } from 'node:child_process'
+import { existsSync, readFileSync } from 'node:fs'
+import path from 'node:path'
+import type { Readable, Writable } from 'node:stream'
+import type { Logger } from '@mirrormesh/broker'
+import { EngineError, type AsrEngine, type AsrSession, type EngineHealth, type Transcript } from '../types.js'
+import { abortReason, TailBuffer, which } from './proc.js'
+
+export interface PocketsphinxOptions {
+  grammarPath: string
+  /** Executable name or path (default `pocketsphinx_continuous`). */
+  bin?: string
+  /** Holds `en-us/` (acoustic model) and `cmudict-en-us.dict` (Debian pocketsphinx-en-us layout). */
+  modelDir?: string
+  /** Limit from finish() to the transcript (default 10 s). */
+  timeoutMs?: number
+  log: Logger
+}
+
+const DEFAULT_MODEL_DIR = '/usr/share/pocketsphinx/model/en-us'
+const SESSION_LIMIT_MS = 120_000
+
+export interface JsgfOptions {
+  /** Known words (see readDictionaryWords); phrases with other words are left out. */
+  dictionary?: ReadonlySet<string>
+  onDropped?: (phrase: string, unknownWords: string[]) => void
+}
+
+/**
+ * A JSGF grammar accepting exactly one of `phrases`. Words are lowercased and reduced to
+ * letters and inner apostrophes (what the CMU dictionary holds). A word missing from the
+ * dictionary makes pocketsphinx exit at once, so pass `dictionary` to drop such phrases.
+ */
+export function jsgfFromPhrases(phrases: string[], opts: JsgfOptions = {}): string {
+  const alts = new Set<string>()
+  for (const phrase of phrases) {
+    const words = phrase.normalize('NFKD').toLowerCase()
+      .replace(/[^a-z']+/g, ' ')
+      .split(' ')
+      .map((w) => w.replace(/^'+|'+$/g, ''))
+      .filter(Boolean)
+    const unknown = opts.dictionary ? words.filter((w) => !opts.dictionary!.has(w)) : []
+    if (unknown.length > 0) opts.onDropped?.(phrase, unknown)
+    else if (words.length > 0) alts.add(words.join(' '))
+  }
+  if (alts.size === 0) throw new RangeError('jsgfFromPhrases: no usable phrase')
+  return `#JSGF V1.0;\ngrammar mm;\npublic <cmd> = ${[...alts].join(' | ')} ;\n`
+}
+
+/** The words of a pocketsphinx dictionary (default: the Debian en-us one; ~126k words, ~100 ms). */
+export function readDictionaryWords(dictPath = path.join(DEFAULT_MODEL_DIR, 'cmudict-en-us.dict')): Set<string> {
+  const words = new Set<string>()
+  for (const line of readFileSync(dictPath, 'utf8').split('\n')) {
+    const word = line.slice(0, line.indexOf(' ')).replace(/\(\d+\)$/, '')
+    if (word) words.add(word)
+  }
+  return words
+}
+
+export class PocketsphinxAsr implements AsrEngine {
+  readonly name = 'pocketsphinx'
+  /** Why health() is 'down' as a short code (not_installed, model_missing, grammar_missing); `downDetail` says more. */
+  readonly downReason: string | undefined
+  readonly downDetail: string | undefined
+  private readonly bin: string | undefined
+  private readonly args: string[]
+
+  constructor(private readonly opts: PocketsphinxOptions) {
+    this.bin = which(opts.bin ?? 'pocketsphinx_continuous')
+    const modelDir = opts.modelDir ?? DEFAULT_MODEL_DIR
+    const hmm = path.join(modelDir, 'en-us')
+    const dict = path.join(modelDir, 'cmudict-en-us.dict')
+    this.args = ['-infile', '/dev/stdin', '-jsgf', opts.grammarPath, '-hmm', hmm, '-dict', dict]
+    const down = !this.bin ? ['not_installed', `${opts.bin ?? 'pocketsphinx_continuous'} not found`]
+      : !existsSync(hmm) || !existsSync(dict) ? ['model_missing', `pocketsphinx model missing in ${modelDir}`]
+      : !existsSync(opts.grammarPath) ? ['grammar_missing', `grammar not found: ${opts.grammarPath}`]
+      : undefined
+    this.downReason = down?.[0]
+    this.downDetail = down?.[1]
+    if (down) opts.log.warn({ engine: this.name, reason: this.downReason, err: this.downDetail }, 'asr engine unavailable')
+  }
+
+  health(): EngineHealth {
+    return this.downReason ? 'down' : 'ok'
+  }
+
+  start(signal: AbortSignal): AsrSession | PocketsphinxSession {
+    if (!this.bin || this.downReason) {
+      const err = new EngineError(this.downReason ?? 'not_installed', `pocketsphinx: ${this.downDetail ?? 'unavailable'}`)
+      return { write: () => {}, finish: () => Promise.reject(err) }
+    }
+    // `-infile /dev/stdin` needs a real pipe, but Node's child stdin is a socketpair (open()
+    // fails with ENXIO), so `sh` puts `cat |` in front. Arguments are passed as "$@", never
+    // interpolated. Detached: the group (sh, cat, pocketsphinx) is killed together.
+    const child = spawn('/bin/sh', ['-c', 'cat | "$@"', 'sh', this.bin, ...this.args], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+      detached: true,
+    })
+    return new PocketsphinxSession(child, signal, this.opts.timeoutMs ?? 10_000, this.opts.log)
+  }
+}
+
+export class PocketsphinxSession implements AsrSession {
+  private readonly result: Promise<Transcript>
+  private finishing: Promise<Transcript> | undefined
+  private timer: NodeJS.Timeout | undefined
+  private readonly lifetime: NodeJS.Timeout
+  private failure: EngineError | undefined
+  private exited = false
+
+  constructor(
+    private readonly child: ChildProcessByStdio<Writable, Readable, Readable>,
+    signal: AbortSignal,
+    private readonly timeoutMs: number,
+    private readonly log: Logger,
+  ) {
+    const out: string[] = []
+    const err = new TailBuffer()
+    child.stdout.setEncoding('utf8').on('data', (s: string) => out.push(s))
+    child.stderr.on('data', (b: Buffer) => err.push(b))
+    // EPIPE after the child died; the exit code reports the real problem.
+    child.stdin.on('error', () => {})
+    const onAbort = (): void => this.kill()
+    signal.addEventListener('abort', onAbort, { once: true })
+    if (signal.aborted) this.kill()
+    // A session nobody finishes or aborts must not leave a decoder waiting on stdin forever.
+    this.lifetime = setTimeout(() => this.kill(), SESSION_LIMIT_MS).unref()
+
+    this.result = new Promise<Transcript>((resolve, reject) => {
+      child.on('error', (e) => {
+        this.exited = true
+        clearTimeout(this.timer)
+        clearTimeout(this.lifetime)
+        reject(new EngineError('not_installed', `pocketsphinx failed to start: ${e.message}`))
+      })
+      child.on('close', (code, sig) => {
+        this.exited = true
+        clearTimeout(this.timer)
+        clearTimeout(this.lifetime)
+        signal.removeEventListener('abort', onAbort)
+        if (signal.aborted) return reject(abortReason(signal))
+        if (this.failure) return reject(this.failure)
+        if (code !== 0) {
+          return reject(new EngineError('crashed', `pocketsphinx exited ${code ?? sig}: ${err.reason()}`, true))
+        }
+        const text = out.join('').split('\n').map((l) => l.trim()).filter(Boolean).join(' ')
+        resolve({ text })
+      })
+    })
+    // Rejections before finish() is called must not surface as unhandled.
+    this.result.catch(() => {})
+  }
+
+  /** Process group of the decoder (sh, cat, pocketsphinx). */
+  get pid(): number | undefined {
+    return this.child.pid
+  }
+
+  write(pcm: Int16Array): void {
+    if (this.finishing || this.exited || !this.child.stdin.writable) return
+    // Copy: the caller may reuse its buffer before the pipe drains.
+    this.child.stdin.write(Buffer.from(new Uint8Array(pcm.buffer, pcm.byteOffset, pcm.byteLength)))
+  }
+
+  finish(): Promise<Transcript> {
+    if (this.finishing) return this.finishing
+    const started = performance.now()
+    this.child.stdin.end()
+    if (!this.exited) this.timer = setTimeout(() => {
+      this.failure = new EngineError('timeout', `pocketsphinx gave no transcript within ${this.timeoutMs} ms`, true)
+      this.kill()
+    }, this.timeoutMs)
+    this.finishing = this.result.then((t) => {
+      this.log.debug({ engine: 'pocketsphinx', ms: Math.round(performance.now() - started) }, 'asr finished')
+      return t
+    })
+    return this.finishing
+  }
+
+  private kill(): void {
+    if (this.exited || this.child.pid === undefined) return
+    try {
+      process.kill(-this.child.pid, 'SIGKILL')
+    } catch {
+      this.child.kill('SIGKILL')
+    }
+  }
+}

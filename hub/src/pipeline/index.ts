@@ -1,0 +1,128 @@
+// Builds the pipeline from config: engines in fallback order, skills, turn manager.
+// Engines that cannot load are logged once with the reason and stand in the chain as
+// Unavailable, so turns fall through to the next engine and the step is counted.
+import { mkdir, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import type { Registry } from 'prom-client'
+import { Gauge } from 'prom-client'
+import type { Logger } from '@mirrormesh/broker'
+import type { HubConfig } from '../config.js'
+import { PocketsphinxAsr, jsgfFromPhrases, readDictionaryWords } from './engines/asr-pocketsphinx.js'
+import { SherpaAsr } from './engines/asr-sherpa.js'
+import { LlamaLlm } from './engines/llm-llama.js'
+import { EspeakTts } from './engines/tts-espeak.js'
+import { SherpaTts } from './engines/tts-sherpa.js'
+import { SileroVad } from './engines/vad-silero.js'
+import { FallbackChain, reasonOf } from './fallback.js'
+import { pipelineMetrics } from './metrics.js'
+import { SkillMatcher, builtinSkills, numberPhrases } from './skills.js'
+import { TurnManager, type TurnIo } from './turns.js'
+import type { AsrEngine, Engine, LlmEngine, TtsEngine, VadEngine } from './types.js'
+import { Unavailable } from './unavailable.js'
+
+export { TurnManager, phrasesSpoken } from './turns.js'
+export { SkillMatcher, builtinSkills } from './skills.js'
+
+export interface Pipeline {
+  turns: TurnManager
+  engines: Engine[]
+  llmConfigured: boolean
+  llm: LlmEngine
+  health(): Record<string, 'ok' | 'degraded' | 'down'>
+  close(): Promise<void>
+}
+
+export async function createPipeline(config: HubConfig, io: TurnIo, registry: Registry, log: Logger): Promise<Pipeline> {
+  const plog = log.child({ component: 'pipeline' })
+  const metrics = pipelineMetrics(registry)
+  const rooms = config.rooms.split('|').map((r) => r.trim().toLowerCase()).filter(Boolean)
+  const skills = new SkillMatcher(builtinSkills(), { room: rooms, number: numberPhrases })
+
+  const tryLoad = async <E>(name: string, load: () => Promise<E>): Promise<E | Unavailable> => {
+    try {
+      return await load()
+    } catch (err) {
+      plog.warn({ engine: name, reason: reasonOf(err), err: (err as Error).message }, 'engine not available; its fallback will be used')
+      return new Unavailable(name, reasonOf(err), (err as Error).message)
+    }
+  }
+
+  let vad: VadEngine | undefined
+  try {
+    vad = await SileroVad.load({ endSilenceMs: config.vadEndSilenceMs })
+  } catch (err) {
+    plog.warn({ err: (err as Error).message }, 'Silero VAD not available: turns end on the node\'s end flag or the utterance limit')
+  }
+
+  // The pocketsphinx fallback only knows a grammar: the skills' phrases plus configured extras.
+  await mkdir(config.stateDir, { recursive: true })
+  const grammarPath = join(config.stateDir, 'asr-grammar.gram')
+  // A word the dictionary lacks makes pocketsphinx exit at once, so such phrases are dropped (and logged).
+  let dictionary: Set<string> | undefined
+  try {
+    dictionary = readDictionaryWords()
+  } catch {
+    dictionary = undefined // pocketsphinx not installed: the engine reports itself down
+  }
+  const dropped: string[] = []
+  await writeFile(grammarPath, jsgfFromPhrases(skills.phrases(config.asrGrammarExtra.split('|').filter(Boolean)), { dictionary, onDropped: (p: string) => dropped.push(p) }))
+  if (dropped.length) plog.warn({ dropped: dropped.slice(0, 20), count: dropped.length }, 'phrases left out of the ASR grammar: words not in the pocketsphinx dictionary')
+
+  const sherpaAsrDir = join(config.modelsDir, config.asrSherpaModel)
+  const asr: AsrEngine[] = [
+    await tryLoad('sherpa', () => SherpaAsr.load({ modelDir: sherpaAsrDir, numThreads: config.sherpaThreads, provider: config.sherpaProvider, log: plog })),
+    new PocketsphinxAsr({ grammarPath, log: plog }),
+  ]
+  const tts: TtsEngine[] = [
+    await tryLoad('sherpa', () => SherpaTts.load({ modelDir: join(config.modelsDir, config.ttsSherpaModel), numThreads: config.sherpaThreads, provider: config.sherpaProvider, log: plog })),
+    new EspeakTts({ voice: config.espeakVoice, speedWpm: config.espeakSpeedWpm }),
+  ]
+  let llm: LlmEngine
+  if (config.llmModel) {
+    const l = new LlamaLlm({ modelPath: config.llmModel, maxThreads: config.llmMaxThreads, gpuLayers: config.llmGpuLayers, contextSize: config.llmContextSize, timeoutMs: config.llmTimeoutMs, log: plog })
+    l.start()
+    llm = l
+  } else {
+    llm = new Unavailable('llama', 'not_configured', 'LLM_MODEL is not set')
+  }
+
+  const turns = new TurnManager({
+    vad,
+    asr: new FallbackChain('asr', asr, metrics, plog),
+    tts: new FallbackChain('tts', tts, metrics, plog),
+    llm: new FallbackChain('llm', [llm], metrics, plog),
+  }, skills, io, {
+    maxConcurrent: config.maxConcurrentSessions,
+    queueMax: config.queueMax,
+    maxUtteranceMs: config.maxUtteranceMs,
+    turnTimeoutMs: config.turnTimeoutMs,
+    persona: config.persona,
+    llmMaxTokens: config.llmMaxTokens,
+    frameSamples: 320,
+    leadMs: 300,
+  }, metrics, plog)
+
+  const engines: Engine[] = [...(vad ? [vad] : []), ...asr, ...tts, llm]
+  const labelled = (e: Engine, stage: string) => `${stage}:${e.name}`
+  const stageOf = new Map<Engine, string>([...asr.map((e) => [e, 'asr'] as const), ...tts.map((e) => [e, 'tts'] as const), [llm, 'llm'] as const])
+  if (vad) stageOf.set(vad, 'vad')
+  const value = { ok: 1, degraded: 0.5, down: 0 } as const
+  metrics.setHealthSource(() => engines.map((e) => [labelled(e, stageOf.get(e) ?? '?'), value[e.health()]]))
+  if (config.vramCapMb > 0 || config.llmGpuLayers !== 0) {
+    new Gauge({ name: 'mirrormesh_vram_bytes', help: 'GPU memory used/total as the LLM library reports it, and the configured cap', labelNames: ['kind'], registers: [registry],
+      async collect() {
+        const v = (llm as { vram?: () => Promise<{ usedBytes: number; totalBytes: number } | undefined> }).vram
+        const state = v ? await v.call(llm).catch(() => undefined) : undefined
+        if (state) { this.set({ kind: 'used' }, state.usedBytes); this.set({ kind: 'total' }, state.totalBytes) }
+        if (config.vramCapMb > 0) this.set({ kind: 'cap' }, config.vramCapMb * 1048576)
+      } })
+  }
+  plog.info({ asr: asr.map((e) => `${e.name}:${e.health()}`), tts: tts.map((e) => `${e.name}:${e.health()}`), llm: `${llm.name}:${llm.health()}`, vad: vad ? 'silero' : 'none', grammarPhrases: skills.phrases().length }, 'pipeline ready')
+  return {
+    turns, engines, llm,
+    health: () => Object.fromEntries(engines.map((e) => [labelled(e, stageOf.get(e) ?? '?'), e.health()])), llmConfigured: Boolean(config.llmModel),
+    async close() {
+      await Promise.all(engines.map((e) => e.close?.().catch(() => undefined)))
+    },
+  }
+}

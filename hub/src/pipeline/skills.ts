@@ -1,0 +1,159 @@
+// Skills: deterministic intents answered without the LLM. Declared once as data plus
+// a small handler; the same declarations give the matcher, the ASR grammar and (later)
+// the offline reply bundle. Phrase templates: words, {slot}, and (a|b) alternatives.
+
+export interface SkillEnv {
+  nodeId: string
+  now: Date
+  /** Publish a house action (Node-RED / Home Assistant act on it). */
+  act(component: string, action: { action: string; room: string | null; state?: string }): void
+  /** Send an event to the node (volume, stop, timer). */
+  notify(event: Record<string, unknown> & { type: string }): void
+  weather(): { summary: string; temperatureC?: number } | null
+  setTimer(ms: number, label: string): void
+}
+
+export interface SkillReply {
+  text: string
+  /** Stop any reply that is playing; say nothing more. */
+  stop?: boolean
+}
+
+export interface Skill {
+  id: string
+  phrases: string[]
+  /** Answerable from pre-synthesized audio when the hub is gone. */
+  offline: boolean
+  handle(slots: Record<string, string>, env: SkillEnv): SkillReply
+}
+
+const numberWords = ['zero', 'one', 'two', 'three', 'four', 'five', 'six', 'seven', 'eight', 'nine', 'ten', 'eleven', 'twelve',
+  'thirteen', 'fourteen', 'fifteen', 'sixteen', 'seventeen', 'eighteen', 'nineteen', 'twenty']
+const tens: Record<string, number> = { thirty: 30, forty: 40, fifty: 50, sixty: 60 }
+export const numberPhrases = [...numberWords.slice(1), 'thirty', 'forty', 'forty five', 'fifty', 'sixty']
+
+export function parseNumber(s: string): number | undefined {
+  if (/^\d+$/.test(s)) return Number(s)
+  const parts = s.split(' ')
+  let n = 0
+  for (const p of parts) {
+    const i = numberWords.indexOf(p)
+    if (i >= 0) n += i
+    else if (tens[p] !== undefined) n += tens[p]
+    else return undefined
+  }
+  return n
+}
+
+const pad2 = (n: number) => String(n).padStart(2, '0')
+export function spokenTime(d: Date): string {
+  const h = d.getHours() % 12 || 12
+  return `It's ${h}:${pad2(d.getMinutes())} ${d.getHours() < 12 ? 'AM' : 'PM'}.`
+}
+
+export const defaultRooms = ['kitchen', 'living room', 'bedroom', 'hall', 'bathroom', 'office', 'garage', 'dining room']
+
+export function builtinSkills(): Skill[] {
+  return [
+    { id: 'time', offline: true, phrases: ['what time is it', 'what is the time', 'tell me the time'],
+      handle: (_s, env) => ({ text: spokenTime(env.now) }) },
+    { id: 'date', offline: true, phrases: ['what is the date', 'what day is it', 'what is the date today', 'what day is it today'],
+      handle: (_s, env) => ({ text: `Today is ${env.now.toLocaleDateString('en-US', { weekday: 'long', month: 'long', day: 'numeric' })}.` }) },
+    { id: 'light', offline: true, phrases: ['(turn|switch) (on|off) the {room} (light|lights)', '(turn|switch) the {room} (light|lights) (on|off)'],
+      handle: (s, env) => {
+        const state = s.onoff ?? 'on'
+        env.act('light', { action: 'set', room: s.room ?? null, state })
+        return { text: `Turning ${state} the ${s.room} light.` }
+      } },
+    { id: 'timer', offline: true, phrases: ['set a timer for {number} (minute|minutes)', 'set a {number} minute timer'],
+      handle: (s, env) => {
+        const n = parseNumber(s.number ?? '') ?? 1
+        env.setTimer(n * 60_000, `${n} minute timer`)
+        return { text: `Timer set for ${s.number} minute${n === 1 ? '' : 's'}.` }
+      } },
+    { id: 'volume', offline: true, phrases: ['volume (up|down)', '(turn|make) it (louder|quieter)', 'set the volume to {number}'],
+      handle: (s, env) => {
+        const dir = s.updown ?? (s.louderquieter === 'louder' ? 'up' : s.louderquieter === 'quieter' ? 'down' : undefined)
+        const level = s.number !== undefined ? parseNumber(s.number) : undefined
+        env.notify({ type: 'volume', ...(dir ? { change: dir } : {}), ...(level !== undefined ? { level } : {}) })
+        return { text: level !== undefined ? `Volume set to ${level}.` : `Volume ${dir}.` }
+      } },
+    { id: 'stop', offline: true, phrases: ['stop', 'cancel', 'never mind', 'be quiet'],
+      handle: (_s, env) => {
+        env.notify({ type: 'stop' })
+        return { text: '', stop: true }
+      } },
+    { id: 'presence', offline: true, phrases: ['are you there', 'hello mirror', 'can you hear me'],
+      handle: () => ({ text: "Yes, I'm here." }) },
+    { id: 'weather', offline: true, phrases: ["what is the weather", "what is the weather like", "what is the weather like in the {room}", "how is the weather"],
+      handle: (_s, env) => {
+        const w = env.weather()
+        if (!w) return { text: "I don't have a weather report yet." }
+        return { text: w.temperatureC !== undefined ? `It's ${Math.round(w.temperatureC)} degrees and ${w.summary}.` : `It's ${w.summary}.` }
+      } },
+  ]
+}
+
+/** Lowercase, expand contractions, drop punctuation: what ASR engines and people type differ here. */
+export function normalize(text: string): string {
+  return text.toLowerCase()
+    .replace(/what's/g, 'what is').replace(/how's/g, 'how is').replace(/it's/g, 'it is').replace(/today's/g, 'today')
+    .replace(/[^a-z0-9' ]+/g, ' ').replace(/'/g, '').replace(/\s+/g, ' ').trim()
+}
+
+interface Compiled { skill: Skill; re: RegExp; groups: string[] }
+
+/** Template → regex. `(on|off)` becomes a named group `onoff`; `{room}` a group `room`. */
+function compile(skill: Skill, template: string, slots: Record<string, string[]>): Compiled {
+  const groups: string[] = []
+  const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
+  const src = template.replace(/\{(\w+)\}|\(([^)]+)\)|([^{(]+)/g, (_m, slot: string, alt: string, lit: string) => {
+    if (slot) {
+      groups.push(slot)
+      const values = (slots[slot] ?? []).slice().sort((a, b) => b.length - a.length).map(esc)
+      return `(?<${slot}>${values.join('|') || '\\w+'})`
+    }
+    if (alt) {
+      const name = alt.split('|').join('')
+      const opts = alt.split('|').map(esc).join('|')
+      if (groups.includes(name)) return `(?:${opts})`
+      groups.push(name)
+      return `(?<${name}>${opts})`
+    }
+    return esc(lit)
+  })
+  return { skill, re: new RegExp(`^(?:please )?${src}(?: please)?$`), groups }
+}
+
+export interface SkillMatch { skill: Skill; slots: Record<string, string> }
+
+export class SkillMatcher {
+  private readonly compiled: Compiled[]
+
+  constructor(readonly skills: Skill[], readonly slots: Record<string, string[]> = { room: defaultRooms, number: numberPhrases }) {
+    this.compiled = skills.flatMap((s) => s.phrases.map((p) => compile(s, p, slots)))
+  }
+
+  match(transcript: string): SkillMatch | undefined {
+    const text = normalize(transcript)
+    for (const c of this.compiled) {
+      const m = c.re.exec(text)
+      if (m) return { skill: c.skill, slots: Object.fromEntries(Object.entries(m.groups ?? {}).filter(([, v]) => v !== undefined)) as Record<string, string> }
+    }
+    return undefined
+  }
+
+  /** Every concrete phrase the skills accept (slots and alternatives expanded), for an ASR grammar. */
+  phrases(extra: string[] = []): string[] {
+    const out = new Set<string>()
+    const expand = (t: string): string[] => {
+      const m = /\{(\w+)\}|\(([^)]+)\)/.exec(t)
+      if (!m) return [t.replace(/\s+/g, ' ').trim()]
+      const options = m[1] ? this.slots[m[1]] ?? [] : m[2]!.split('|')
+      return options.flatMap((o) => expand(t.slice(0, m.index) + o + t.slice(m.index + m[0].length)))
+    }
+    for (const s of this.skills) for (const p of s.phrases) for (const e of expand(p)) out.add(e)
+    for (const e of extra) out.add(normalize(e))
+    return [...out]
+  }
+}

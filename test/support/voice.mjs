@@ -1,0 +1,104 @@
+// A test "mirror": speech synthesized at test time (espeak-ng → sox, 16 kHz PCM16),
+// streamed as audio/in frames over real MQTT, with what comes back collected.
+import { spawn } from 'node:child_process'
+import { AudioFlags, decodeAudioFrame, encodeAudioFrame } from '@mirrormesh/broker'
+import { sleep, waitFor } from './harness.mjs'
+
+/** espeak-ng speech as 16 kHz mono PCM16, with `padMs` of silence after it. */
+export function synth(text, { padMs = 0, voice = 'en-us', wpm = 160 } = {}) {
+  return new Promise((resolve, reject) => {
+    const espeak = spawn('espeak-ng', ['-v', voice, '-s', String(wpm), '--stdout', text])
+    const sox = spawn('sox', ['-t', 'wav', '-', '-t', 'raw', '-r', '16000', '-e', 'signed', '-b', '16', '-c', '1', '-'])
+    espeak.stdout.pipe(sox.stdin)
+    const chunks = []
+    sox.stdout.on('data', (c) => chunks.push(c))
+    sox.on('error', reject)
+    espeak.on('error', reject)
+    sox.on('close', (code) => {
+      if (code !== 0) return reject(new Error(`sox exited ${code}`))
+      const buf = Buffer.concat(chunks)
+      const speech = new Int16Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.length - (buf.length % 2)))
+      const out = new Int16Array(speech.length + Math.round(padMs * 16))
+      out.set(speech)
+      resolve(out)
+    })
+  })
+}
+
+export function rms(pcm) {
+  if (pcm.length === 0) return 0
+  let sum = 0
+  for (const s of pcm) sum += s * s
+  return Math.sqrt(sum / pcm.length)
+}
+
+let nextTurn = 1000
+/**
+ * One node's voice session: `say()` streams an utterance; `turn(id)` gathers the
+ * audio/out frames and events the hub sends back for that turn.
+ */
+export class VoiceNode {
+  constructor(client, nodeId, base = 'mirrormesh') {
+    this.client = client
+    this.nodeId = nodeId
+    this.base = base
+    this.frames = [] // { at, frame }
+    this.events = [] // { at, event }
+    client.on('message', (topic, payload) => {
+      const at = Date.now()
+      if (topic.endsWith('/audio/out')) this.frames.push({ at, frame: decodeAudioFrame(payload) })
+      else if (topic.endsWith('/events')) this.events.push({ at, event: JSON.parse(payload.toString()) })
+    })
+  }
+
+  async ready() {
+    await this.client.subscribeAsync([`${this.base}/nodes/${this.nodeId}/audio/out`, `${this.base}/nodes/${this.nodeId}/events`], { qos: 1 })
+  }
+
+  /**
+   * Stream `pcm` as 20 ms frames. realtime: pace like a microphone. endFlag: mark the last
+   * frame `end` (a node's local VAD does); without it the hub's VAD must find the end.
+   */
+  async say(pcm, { turnId = nextTurn++, realtime = true, endFlag = false, frameSamples = 320 } = {}) {
+    const topic = `${this.base}/nodes/${this.nodeId}/audio/in`
+    const started = Date.now()
+    let seq = 0
+    for (let off = 0; off < pcm.length; off += frameSamples) {
+      const samples = pcm.subarray(off, Math.min(pcm.length, off + frameSamples))
+      let flags = off === 0 ? AudioFlags.start : 0
+      if (endFlag && off + frameSamples >= pcm.length) flags |= AudioFlags.end
+      this.client.publish(topic, encodeAudioFrame({ flags, turnId, seq: seq++, samples }), { qos: 0 })
+      if (realtime) {
+        const due = started + ((off + frameSamples) / 16)
+        const wait = due - Date.now()
+        if (wait > 0) await sleep(wait)
+      }
+    }
+    return { turnId, endOfSpeechAt: Date.now() }
+  }
+
+  control(turnId, flags, seq = 100000) {
+    this.client.publish(`${this.base}/nodes/${this.nodeId}/audio/in`, encodeAudioFrame({ flags, turnId, seq, samples: new Int16Array(0) }), { qos: 0 })
+  }
+
+  turn(turnId) {
+    const frames = this.frames.filter((f) => typeof f.frame !== 'string' && f.frame.turnId === turnId)
+    const events = this.events.filter((e) => e.event.turnId === turnId).map((e) => e.event)
+    const total = frames.reduce((n, f) => n + f.frame.samples.length, 0)
+    const pcm = new Int16Array(total)
+    let off = 0
+    for (const f of frames) { pcm.set(f.frame.samples, off); off += f.frame.samples.length }
+    return { frames, events, pcm, firstFrameAt: frames[0]?.at, ended: frames.some((f) => f.frame.flags & AudioFlags.end), cancelled: frames.some((f) => f.frame.flags & AudioFlags.cancel) }
+  }
+
+  event(turnId, type, timeoutMs = 15000) {
+    return waitFor(() => this.events.find((e) => e.event.turnId === turnId && e.event.type === type)?.event, { timeoutMs, what: `${type} event for turn ${turnId}` })
+  }
+
+  /** Waits for the reply event and the end (or cancel) frame. */
+  async reply(turnId, timeoutMs = 20000) {
+    const reply = await this.event(turnId, 'reply', timeoutMs)
+    if (reply.audio) await waitFor(() => this.turn(turnId).ended || this.turn(turnId).cancelled, { timeoutMs, what: `end frame of turn ${turnId}` })
+    return { reply, ...this.turn(turnId) }
+  }
+}
