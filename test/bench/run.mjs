@@ -12,7 +12,9 @@ const benches = {
 const name = process.argv[2]
 if (!benches[name] && name !== 'all') {
   console.error(`usage: npm run bench -- <${[...Object.keys(benches), 'all'].join('|')}>
-  heartbeat  N simulated nodes (BENCH_NODES=1000, BENCH_SECONDS=30, BENCH_WORKERS=2) via embedded broker vs Mosquitto
+  heartbeat  N simulated nodes (BENCH_NODES=1000, BENCH_SECONDS=30, BENCH_WORKERS=2) via the embedded broker and Mosquitto
+             (BENCH_BROKERS=embedded,mosquitto,mosquitto-nodelay[,mosquitto-nopersist]; BENCH_SUBSCRIBE=1 nodes subscribe
+             like agents; BENCH_PROBE=1 adds a second heartbeat subscriber to split broker from hub delay)
   failure    hub kill / stop / restart -> agent state (BENCH_REPS=20)
   rss        node-agent and hub idle RSS (BENCH_SECONDS=20)`)
   process.exit(2)
@@ -44,4 +46,6 @@ try {
   process.exitCode = 1
 } finally {
   await cleanup()
+  // Everything started is gone; do not let a stray timer or socket keep the process alive.
+  process.exit(process.exitCode ?? 0)
 }
