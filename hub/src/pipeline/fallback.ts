@@ -3,7 +3,7 @@
 import type { Logger } from '@mirrormesh/broker'
 import { LogLimiter } from '@mirrormesh/broker'
 import type { PipelineMetrics } from './metrics.js'
-import { EngineError, type Engine } from './types.js'
+import { EngineError, type Engine } from '@mirrormesh/node-agent/speech'
 
 export class FallbackChain<E extends Engine> {
   private readonly logOnce = new LogLimiter(10 * 60_000)

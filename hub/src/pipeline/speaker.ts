@@ -3,7 +3,7 @@
 import { AudioFlags, encodeAudioFrame } from '@mirrormesh/broker'
 import type { FallbackChain } from './fallback.js'
 import { sleep } from './queue.js'
-import type { TtsEngine } from './types.js'
+import type { TtsEngine } from '@mirrormesh/node-agent/speech'
 
 export interface SpeakerOptions {
   frameSamples: number

@@ -9,7 +9,7 @@ import type { PipelineMetrics } from './metrics.js'
 import { AsyncQueue } from './queue.js'
 import type { SkillEnv, SkillMatcher } from './skills.js'
 import { Speaker } from './speaker.js'
-import type { AsrEngine, LlmEngine, TtsEngine, VadEngine } from './types.js'
+import type { AsrEngine, LlmEngine, TtsEngine, VadEngine } from '@mirrormesh/node-agent/speech'
 
 export interface TurnOptions {
   maxConcurrent: number

@@ -9,8 +9,8 @@
 import { existsSync, readdirSync, statSync } from 'node:fs'
 import path from 'node:path'
 import type { Logger } from '@mirrormesh/broker'
-import { EngineError, type AsrEngine, type AsrSession, type EngineHealth, type Transcript } from '../types.js'
-import { abortReason, raceAbort } from './proc.js'
+import { EngineError, type AsrEngine, type AsrSession, type EngineHealth, type Transcript } from '@mirrormesh/node-agent/speech'
+import { abortReason, raceAbort } from '@mirrormesh/node-agent/speech'
 import { probeSherpa, SherpaWorker } from './sherpa-host.js'
 
 export interface SherpaAsrOptions {

@@ -7,8 +7,8 @@
 import { spawn } from 'node:child_process'
 import { createRequire } from 'node:module'
 import { Worker } from 'node:worker_threads'
-import { EngineError } from '../types.js'
-import { TailBuffer } from './proc.js'
+import { EngineError } from '@mirrormesh/node-agent/speech'
+import { TailBuffer } from '@mirrormesh/node-agent/speech'
 
 export type SherpaKind = 'asr' | 'tts'
 

@@ -10,8 +10,8 @@
 import { existsSync, readdirSync, statSync } from 'node:fs'
 import path from 'node:path'
 import type { Logger } from '@mirrormesh/broker'
-import { EngineError, type EngineHealth, type TtsEngine } from '../types.js'
-import { abortReason, raceAbort } from './proc.js'
+import { EngineError, type EngineHealth, type TtsEngine } from '@mirrormesh/node-agent/speech'
+import { abortReason, raceAbort } from '@mirrormesh/node-agent/speech'
 import { probeSherpa, SherpaWorker } from './sherpa-host.js'
 
 export interface SherpaTtsOptions {

@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process'
 import { describe, expect, it } from 'vitest'
-import { EngineError } from '../types.js'
+import { EngineError } from './types.js'
 import { SileroVad } from './vad-silero.js'
 
 function speech(text: string): Int16Array {

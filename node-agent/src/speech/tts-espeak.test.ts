@@ -1,7 +1,7 @@
 import { Writable } from 'node:stream'
 import { describe, expect, it } from 'vitest'
 import { createLogger } from '@mirrormesh/broker'
-import { EngineError } from '../types.js'
+import { EngineError } from './types.js'
 import { EspeakTts } from './tts-espeak.js'
 
 async function collect(it: AsyncIterable<Int16Array>): Promise<Int16Array[]> {

@@ -4,7 +4,7 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import type { Logger } from '@mirrormesh/broker'
-import { EngineError, type EngineHealth, type TtsEngine } from '../types.js'
+import { EngineError, type EngineHealth, type TtsEngine } from './types.js'
 import { abortReason, TailBuffer, which } from './proc.js'
 
 export interface EspeakOptions {

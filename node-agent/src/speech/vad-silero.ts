@@ -5,7 +5,7 @@ import { existsSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import path from 'node:path'
 import sherpa, { type Vad as NativeVad } from 'sherpa-onnx-node'
-import { EngineError, type EngineHealth, type VadEngine, type VadSession } from '../types.js'
+import { EngineError, type EngineHealth, type VadEngine, type VadSession } from './types.js'
 
 const SAMPLE_RATE = 16_000
 const WINDOW = 512

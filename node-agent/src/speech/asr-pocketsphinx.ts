@@ -8,7 +8,7 @@ import { existsSync, readFileSync } from 'node:fs'
 import path from 'node:path'
 import type { Readable, Writable } from 'node:stream'
 import type { Logger } from '@mirrormesh/broker'
-import { EngineError, type AsrEngine, type AsrSession, type EngineHealth, type Transcript } from '../types.js'
+import { EngineError, type AsrEngine, type AsrSession, type EngineHealth, type Transcript } from './types.js'
 import { abortReason, TailBuffer, which } from './proc.js'
 
 export interface PocketsphinxOptions {

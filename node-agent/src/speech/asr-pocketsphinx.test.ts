@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { createLogger } from '@mirrormesh/broker'
-import { EngineError } from '../types.js'
+import { EngineError } from './types.js'
 import { jsgfFromPhrases, PocketsphinxAsr, readDictionaryWords, type PocketsphinxSession } from './asr-pocketsphinx.js'
 
 const log = createLogger({ name: 'test', level: 'silent' })
