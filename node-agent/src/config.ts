@@ -15,7 +15,20 @@ export const agentSettings = {
   heartbeatIntervalMs: envInt(100, 60_000).default(1000).describe('How often the node publishes its heartbeat'),
   hubStaleMs: envInt(300, 600_000).default(3000).describe('Hub heartbeat older than this puts the node in offline mode'),
   healthHost: z.string().default('127.0.0.1').describe('Address of the node\'s local /healthz'),
-  healthPort: envPort().default(8081).describe('Port of the node\'s local /healthz (0 picks a free port)'),
+  healthPort: envPort().default(8081).describe('Port of the node\'s local /healthz, the mirror screen and push-to-talk (0 picks a free port)'),
+  stateDir: z.string().min(1).default('.state/agent').meta({ env: 'MIRRORMESH_STATE_DIR', description: 'Folder for the offline reply bundle, the offline journal and the fallback log' }),
+  hubHttpUrl: z.url({ protocol: /^https?$/ }).optional().describe('Hub HTTP API, for the offline reply bundle (default: the MQTT host, port 8080)'),
+  audioSource: z.enum(['none', 'arecord', 'stdin', 'file']).default('none').describe('Microphone: arecord (ALSA), stdin (raw PCM16 16 kHz mono, e.g. piped from elsewhere), a WAV file, or none'),
+  audioDevice: z.string().default('default').describe('ALSA device for arecord/aplay'),
+  audioFile: z.string().optional().describe('WAV file (16 kHz mono PCM16) played as the microphone when AUDIO_SOURCE=file'),
+  audioSink: z.enum(['none', 'aplay', 'file']).default('none').describe('Speaker: aplay (ALSA), file (records what was played, with timestamps), or none'),
+  audioSinkFile: z.string().optional().describe('JSONL log of played audio when AUDIO_SINK=file'),
+  wakeWordModelDir: z.string().optional().describe('openWakeWord models folder (melspectrogram, embedding and keyword .onnx); unset: every utterance the VAD hears is a turn, plus push-to-talk'),
+  wakeWord: z.string().regex(/^[a-z0-9_.-]+$/).default('hey_jarvis').describe('Keyword model name in WAKE_WORD_MODEL_DIR (<name>.onnx or <name>_v0.1.onnx)'),
+  wakeThreshold: z.coerce.number().min(0).max(1).default(0.5).describe('Wake word score needed to start listening'),
+  vadEndSilenceMs: envInt(100, 5000).default(600).describe('Silence after speech that ends an utterance on the node'),
+  offlineConfidence: z.coerce.number().min(0).max(1).default(0.5).describe('Offline recognition confidence needed to answer from the cache'),
+  presenceFile: z.string().optional().describe('GPIO/sysfs value file polled for presence (1 = someone there)'),
 }
 
 export type AgentConfig = ReturnType<typeof loadAgentConfig>

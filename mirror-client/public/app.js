@@ -1,0 +1,68 @@
+// mirrormesh mirror screen: state arrives over SSE (/events); the clock runs locally.
+'use strict'
+;(function () {
+  var $ = function (id) { return document.getElementById(id) }
+  var LABELS = { idle: '', listening: 'Listening…', thinking: 'Thinking…', speaking: 'Speaking' }
+  var OFFLINE = 'Offline \u2014 answering from memory'
+  var clockOffset = 0 // server clock minus ours
+  var last = null
+
+  function pad(n) { return n < 10 ? '0' + n : '' + n }
+  function tick() {
+    var d = new Date(Date.now() + clockOffset)
+    $('clock').textContent = pad(d.getHours()) + ':' + pad(d.getMinutes())
+    $('date').textContent = d.toLocaleDateString(undefined, { weekday: 'long', month: 'long', day: 'numeric' })
+  }
+  setInterval(tick, 1000)
+  tick()
+
+  function setText(id, text) {
+    var el = $(id)
+    if (el.textContent !== text) el.textContent = text
+  }
+
+  function render(s) {
+    last = s
+    if (typeof s.clock === 'number') {
+      var off = s.clock - Date.now()
+      // Only correct clearly wrong local clocks; small differences are transport delay.
+      clockOffset = Math.abs(off) > 2000 ? off : 0
+    }
+    document.body.classList.toggle('absent', s.presence === false)
+    document.body.classList.toggle('present', s.presence !== false)
+    var act = LABELS.hasOwnProperty(s.activity) ? s.activity : 'idle'
+    $('activity').className = act
+    setText('activity-label', LABELS[act])
+    setText('transcript', s.transcript || '')
+    setText('reply', s.reply || '')
+    setText('room', s.room || s.nodeId || '')
+    setText('latency', typeof s.hubLatencyMs === 'number' ? 'hub ' + Math.round(s.hubLatencyMs) + ' ms' : '')
+    var banner = s.state && s.state !== 'online' ? (s.banner || OFFLINE) : s.banner
+    var b = $('banner')
+    if (banner) { setText('banner', banner); b.hidden = false } else { b.hidden = true }
+    document.body.dataset.state = s.state || ''
+    tick()
+  }
+
+  var es = null
+  var retryMs = 1000
+  function connect() {
+    es = new EventSource('events')
+    es.onopen = function () { retryMs = 1000; $('conn').className = 'conn'; setText('conn', '') }
+    es.onmessage = function (ev) {
+      try { render(JSON.parse(ev.data)) } catch (e) { /* ignore a malformed event */ }
+    }
+    es.onerror = function () {
+      $('conn').className = 'conn lost'
+      setText('conn', 'reconnecting…')
+      // EventSource retries by itself unless the server refused; then retry by hand.
+      if (es.readyState === EventSource.CLOSED) {
+        es = null
+        setTimeout(connect, retryMs)
+        retryMs = Math.min(retryMs * 2, 10000)
+      }
+    }
+  }
+  connect()
+  window.mirrormesh = { state: function () { return last } }
+})()
