@@ -23,6 +23,7 @@ export const hubSettings = {
   nodeStaleMs: envInt(500, 600_000).default(3000).describe('A node whose last heartbeat is older than this is marked stale'),
   drainTimeoutMs: envInt(0, 600_000).default(10_000).describe('How long a drain waits for running turns before stopping'),
   pipelineEnabled: envBool().default(true).describe('Run the voice pipeline (audio/in → VAD → ASR → skills/LLM → TTS → audio/out)'),
+  bundleEnabled: envBool().default(true).describe('Build and announce the offline reply bundle for mirror nodes (pre-synthesized with espeak-ng at start-up)'),
   maxConcurrentSessions: envInt(1, 64).default(2).describe('Turns processed at once; more wait in the queue'),
   queueMax: envInt(0, 256).default(4).describe('Turns that may wait for a slot; beyond it the node hears "busy"'),
   vadEndSilenceMs: envInt(100, 5000).default(500).describe('Silence after speech that ends a turn (hub-side Silero VAD)'),

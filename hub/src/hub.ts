@@ -16,6 +16,10 @@ import { createPipeline, type Pipeline } from './pipeline/index.js'
 import type { TurnIo } from './pipeline/turns.js'
 import { NodeRegistry } from './registry.js'
 import { versions } from './version.js'
+import { EspeakTts } from '@mirrormesh/node-agent/speech'
+import { BundleService } from './bundle/service.js'
+import { OfflineTurnLog } from './bundle/journal.js'
+import { builtinSkills } from './pipeline/skills.js'
 
 export type HubPhase = 'starting' | 'ready' | 'draining' | 'stopping' | 'stopped'
 
@@ -35,6 +39,8 @@ export class Hub {
   private clientsOnlineTimer: NodeJS.Timeout | undefined
   private stopPromise: Promise<void> | undefined
   pipeline: Pipeline | undefined
+  bundles: BundleService | undefined
+  offlineTurns: OfflineTurnLog | undefined
   private weather: { summary: string; temperatureC?: number } | null = null
   private readonly timers = new Set<NodeJS.Timeout>()
   /** Resolves once the hub has fully stopped (after stop() or a drain). */
@@ -99,13 +105,30 @@ export class Hub {
         this.weather = msg.data as { summary: string; temperatureC?: number }
         return
       }
-      if (msg.name === 'nodeEvents') this.pipeline?.turns.onNodeEvent(msg.params.node!, msg.data as { type: string })
+      if (msg.name === 'nodeEvents') {
+        const ev = msg.data as { type: string }
+        if (ev.type === 'offline_turn') this.offlineTurns?.handle(msg.params.node!, ev)
+        else this.pipeline?.turns.onNodeEvent(msg.params.node!, ev)
+      }
       this.registry.handle(msg.name, msg.params, msg.data)
     })
     if (config.pipelineEnabled) this.pipeline = await createPipeline(config, this.turnIo(), this.metrics, log)
     client.on('connect', () => void this.onConnect())
     client.on('disconnect', () => { this.subscribed = false })
     this.registry.on('state', () => this.scheduleClientsOnline())
+    this.offlineTurns = new OfflineTurnLog({ stateDir: config.stateDir, metrics: this.metrics, log: log.child({ component: 'offline-turns' }), io: {
+      ack: (nodeId, ids) => void this.client?.publish('nodeEvents', { node: nodeId }, { v: 1, ts: Date.now(), type: 'journal_ack', ids }).catch(() => undefined),
+      act: (component, a) => void this.client?.publish('action', { component }, { v: 1, ts: Date.now(), ...a }).catch(() => undefined),
+    } })
+    await this.offlineTurns.start()
+    this.registry.on('state', (view, from) => this.offlineTurns?.nodeState(view, from))
+    if (config.pipelineEnabled && config.bundleEnabled) {
+      this.bundles = new BundleService({
+        stateDir: config.stateDir, skills: builtinSkills(), rooms: config.rooms.split('|').map((r) => r.trim().toLowerCase()).filter(Boolean),
+        tts: new EspeakTts({ voice: config.espeakVoice, speedWpm: config.espeakSpeedWpm }), voice: `espeak:${config.espeakVoice}:${config.espeakSpeedWpm}`,
+        client, weather: () => this.weather, log: log.child({ component: 'bundle' }),
+      })
+    }
     this.registry.start()
     client.start()
 
@@ -115,12 +138,15 @@ export class Hub {
       readiness: () => this.readiness(),
       uptimeS: () => (Date.now() - this.startedAt) / 1000,
       drain: (reason) => void this.drain(reason),
+      bundles: this.bundles,
+      offlineTurns: this.offlineTurns,
     })
     await this.app.listen({ host: config.httpHost, port: config.httpPort })
     const addr = this.app.server.address()
     this.httpAddress = { host: config.httpHost, port: typeof addr === 'object' && addr ? addr.port : config.httpPort }
     this.heartbeatTimer = setInterval(() => this.publishHeartbeat(), config.heartbeatIntervalMs)
     this.phase = 'ready'
+    this.bundles?.start() // background: never delays start-up or /readyz
     log.info({ http: this.httpAddress, mqtt: this.broker?.address ?? { url: '(external)' }, hubId: config.hubId }, 'hub started')
   }
 
@@ -236,7 +262,9 @@ export class Hub {
     for (const t of this.timers) clearTimeout(t)
     const statusTopic = topicFor(this.config.baseTopic, 'hubStatus', { hub: this.config.hubId })
     await this.client?.stop([{ topic: statusTopic, payload: 'offline', qos: 1, retain: true }])
+    await this.bundles?.stop()
     await this.app?.close()
+    await this.offlineTurns?.close()
     await this.broker?.stop()
     await this.pipeline?.close()
     this.phase = 'stopped'

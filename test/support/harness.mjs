@@ -116,6 +116,8 @@ export async function startHub(opts = {}) {
     HTTP_HOST: '127.0.0.1',
     HTTP_PORT: String(httpPort),
     LOG_LEVEL: 'info',
+    // Building the offline bundle costs both cores ~10 s; only the offline-mode tests need it.
+    BUNDLE_ENABLED: 'false',
     ...(opts.mqttUrl ? { MQTT_URL: opts.mqttUrl, MQTT_USERNAME: opts.username, MQTT_PASSWORD: opts.password } : {}),
     ...opts.env,
   }

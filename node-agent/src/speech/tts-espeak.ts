@@ -17,7 +17,8 @@ export interface EspeakOptions {
   log?: Logger
 }
 
-const SOX_ARGS = ['-t', 'wav', '-', '-t', 'raw', '-r', '16000', '-e', 'signed', '-b', '16', '-c', '1', '-']
+// -D: no dither, so the same text gives the same bytes (stable bundle versions).
+const SOX_ARGS = ['-D', '-t', 'wav', '-', '-t', 'raw', '-r', '16000', '-e', 'signed', '-b', '16', '-c', '1', '-']
 
 export class EspeakTts implements TtsEngine {
   readonly name = 'espeak'
