@@ -6,7 +6,11 @@ import { Registry } from 'prom-client'
 import { InboundValidator, MeshClient, filterFor, topicFor, type HubState, type Logger } from '@mirrormesh/broker'
 import type { AgentConfig } from './config.js'
 import { buildHeartbeat, sampleBoard, type BoardSample } from './heartbeat.js'
+import { buildAudio, type AudioParts } from './audio-setup.js'
+import { Presence, fileSource } from './presence.js'
+import { OFFLINE_BANNER, defaultPublicDir, registerScreen, type Screen } from './screen.js'
 import { NodeStateMachine } from './state.js'
+import { VoiceLoop } from './voice.js'
 
 const pkg = createRequire(import.meta.url)('../package.json') as { version: string }
 export const agentVersions: Record<string, string> = { agent: pkg.version, node: process.versions.node }
@@ -21,6 +25,10 @@ export class NodeAgent {
   private seq = 0
   private board: BoardSample = { cpuPct: null, memPct: null, temperatureC: null }
   private readonly startedAt = Date.now()
+  screen: Screen | undefined
+  readonly presence = new Presence({ debounceMs: 200 })
+  voice: VoiceLoop | undefined
+  audio: AudioParts | undefined
 
   constructor(readonly config: AgentConfig, private readonly log: Logger) {
     this.state = new NodeStateMachine(config.hubStaleMs)
@@ -33,8 +41,14 @@ export class NodeAgent {
     const validator = new InboundValidator(base, this.metrics, log.child({ component: 'inbound' }))
     this.state.on('state', (c) => {
       log.info({ from: c.from, to: c.to, reason: c.reason }, 'node state changed')
+      this.screen?.update({ state: c.to, banner: c.to === 'online' ? null : OFFLINE_BANNER })
       this.publishHeartbeat() // tell the hub our mode at once
     })
+    this.presence.on('change', (p) => {
+      this.screen?.update({ presence: p.present })
+      this.client?.publish('nodePresence', { node: config.nodeId }, { v: 1, ts: Date.now(), present: p.present, since: p.since, source: p.source.slice(0, 64) }).catch(() => undefined)
+    })
+    if (config.presenceFile) this.presence.add(fileSource(config.presenceFile))
 
     const client = new MeshClient({
       url: config.mqttUrl,
@@ -49,21 +63,30 @@ export class NodeAgent {
     this.client = client
     const hubStatusTopic = topicFor(base, 'hubStatus', hubParams)
     const hubHeartbeatTopic = topicFor(base, 'hubHeartbeat', hubParams)
-    client.on('connect', () => void this.onConnect([hubStatusTopic, hubHeartbeatTopic, filterFor(base, 'nodeConfig', { node: config.nodeId })]))
+    const own = { node: config.nodeId }
+    const audioOutTopic = topicFor(base, 'nodeAudioOut', own)
+    const eventsTopic = topicFor(base, 'nodeEvents', own)
+    client.on('connect', () => void this.onConnect([hubStatusTopic, hubHeartbeatTopic, filterFor(base, 'nodeConfig', own), audioOutTopic, eventsTopic, topicFor(base, 'cacheManifest')]))
     client.on('disconnect', () => this.state.onBrokerLost())
     client.on('message', (topic, payload) => {
-      if (topic !== hubStatusTopic && topic !== hubHeartbeatTopic) {
-        validator.accept(topic, payload) // validated and counted; config handling arrives with later features
-        return
-      }
       const msg = validator.accept(topic, payload)
       if (!msg) return
       if (msg.name === 'hubStatus') this.state.onHubStatus(msg.data as HubState)
       else if (msg.name === 'hubHeartbeat') this.state.onHubHeartbeat()
+      else if (msg.name === 'nodeAudioOut') this.voice?.onAudioOut(msg.data as Buffer)
+      else if (msg.name === 'nodeEvents') this.onEvent(msg.data as { type: string })
+      else if (msg.name === 'cacheManifest') this.onManifest(msg.data as { version: string; sha256: string; url?: string })
     })
-    client.start()
 
     this.health = this.buildHealth()
+    this.screen = registerScreen(this.health, { publicDir: defaultPublicDir(), initial: { nodeId: config.nodeId, room: config.room ?? null, state: 'offline', banner: OFFLINE_BANNER } })
+    if (config.audioSource !== 'none') {
+      this.audio = await buildAudio(config, log)
+      this.voice = new VoiceLoop({ nodeId: config.nodeId, client, audioInTopic: topicFor(base, 'nodeAudioIn', own), state: this.state, listener: this.audio.listener, sink: this.audio.sink, screen: this.screen, log: log.child({ component: 'voice' }) })
+      this.voice.start()
+    }
+    client.start()
+
     await this.health.listen({ host: config.healthHost, port: config.healthPort })
     const addr = this.health.server.address()
     this.healthAddress = { host: config.healthHost, port: typeof addr === 'object' && addr ? addr.port : config.healthPort }
@@ -74,6 +97,14 @@ export class NodeAgent {
     }, config.heartbeatIntervalMs)
     log.info({ nodeId: config.nodeId, health: this.healthAddress }, 'node agent started')
   }
+
+  /** Hub events for this node: screen text, playback control. Offline mode adds journal acks. */
+  protected onEvent(ev: { type: string }): void {
+    this.voice?.onEvent(ev)
+  }
+
+  /** A new offline reply bundle was announced (offline mode fetches it). */
+  protected onManifest(_m: { version: string; sha256: string; url?: string }): void {}
 
   private async onConnect(filters: string[]): Promise<void> {
     const client = this.client!
@@ -115,6 +146,16 @@ export class NodeAgent {
   private buildHealth(): FastifyInstance {
     const app = Fastify({ logger: false })
     app.get('/healthz', async () => this.healthView())
+    // Push-to-talk from a button, a GPIO script or Home Assistant.
+    app.post('/api/ptt', async (_req, reply) => {
+      if (!this.voice) return reply.code(409).send({ error: 'no_microphone', message: 'AUDIO_SOURCE is none' })
+      return { turnId: this.voice.pushToTalk() }
+    })
+    app.post<{ Body: { present?: unknown } }>('/api/presence', async (req, reply) => {
+      if (typeof req.body?.present !== 'boolean') return reply.code(400).send({ error: 'bad_request', message: 'body must be {"present": true|false}' })
+      this.presence.set(req.body.present, 'http')
+      return { present: req.body.present }
+    })
     app.get('/metrics', async (_req, reply) => reply.type(this.metrics.contentType).send(await this.metrics.metrics()))
     return app
   }
@@ -123,7 +164,10 @@ export class NodeAgent {
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer)
     this.state.stop()
     const statusTopic = topicFor(this.config.baseTopic, 'nodeStatus', { node: this.config.nodeId })
+    await this.audio?.close()
+    this.presence.close()
     await this.client?.stop([{ topic: statusTopic, payload: 'offline', qos: 1, retain: true }])
+    this.screen?.close()
     await this.health?.close()
     this.log.info('node agent stopped')
   }

@@ -1,0 +1,138 @@
+// The node's voice loop: microphone → listener (VAD, wake word, push-to-talk) → either
+// audio/in frames to the hub (online) or the offline answerer (hub gone); audio/out
+// frames → speaker. Barge-in stops playback at once and tells the hub. The node reports
+// its own TTFA (end of speech → first sample played).
+import { AudioFlags, decodeAudioFrame, encodeAudioFrame, type Logger, type MeshClient } from '@mirrormesh/broker'
+import type { AudioSink } from './audio/sink.js'
+import type { Listener } from './audio/listener.js'
+import type { Screen } from './screen.js'
+import type { NodeStateMachine } from './state.js'
+
+/** Answers an utterance from the offline reply bundle and plays it (offline mode). */
+export interface OfflineAnswerer {
+  answer(pcm: Int16Array, turn: { turnId: number; endOfSpeechAt: number }): Promise<void>
+}
+
+interface Utterance { turnId: number; online: boolean; seq: number; frames: Int16Array[] }
+
+export class VoiceLoop {
+  private utterance: Utterance | undefined
+  /** End of speech per turn, for the TTFA report; bounded. */
+  private readonly eos = new Map<number, { at: number; kind: string }>()
+  private replyTurn: number | undefined
+  offline: OfflineAnswerer | undefined
+
+  constructor(private readonly opts: {
+    nodeId: string
+    client: MeshClient
+    audioInTopic: string
+    state: NodeStateMachine
+    listener: Listener
+    sink: AudioSink
+    screen?: Screen
+    log: Logger
+  }) {}
+
+  start(): void {
+    const { listener, sink, log } = this.opts
+    listener.on('utterance-start', (u) => {
+      this.utterance = { turnId: u.turnId, online: this.opts.state.state === 'online', seq: 0, frames: [] }
+      this.opts.screen?.update({ activity: 'listening', transcript: '', reply: '' })
+    })
+    listener.on('frame', (pcm) => {
+      const u = this.utterance
+      if (!u) return
+      if (u.online) this.send(u, pcm, u.seq === 0 ? AudioFlags.start : 0)
+      else u.frames.push(pcm)
+    })
+    listener.on('utterance-end', (e) => {
+      const u = this.utterance
+      this.utterance = undefined
+      if (!u || u.turnId !== e.turnId) return
+      this.remember(e.turnId, e.endOfSpeechAt, u.online ? 'hub' : 'offline')
+      this.opts.screen?.update({ activity: 'thinking' })
+      if (u.online) return this.send(u, new Int16Array(0), AudioFlags.end)
+      const pcm = concat(u.frames)
+      if (!this.offline) {
+        log.warn({ turnId: e.turnId }, 'offline and no reply bundle yet: utterance dropped')
+        this.opts.screen?.update({ activity: 'idle' })
+        return
+      }
+      this.offline.answer(pcm, { turnId: e.turnId, endOfSpeechAt: e.endOfSpeechAt })
+        .catch((err: unknown) => log.error({ err }, 'offline answer failed'))
+        .finally(() => this.opts.screen?.update({ activity: 'idle' }))
+    })
+    listener.on('barge-in', (b) => {
+      // Stop talking at once, then tell the hub which reply was interrupted.
+      sink.stop()
+      listener.speaking = false
+      if (this.replyTurn !== undefined && this.opts.state.state === 'online') {
+        this.opts.client.publishRaw(this.opts.audioInTopic, encodeAudioFrame({ flags: AudioFlags.bargeIn, turnId: this.replyTurn, seq: 0, samples: new Int16Array(0) }), 0, false).catch(() => undefined)
+      }
+      log.info({ interrupted: this.replyTurn, turnId: b.turnId }, 'barge-in')
+    })
+    listener.on('error', (err) => log.error({ err }, 'microphone error'))
+    sink.onFirstSample(({ turnId, at }) => {
+      const e = this.eos.get(turnId)
+      if (!e) return
+      const ms = at - e.at
+      this.opts.screen?.update({ activity: 'speaking', hubLatencyMs: e.kind === 'hub' ? ms : this.opts.screen.state.hubLatencyMs })
+      if (e.kind === 'hub') {
+        this.opts.client.publish('nodeEvents', { node: this.opts.nodeId }, { v: 1, ts: Date.now(), type: 'ttfa', turnId, ms, kind: 'node' }).catch(() => undefined)
+      }
+    })
+    void listener.start().catch(() => undefined)
+  }
+
+  /** Play through the speaker and keep the listener's barge-in detection in step. */
+  play(pcm: Int16Array, turnId: number): void {
+    const { sink, listener } = this.opts
+    sink.play(pcm, { turnId })
+    listener.speaking = true
+    void sink.idle.then(() => {
+      if (!sink.playing) {
+        listener.speaking = false
+        this.opts.screen?.update({ activity: 'idle' })
+      }
+    })
+  }
+
+  remember(turnId: number, at: number, kind: string): void {
+    this.eos.set(turnId, { at, kind })
+    if (this.eos.size > 32) this.eos.delete(this.eos.keys().next().value!)
+  }
+
+  /** audio/out from the hub. */
+  onAudioOut(payload: Buffer): void {
+    const f = decodeAudioFrame(payload)
+    if (typeof f === 'string') return
+    if (f.flags & AudioFlags.cancel) {
+      if (f.turnId === this.replyTurn) this.opts.sink.stop()
+      return
+    }
+    this.replyTurn = f.turnId
+    if (f.samples.length) this.play(f.samples, f.turnId)
+  }
+
+  /** events from the hub: what the screen shows. */
+  onEvent(ev: { type: string; text?: unknown }): void {
+    if (ev.type === 'transcript' && typeof ev.text === 'string') this.opts.screen?.update({ transcript: ev.text })
+    if (ev.type === 'reply' && typeof ev.text === 'string') this.opts.screen?.update({ reply: ev.text })
+    if (ev.type === 'stop') this.opts.sink.stop()
+  }
+
+  pushToTalk(): number {
+    return this.opts.listener.pushToTalk()
+  }
+
+  private send(u: Utterance, pcm: Int16Array, flags: number): void {
+    this.opts.client.publishRaw(this.opts.audioInTopic, encodeAudioFrame({ flags, turnId: u.turnId, seq: u.seq++, samples: pcm }), 0, false).catch(() => undefined)
+  }
+}
+
+function concat(parts: Int16Array[]): Int16Array {
+  const out = new Int16Array(parts.reduce((n, p) => n + p.length, 0))
+  let off = 0
+  for (const p of parts) { out.set(p, off); off += p.length }
+  return out
+}
