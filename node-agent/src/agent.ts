@@ -11,6 +11,8 @@ import { Presence, fileSource } from './presence.js'
 import { OFFLINE_BANNER, defaultPublicDir, registerScreen, type Screen } from './screen.js'
 import { NodeStateMachine } from './state.js'
 import { VoiceLoop } from './voice.js'
+import { OfflineMode } from './offline-mode.js'
+import { join } from 'node:path'
 
 const pkg = createRequire(import.meta.url)('../package.json') as { version: string }
 export const agentVersions: Record<string, string> = { agent: pkg.version, node: process.versions.node }
@@ -29,6 +31,7 @@ export class NodeAgent {
   readonly presence = new Presence({ debounceMs: 200 })
   voice: VoiceLoop | undefined
   audio: AudioParts | undefined
+  offline: OfflineMode | undefined
 
   constructor(readonly config: AgentConfig, private readonly log: Logger) {
     this.state = new NodeStateMachine(config.hubStaleMs)
@@ -83,6 +86,9 @@ export class NodeAgent {
     if (config.audioSource !== 'none') {
       this.audio = await buildAudio(config, log)
       this.voice = new VoiceLoop({ nodeId: config.nodeId, client, audioInTopic: topicFor(base, 'nodeAudioIn', own), state: this.state, listener: this.audio.listener, sink: this.audio.sink, screen: this.screen, log: log.child({ component: 'voice' }) })
+      this.offline = new OfflineMode({ dir: join(config.stateDir, 'offline'), nodeId: config.nodeId, hubHttpUrl: config.hubHttpUrl ?? defaultHubHttpUrl(config.mqttUrl), client, state: this.state, voice: this.voice, screen: this.screen, log: log.child({ component: 'offline' }) })
+      await this.offline.start()
+      this.voice.offline = this.offline
       this.voice.start()
     }
     client.start()
@@ -101,10 +107,13 @@ export class NodeAgent {
   /** Hub events for this node: screen text, playback control. Offline mode adds journal acks. */
   protected onEvent(ev: { type: string }): void {
     this.voice?.onEvent(ev)
+    this.offline?.onEvent(ev)
   }
 
-  /** A new offline reply bundle was announced (offline mode fetches it). */
-  protected onManifest(_m: { version: string; sha256: string; url?: string }): void {}
+  /** A new offline reply bundle was announced: fetch it (kept atomically; a bad one is refused). */
+  protected onManifest(m: { version: string; sha256: string; url?: string }): void {
+    this.offline?.onManifest(m).catch((err: unknown) => this.log.warn({ err }, 'bundle sync failed; keeping the current bundle'))
+  }
 
   private async onConnect(filters: string[]): Promise<void> {
     const client = this.client!
@@ -140,6 +149,7 @@ export class NodeAgent {
       hubStatus: s.hubStatus,
       hubHeartbeatAgeMs: s.lastHubHeartbeatAt === null ? null : Date.now() - s.lastHubHeartbeatAt,
       versions: agentVersions,
+      offline: this.offline ? { bundleVersion: this.offline.bundleVersion ?? null, journalPending: this.offline.journal.pending().length } : null,
     }
   }
 
@@ -164,6 +174,7 @@ export class NodeAgent {
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer)
     this.state.stop()
     const statusTopic = topicFor(this.config.baseTopic, 'nodeStatus', { node: this.config.nodeId })
+    this.offline?.close()
     await this.audio?.close()
     this.presence.close()
     await this.client?.stop([{ topic: statusTopic, payload: 'offline', qos: 1, retain: true }])
@@ -171,4 +182,10 @@ export class NodeAgent {
     await this.health?.close()
     this.log.info('node agent stopped')
   }
+}
+
+/** The hub's HTTP API on the MQTT host, default port: where the reply bundle is served. */
+export function defaultHubHttpUrl(mqttUrl: string): string {
+  const host = new URL(mqttUrl).hostname || '127.0.0.1'
+  return `http://${host.includes(':') ? `[${host}]` : host}:8080`
 }

@@ -65,9 +65,9 @@ function baseEnv() {
 }
 
 /** Spawn a long-running process, keep its output, register it for cleanup. */
-export function spawnTracked(cmd, args, env, { cpuList } = {}) {
+export function spawnTracked(cmd, args, env, { cpuList, stdin = false } = {}) {
   const argv = cpuList ? ['taskset', ['-c', cpuList, cmd, ...args]] : [cmd, args]
-  const proc = spawn(argv[0], argv[1], { env: { ...baseEnv(), ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  const proc = spawn(argv[0], argv[1], { env: { ...baseEnv(), ...env }, stdio: [stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'] })
   const out = { text: '', lines: [] }
   const onData = (chunk) => {
     out.text += chunk
@@ -159,7 +159,7 @@ export async function startAgent(opts) {
     LOG_LEVEL: 'info',
     ...opts.env,
   }
-  const { proc, out, exited } = spawnTracked(process.execPath, [cliPath, 'agent'], env, { cpuList: opts.cpuList })
+  const { proc, out, exited } = spawnTracked(process.execPath, [cliPath, 'agent'], env, { cpuList: opts.cpuList, stdin: opts.stdin })
   const agent = {
     proc, out, exited, healthPort, env,
     health: async () => (await httpJson(healthPort, '/healthz')).body,

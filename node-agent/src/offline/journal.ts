@@ -1,0 +1,370 @@
+// What the node did while the hub was away, for the hub once it is back.
+//   OfflineJournal: <dir>/offline-journal.jsonl, one JSON entry per line, appended with fsync;
+//     bounded (newest maxEntries / maxBytes kept); entries leave it when the hub acknowledges
+//     them (journal_ack). Re-read at open; a torn last line (power cut mid-append) is dropped.
+//   FallbackLog: <dir>/fallback.log, human-readable lines, rotated by size to fallback.log.1.
+//   journalReplayTask: the RecoveryTask that replays pending entries at least once.
+import { randomUUID } from 'node:crypto'
+import { constants as fsc } from 'node:fs'
+import fs from 'node:fs/promises'
+import path from 'node:path'
+import type { BundleReply, Logger } from '@mirrormesh/broker'
+import type { RecoveryTask } from '../state.js'
+
+// Field types follow the hub's offline-turn schema (hub/src/bundle/journal.ts): `at` epoch ms,
+// `skill` and `action` left out when there are none.
+export interface JournalEntry {
+  id: string
+  /** When the entry was written (epoch ms). */
+  ts: number
+  /** When the turn happened (epoch ms). */
+  at: number
+  transcript: string
+  /** Reply text given ('' if none). */
+  reply: string
+  /** Skill that answered; absent for a fallback reply. */
+  skill?: string
+  /** House action the hub should carry out late, if the reply had one. */
+  action?: NonNullable<BundleReply['action']>
+}
+
+export type NewJournalEntry = Omit<JournalEntry, 'id' | 'ts' | 'at'> & { at?: number }
+
+export interface OfflineTurnEvent {
+  v: 1
+  /** Publish time, epoch ms. */
+  ts: number
+  type: 'offline_turn'
+  id: string
+  at: number
+  transcript: string
+  reply: string
+  skill?: string
+  action?: NonNullable<BundleReply['action']>
+}
+
+export interface JournalLimits {
+  /** Newest entries kept (default 500). */
+  maxEntries?: number
+  /** Size the file may reach before it is trimmed (default 1 MiB). */
+  maxBytes?: number
+}
+
+const FILE = 'offline-journal.jsonl'
+
+async function fsyncDir(dir: string): Promise<void> {
+  let fh: fs.FileHandle | undefined
+  try {
+    fh = await fs.open(dir, fsc.O_RDONLY)
+    await fh.sync()
+  } catch {
+    // not supported everywhere; the rename is atomic anyway
+  } finally {
+    await fh?.close()
+  }
+}
+
+/** Replaces `file` with `data` atomically: temp file, fsync, rename, fsync of the directory. */
+export async function writeAtomic(file: string, data: string | Uint8Array): Promise<void> {
+  const tmp = `${file}.tmp-${randomUUID().slice(0, 8)}`
+  const fh = await fs.open(tmp, 'w')
+  try {
+    await fh.writeFile(data)
+    await fh.sync()
+  } catch (err) {
+    await fh.close()
+    await fs.rm(tmp, { force: true })
+    throw err
+  }
+  await fh.close()
+  await fs.rename(tmp, file)
+  await fsyncDir(path.dirname(file))
+}
+
+function isEntry(x: unknown): x is JournalEntry {
+  const e = x as JournalEntry
+  return !!e && typeof e === 'object' && typeof e.id === 'string' && typeof e.ts === 'number' &&
+    typeof e.at === 'number' && typeof e.transcript === 'string' && typeof e.reply === 'string'
+}
+
+/** Serializes async work (appends, rewrites) on one file. */
+class Queue {
+  private tail: Promise<unknown> = Promise.resolve()
+  run<T>(fn: () => Promise<T>): Promise<T> {
+    const p = this.tail.then(fn, fn)
+    this.tail = p.catch(() => undefined)
+    return p
+  }
+}
+
+export class OfflineJournal {
+  readonly file: string
+  private entries: JournalEntry[] = []
+  private bytes = 0
+  private readonly queue = new Queue()
+  private readonly maxEntries: number
+  private readonly maxBytes: number
+
+  private constructor(readonly dir: string, limits: JournalLimits, private readonly log?: Logger) {
+    this.file = path.join(dir, FILE)
+    this.maxEntries = Math.max(1, limits.maxEntries ?? 500)
+    this.maxBytes = Math.max(1024, limits.maxBytes ?? 1024 * 1024)
+  }
+
+  static async open(dir: string, limits: JournalLimits = {}, log?: Logger): Promise<OfflineJournal> {
+    const j = new OfflineJournal(dir, limits, log)
+    await fs.mkdir(dir, { recursive: true })
+    await j.load()
+    return j
+  }
+
+  private async load(): Promise<void> {
+    let text: string
+    try {
+      text = await fs.readFile(this.file, 'utf8')
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return
+      throw err
+    }
+    let bad = 0
+    const lines = text.split('\n')
+    for (const line of lines) {
+      if (!line.trim()) continue
+      try {
+        const e: unknown = JSON.parse(line)
+        if (isEntry(e)) this.entries.push(e)
+        else bad++
+      } catch {
+        bad++ // a torn last line after a power cut, or garbage
+      }
+    }
+    this.bytes = Buffer.byteLength(text)
+    // Rewrite when something was dropped or the file does not end in a newline: the next
+    // append must not glue onto a torn line. Also applies the limits if they shrank.
+    if (bad > 0 || (text.length > 0 && !text.endsWith('\n')) || this.overLimit()) {
+      this.log?.warn({ file: this.file, dropped: bad, kept: this.entries.length }, 'offline journal repaired')
+      this.trimToLimits()
+      await this.rewrite()
+    }
+  }
+
+  /** Entries the hub has not acknowledged, oldest first. */
+  pending(): JournalEntry[] {
+    return [...this.entries]
+  }
+
+  get size(): number {
+    return this.entries.length
+  }
+
+  append(entry: NewJournalEntry): Promise<JournalEntry> {
+    return this.queue.run(async () => {
+      const now = Date.now()
+      const e: JournalEntry = {
+        id: randomUUID(),
+        ts: now,
+        at: entry.at ?? now,
+        // Bounded so that one entry always fits the byte limit.
+        transcript: entry.transcript.slice(0, 1000),
+        reply: entry.reply.slice(0, 1000),
+      }
+      if (entry.skill) e.skill = entry.skill
+      if (entry.action) e.action = entry.action
+      const line = `${JSON.stringify(e)}\n`
+      const fh = await fs.open(this.file, 'a')
+      try {
+        await fh.write(line)
+        await fh.datasync()
+      } finally {
+        await fh.close()
+      }
+      this.entries.push(e)
+      this.bytes += Buffer.byteLength(line)
+      if (this.overLimit()) {
+        const before = this.entries.length
+        this.trimToLimits()
+        this.log?.warn({ dropped: before - this.entries.length, kept: this.entries.length }, 'offline journal full: oldest entries dropped')
+        await this.rewrite()
+      }
+      return e
+    })
+  }
+
+  /** Removes acknowledged entries; returns how many were removed. */
+  ack(ids: Iterable<string>): Promise<number> {
+    const set = new Set(ids)
+    return this.queue.run(async () => {
+      const before = this.entries.length
+      this.entries = this.entries.filter((e) => !set.has(e.id))
+      const removed = before - this.entries.length
+      if (removed > 0) await this.rewrite()
+      return removed
+    })
+  }
+
+  private overLimit(): boolean {
+    return this.entries.length > this.maxEntries || this.bytes > this.maxBytes
+  }
+
+  /** Keeps the newest entries within maxEntries, and within half of maxBytes so trims are rare. */
+  private trimToLimits(): void {
+    let keep = Math.min(this.entries.length, this.maxEntries)
+    let bytes = 0
+    const budget = this.bytes > this.maxBytes ? this.maxBytes / 2 : this.maxBytes
+    let i = this.entries.length
+    while (i > this.entries.length - keep) {
+      const b = Buffer.byteLength(JSON.stringify(this.entries[i - 1])) + 1
+      if (bytes + b > budget) break
+      bytes += b
+      i--
+    }
+    keep = this.entries.length - i
+    this.entries = this.entries.slice(this.entries.length - keep)
+  }
+
+  private async rewrite(): Promise<void> {
+    const text = this.entries.map((e) => `${JSON.stringify(e)}\n`).join('')
+    await writeAtomic(this.file, text)
+    this.bytes = Buffer.byteLength(text)
+  }
+}
+
+export function offlineTurnEvent(e: JournalEntry, now = Date.now()): OfflineTurnEvent {
+  const ev: OfflineTurnEvent = { v: 1, ts: now, type: 'offline_turn', id: e.id, at: e.at, transcript: e.transcript, reply: e.reply }
+  if (e.skill) ev.skill = e.skill
+  if (e.action) ev.action = e.action
+  return ev
+}
+
+export interface ReplayOptions {
+  /** How long to wait for the hub's journal_ack after the last publish (default 10 s). */
+  ackTimeoutMs?: number
+  /** Entries per round: publish, then wait for their acks (default 50). */
+  batchSize?: number
+}
+
+/**
+ * A RecoveryTask: publishes every pending entry as an offline_turn event, waits for the hub's
+ * journal_ack (ids) and removes only acknowledged entries. The rest stay for the next recovery
+ * (at least once: the hub dedupes by id). Never throws (except on abort, which ends it quietly).
+ *
+ * `waitAck(ids, signal)` is called after the batch is published; it resolves with the ids
+ * acknowledged — all of them, or those acked so far when `signal` aborts (ack timeout or
+ * recovery abort) — and must count acks that arrived before the call. AckWaiter implements it.
+ */
+export function journalReplayTask(
+  journal: OfflineJournal,
+  publish: (event: OfflineTurnEvent) => Promise<void>,
+  waitAck: (ids: string[], signal: AbortSignal) => Promise<string[]>,
+  log: Logger,
+  opts: ReplayOptions = {},
+): RecoveryTask {
+  return async (signal) => {
+    const all = journal.pending()
+    if (all.length === 0) return
+    const t0 = performance.now()
+    const batchSize = Math.max(1, opts.batchSize ?? 50)
+    let acked = 0
+    let published = 0
+    for (let i = 0; i < all.length && !signal.aborted; i += batchSize) {
+      const batch = all.slice(i, i + batchSize)
+      const sent: string[] = []
+      for (const e of batch) {
+        if (signal.aborted) break
+        try {
+          await publish(offlineTurnEvent(e))
+          sent.push(e.id)
+        } catch (err) {
+          log.warn({ err: (err as Error).message, id: e.id }, 'offline turn replay: publish failed')
+          break
+        }
+      }
+      published += sent.length
+      if (sent.length === 0) break
+      let ids: string[] = []
+      try {
+        // The hub may ack the first entries before the last is out: waitAck must count acks
+        // that arrived before it was called (AckWaiter does).
+        ids = await waitAck(sent, AbortSignal.any([signal, AbortSignal.timeout(opts.ackTimeoutMs ?? 10_000)]))
+      } catch (err) {
+        if (!signal.aborted) log.warn({ err: (err as Error).message }, 'offline turn replay: waiting for acks failed')
+      }
+      const mine = new Set(batch.map((e) => e.id))
+      const ok = ids.filter((id) => mine.has(id))
+      if (ok.length > 0) acked += await journal.ack(ok)
+      if (sent.length < batch.length || ok.length < sent.length) break // hub not keeping up: retry next recovery
+    }
+    const left = journal.size
+    const ms = Math.round(performance.now() - t0)
+    if (left > 0) log.warn({ published, acked, left, ms }, 'offline turns replayed partly; the rest on the next recovery')
+    else log.info({ published, acked, ms }, 'offline turns replayed')
+  }
+}
+
+/**
+ * Collects journal_ack events (feed it with `onAck(ids)` from the MQTT handler) and answers
+ * journalReplayTask's `waitAck`. Acks that arrive before anyone waits are remembered (bounded).
+ */
+export class AckWaiter {
+  private readonly seen = new Set<string>()
+  private readonly waiters = new Set<() => void>()
+
+  onAck(ids: Iterable<string>): void {
+    for (const id of ids) this.seen.add(id)
+    if (this.seen.size > 10_000) {
+      const drop = this.seen.size - 10_000
+      let n = 0
+      for (const id of this.seen) {
+        if (n++ >= drop) break
+        this.seen.delete(id)
+      }
+    }
+    for (const w of [...this.waiters]) w()
+  }
+
+  wait = (ids: string[], signal: AbortSignal): Promise<string[]> => {
+    const got = (): string[] => ids.filter((id) => this.seen.has(id))
+    return new Promise((resolve) => {
+      const done = (): void => {
+        this.waiters.delete(check)
+        signal.removeEventListener('abort', done)
+        const acked = got()
+        for (const id of acked) this.seen.delete(id)
+        resolve(acked)
+      }
+      const check = (): void => {
+        if (got().length === ids.length) done()
+      }
+      if (signal.aborted) return done()
+      this.waiters.add(check)
+      signal.addEventListener('abort', done, { once: true })
+      check()
+    })
+  }
+}
+
+/** Human-readable record of offline turns: "<iso> <state> heard="…" replied="…"". Two files kept. */
+export class FallbackLog {
+  readonly file: string
+  private readonly queue = new Queue()
+  private size: number | undefined
+
+  constructor(readonly dir: string, private readonly maxBytes = 256 * 1024) {
+    this.file = path.join(dir, 'fallback.log')
+  }
+
+  write(state: string, heard: string, replied: string, at = new Date()): Promise<void> {
+    // JSON string escaping keeps one turn on one line whatever was heard.
+    const line = `${at.toISOString()} ${state} heard=${JSON.stringify(heard)} replied=${JSON.stringify(replied)}\n`
+    return this.queue.run(async () => {
+      await fs.mkdir(this.dir, { recursive: true })
+      if (this.size === undefined) this.size = await fs.stat(this.file).then((s) => s.size, () => 0)
+      if (this.size > 0 && this.size + Buffer.byteLength(line) > this.maxBytes) {
+        await fs.rename(this.file, `${this.file}.1`)
+        this.size = 0
+      }
+      await fs.appendFile(this.file, line)
+      this.size += Buffer.byteLength(line)
+    })
+  }
+}

@@ -1,0 +1,96 @@
+// Offline emergency mode end to end: real hub (building and serving the reply bundle),
+// real node agent (mic on stdin, speaker recorded to a file), real broker, real Chromium
+// on the mirror screen. Hub killed → the mirror answers from its cache and journals the
+// turn → hub back → the journal is replayed once and trimmed.
+import { existsSync } from 'node:fs'
+import { mkdtemp, readFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { chromium, type BrowserContext } from 'playwright-core'
+import { afterEach, describe, expect, it } from 'vitest'
+import { killAll, sleep, startAgent, tempDir, waitFor } from './support/harness.mjs'
+import { createMesh } from './support/mesh.mjs'
+import { synth } from './support/voice.mjs'
+
+const CHROMIUM = '/usr/bin/chromium'
+let context: BrowserContext | undefined
+
+afterEach(async () => {
+  await context?.close().catch(() => undefined)
+  context = undefined
+  await killAll()
+})
+
+/** Feed PCM to the agent's microphone (stdin) at real-time pace. */
+async function speak(stdin: NodeJS.WritableStream, pcm: Int16Array): Promise<number> {
+  const frame = 320
+  const started = Date.now()
+  for (let off = 0; off < pcm.length; off += frame) {
+    const chunk = pcm.subarray(off, Math.min(pcm.length, off + frame))
+    stdin.write(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength))
+    const wait = started + (off + frame) / 16 - Date.now()
+    if (wait > 0) await sleep(wait)
+  }
+  return Date.now()
+}
+
+describe.skipIf(!existsSync(CHROMIUM))('offline emergency mode (needs Debian chromium for the screen)', () => {
+  it('hub killed → offline banner, "what time is it" answered from the cache with the right hour, journal replayed once after recovery', async () => {
+    const mesh = await createMesh('embedded', { hubEnv: { BUNDLE_ENABLED: 'true', ROOMS: 'kitchen|hall' } })
+    const dir = await tempDir('mm-node-')
+    const played = join(dir, 'played.jsonl')
+    const agent = await startAgent({
+      nodeId: 'kitchen', mqttUrl: mesh.url, password: mesh.passwords.kitchen, stdin: true,
+      env: { AUDIO_SOURCE: 'stdin', AUDIO_SINK: 'file', AUDIO_SINK_FILE: played, MIRRORMESH_STATE_DIR: dir, HUB_HTTP_URL: `http://127.0.0.1:${mesh.hub.httpPort}`, VAD_END_SILENCE_MS: '500', LOG_PII: 'true' },
+    })
+    const silence = new Int16Array(16000 * 0.5)
+    const mic = agent.proc.stdin!
+    // Keep the microphone fed with silence while nobody speaks, as a real one is.
+    let feeding = true
+    const idleFeed = (async () => { while (feeding) { mic.write(Buffer.from(silence.buffer)); await sleep(500) } })()
+    try {
+      await waitFor(async () => (await agent.health()).offline?.bundleVersion, { timeoutMs: 60_000, what: 'reply bundle synced to the node' })
+      await agent.waitState('online')
+
+      const userDataDir = await mkdtemp(join(tmpdir(), 'mm-chromium-'))
+      context = await chromium.launchPersistentContext(userDataDir, { executablePath: CHROMIUM, headless: true,
+        args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'] })
+      const page = context.pages()[0] ?? (await context.newPage())
+      await page.goto(`http://127.0.0.1:${agent.healthPort}/`)
+      const banner = page.locator('#banner')
+      await banner.waitFor({ state: 'hidden', timeout: 5000 })
+
+      const killedAt = Date.now()
+      mesh.hub.kill('SIGKILL')
+      await banner.waitFor({ state: 'visible', timeout: 1500 })
+      const bannerMs = Date.now() - killedAt
+      expect((await agent.health()).state).toBe('offline')
+
+      feeding = false
+      await idleFeed
+      const speech = await synth('what time is it', { padMs: 1500 })
+      const hourNow = new Date().getHours() % 12 || 12
+      await speak(mic, speech)
+      await waitFor(async () => (await agent.health()).offline?.journalPending === 1, { timeoutMs: 10_000, what: 'offline turn journaled' })
+      const answered = agent.out.text.split('\n').filter((l: string) => l.includes('offline turn answered')).map((l: string) => JSON.parse(l))
+      expect(answered).toHaveLength(1)
+      expect(answered[0].matched).toBe(true)
+      expect(answered[0].pii.replied).toMatch(new RegExp(`^It's ${hourNow}:\\d{2} (AM|PM)`))
+      await waitFor(async () => existsSync(played) && (await readFile(played, 'utf8')).trim().length > 0, { what: 'cached audio played' })
+      const rec = JSON.parse((await readFile(played, 'utf8')).trim().split('\n')[0]!)
+      expect(rec.samples / 16000).toBeGreaterThan(0.8)
+      await page.screenshot({ path: 'test-results/mirror-offline.png' })
+
+      await mesh.restartHub()
+      await agent.waitState('online', 15_000)
+      await banner.waitFor({ state: 'hidden', timeout: 2000 })
+      await waitFor(async () => (await agent.health()).offline?.journalPending === 0, { timeoutMs: 10_000, what: 'journal trimmed after the hub acked' })
+      const turns = (await mesh.hub.http('/api/offline-turns')).body.turns
+      expect(turns).toHaveLength(1)
+      expect(turns[0]).toMatchObject({ nodeId: 'kitchen', transcript: 'what time is it' })
+      console.log(`offline banner after hub kill: ${bannerMs} ms`)
+    } finally {
+      feeding = false
+    }
+  })
+})
