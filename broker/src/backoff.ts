@@ -7,6 +7,8 @@ export interface BackoffOptions {
   maxMs: number
   /** Lower bound of every delay. */
   minMs?: number
+  /** Growth per attempt (default 2). */
+  factor?: number
 }
 
 export const defaultBackoffOptions: BackoffOptions = { initialMs: 500, maxMs: 30_000, minMs: 100 }
@@ -16,8 +18,8 @@ export class Backoff {
   constructor(private readonly opts: BackoffOptions = defaultBackoffOptions, private readonly random = Math.random) {}
 
   next(): number {
-    const ceiling = Math.min(this.opts.maxMs, this.opts.initialMs * 2 ** this.attempt)
-    this.attempt = Math.min(this.attempt + 1, 30)
+    const ceiling = Math.min(this.opts.maxMs, this.opts.initialMs * (this.opts.factor ?? 2) ** this.attempt)
+    this.attempt = Math.min(this.attempt + 1, 60)
     const min = Math.min(this.opts.minMs ?? 0, ceiling)
     return Math.round(min + this.random() * (ceiling - min))
   }

@@ -9,5 +9,5 @@ export * from './config.js'
 export * from './credentials.js'
 export * from './inbound.js'
 export * from './log.js'
-export * from './server.js'
+// The embedded broker (aedes, LevelDB, ws) is at '@mirrormesh/broker/server', so nodes don't load it.
 export * from './stats.js'

@@ -7,9 +7,10 @@ import { join } from 'node:path'
 import { Registry, collectDefaultMetrics, Counter } from 'prom-client'
 import type { FastifyInstance } from 'fastify'
 import {
-  CredentialStore, EmbeddedBroker, InboundValidator, MeshClient, filterFor, topicFor,
+  CredentialStore, InboundValidator, MeshClient, filterFor, topicFor,
   type HubState, type Logger, type TopicName,
 } from '@mirrormesh/broker'
+import { EmbeddedBroker } from '@mirrormesh/broker/server'
 import { buildApp } from './app.js'
 import type { HubConfig } from './config.js'
 import { createPipeline, type Pipeline } from './pipeline/index.js'

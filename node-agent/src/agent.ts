@@ -6,12 +6,12 @@ import { Registry } from 'prom-client'
 import { InboundValidator, MeshClient, filterFor, topicFor, type HubState, type Logger } from '@mirrormesh/broker'
 import type { AgentConfig } from './config.js'
 import { buildHeartbeat, sampleBoard, type BoardSample } from './heartbeat.js'
-import { buildAudio, type AudioParts } from './audio-setup.js'
+import type { AudioParts } from './audio-setup.js'
 import { Presence, fileSource } from './presence.js'
 import { OFFLINE_BANNER, defaultPublicDir, registerScreen, type Screen } from './screen.js'
 import { NodeStateMachine } from './state.js'
 import { VoiceLoop } from './voice.js'
-import { OfflineMode } from './offline-mode.js'
+import type { OfflineMode } from './offline-mode.js'
 import { join } from 'node:path'
 
 const pkg = createRequire(import.meta.url)('../package.json') as { version: string }
@@ -60,6 +60,8 @@ export class NodeAgent {
       username: config.mqttUsername,
       password: config.mqttPassword,
       keepaliveS: config.mqttKeepaliveS,
+      // Gentler growth than the default: a hub restart on a LAN is back within seconds, a long outage still caps at 30 s.
+      backoff: { initialMs: 300, factor: 1.5, minMs: 100, maxMs: 30_000 },
       will: { name: 'nodeStatus', params: { node: config.nodeId }, payload: 'offline' },
       log: log.child({ component: 'mqtt' }),
     })
@@ -84,6 +86,9 @@ export class NodeAgent {
     this.health = this.buildHealth()
     this.screen = registerScreen(this.health, { publicDir: defaultPublicDir(), initial: { nodeId: config.nodeId, room: config.room ?? null, state: 'offline', banner: OFFLINE_BANNER } })
     if (config.audioSource !== 'none') {
+      // Loaded only with a microphone: VAD, wake word and onnxruntime cost memory a headless node need not pay.
+      const { buildAudio } = await import('./audio-setup.js')
+      const { OfflineMode } = await import('./offline-mode.js')
       this.audio = await buildAudio(config, log)
       this.voice = new VoiceLoop({ nodeId: config.nodeId, client, audioInTopic: topicFor(base, 'nodeAudioIn', own), state: this.state, listener: this.audio.listener, sink: this.audio.sink, screen: this.screen, log: log.child({ component: 'voice' }) })
       this.offline = new OfflineMode({ dir: join(config.stateDir, 'offline'), nodeId: config.nodeId, hubHttpUrl: config.hubHttpUrl ?? defaultHubHttpUrl(config.mqttUrl), client, state: this.state, voice: this.voice, screen: this.screen, log: log.child({ component: 'offline' }) })
