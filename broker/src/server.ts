@@ -11,6 +11,7 @@ import { Level } from 'level'
 import { WebSocketServer, createWebSocketStream } from 'ws'
 import { Counter, Gauge, type Registry } from 'prom-client'
 import { createAuthHooks, type InternalUser } from './auth.js'
+import { indexRetained } from './retained.js'
 import type { CredentialStore } from './credentials.js'
 import type { Logger } from './log.js'
 
@@ -69,7 +70,7 @@ export class EmbeddedBroker {
       await mkdir(opts.persistenceDir, { recursive: true })
       this.db = new Level<string, Buffer>(opts.persistenceDir, { valueEncoding: 'buffer' })
       await this.db.open()
-      persistence = levelPersistence(this.db)
+      persistence = indexRetained(levelPersistence(this.db) as Parameters<typeof indexRetained>[0])
     }
     const aedes = await Aedes.createBroker({
       persistence,
