@@ -119,6 +119,8 @@ describe('voice pipeline', () => {
     // Less audio was sent than the full reply would take (≈2 s at this speed).
     expect(node.turn(turnId).pcm.length / 16000).toBeLessThan(1.5)
     expect(await mesh.metric('mirrormesh_barge_in_seconds_count')).toBe(1)
+    // The control frame has its own sequence number: it must not count as lost audio.
+    expect(await mesh.metric('mirrormesh_audio_frames_lost_total')).toBe(0)
   })
 
   it('MAX_CONCURRENT_SESSIONS=1, QUEUE_MAX=1: of three simultaneous turns one is answered, one queued then answered, one told busy', async () => {

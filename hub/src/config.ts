@@ -38,7 +38,7 @@ export const hubSettings = {
   espeakVoice: z.string().regex(/^[a-z0-9+_-]{1,32}$/i).default('en-us').describe('espeak-ng voice for the TTS fallback'),
   espeakSpeedWpm: envInt(80, 450).default(175).describe('espeak-ng speed, words per minute'),
   llmModel: z.string().optional().describe('GGUF model for the LLM (node-llama-cpp); unset: non-skill turns hear "unavailable"'),
-  llmMaxThreads: envInt(1, 256).default(2).describe('CPU threads for the LLM; set explicitly (the library default oversubscribes small machines)'),
+  llmMaxThreads: envInt(0, 256).default(0).describe('CPU threads for the LLM; 0 = CPU cores − 1, leaving a core for the broker (the library default takes them all)'),
   llmGpuLayers: z.union([z.literal('auto'), envInt(0, 1000)]).default(0).describe('Model layers offloaded to the GPU: 0 on CPU machines, "auto" on a GPU hub'),
   llmContextSize: envInt(256, 131_072).default(2048).describe('LLM context size in tokens'),
   llmTimeoutMs: envInt(500, 120_000).default(8000).describe('An LLM reply is abandoned after this; three in a row mark the LLM unhealthy'),

@@ -4,15 +4,17 @@
 // agent's own 'node state changed' log line (its `time` field); /healthz polling every 10 ms is
 // reported alongside as a cross-check.
 import { startHub, startAgent, addNode, sleep, waitFor } from '../support/harness.mjs'
-import { envInt, fmt, table, printMachine, quantile, logLines } from './lib.mjs'
+import { envInt, fmt, table, printMachine, quantile, logLines, startHubRetry, systemCpu, trackDir } from './lib.mjs'
 
 const NODE = 'bench-agent'
 
 export async function failureBench() {
   const reps = envInt('BENCH_REPS', 20)
   const machine = printMachine()
+  const sys0 = systemCpu()
   console.log(`failure: ${reps} repetitions, agent HUB_STALE_MS=3000, reconnect backoff jittered 500 ms x2^n (cap 30 s, min 100 ms)`)
-  let hub = await startHub()
+  let hub = await startHubRetry(startHub)
+  trackDir(hub.stateDir)
   const same = { stateDir: hub.stateDir, mqttPort: hub.mqttPort, httpPort: hub.httpPort, wsPort: hub.wsPort }
   const password = await addNode(hub.stateDir, NODE)
   const agent = await startAgent({ nodeId: NODE, mqttUrl: hub.mqttUrl, password, hubStaleMs: 3000 })
@@ -60,6 +62,7 @@ export async function failureBench() {
     console.log(`rep ${i + 1}/${reps}: kill->offline ${r.kill.at(-1)} ms, restart->online ${r.restart.at(-1)} ms (hub ready ${r.hubReady.at(-1)} ms), stop->offline ${r.stop.at(-1)} ms, cont->online ${r.cont.at(-1) ?? '-'} ms`)
   }
   report(r, reps, machine)
+  console.log(`machine busy during the bench (all cores, includes anything else running): ${fmt(systemCpu(sys0))} %`)
 }
 
 /**

@@ -1,16 +1,18 @@
 // `bench heartbeat`: N simulated nodes heartbeating once a second through (a) the hub's
 // embedded broker and (b) a local Mosquitto with the hub as a client. Reports the hub-measured
 // heartbeat delay (timestamp -> registry update), hub/broker RSS+CPU and the load generator's CPU.
+// Mosquitto runs twice: as the harness configures it ('mosquitto', Nagle on: set_tcp_nodelay
+// defaults to false) and with set_tcp_nodelay true ('mosquitto-nodelay', the like-for-like
+// baseline: the embedded broker and MeshClient both turn Nagle off).
 import { fork, execFile } from 'node:child_process'
-import { readFileSync } from 'node:fs'
 import { writeFile, appendFile, rename, chown, chmod } from 'node:fs/promises'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { randomBytes } from 'node:crypto'
 import mqtt from 'mqtt'
 import { CredentialStore } from '../../broker/dist/index.js'
-import { startHub, startMosquitto, spawnTracked, cli, tempDir, removeDir, waitFor, sleep, killAll } from '../support/harness.mjs'
-import { sampler, envInt, fmt, table, printMachine, trackChild, killChildren, logLines, quantile } from './lib.mjs'
+import { startHub, startMosquitto, spawnTracked, cli, tempDir, waitFor, sleep, killAll } from '../support/harness.mjs'
+import { sampler, envInt, fmt, table, printMachine, trackChild, killChildren, logLines, quantile, startHubRetry, systemCpu, trackDir, removeTrackedDirs } from './lib.mjs'
 
 const exec = promisify(execFile)
 const workerPath = new URL('./heartbeat-worker.mjs', import.meta.url).pathname
@@ -42,23 +44,21 @@ export async function heartbeatBench() {
 
 async function runOnce(kind, { N, seconds, workers, batch, subscribe, nodes, password }) {
   const probeOn = process.env.BENCH_PROBE === '1'
-  const dirs = []
   const r = { kind }
   let hub, mosq
   const t0 = Date.now()
   if (kind === 'embedded') {
-    const stateDir = await tempDir('mm-bench-hub-')
-    dirs.push(stateDir)
+    const stateDir = trackDir(await tempDir('mm-bench-hub-'))
     const store = new CredentialStore(join(stateDir, 'credentials.json'))
     for (const n of nodes) await store.add(n.id, 'node', { cost: 1024, password })
     if (probeOn) await store.add('bench-probe', 'observer', { cost: 1024, password })
     r.setupCredsMs = Date.now() - t0
-    hub = await startHub({ stateDir })
+    hub = await startHubRetry(startHub, { stateDir, env: hubEnv() })
   } else { // 'mosquitto' (the harness's config), '-nodelay' (+ set_tcp_nodelay true), '-nopersist' (persistence false)
     const hubPw = randomBytes(12).toString('base64url')
     const acl = (await cli(['broker', 'mosquitto-acl'])).stdout
     mosq = await startMosquitto({ dir: await mosquittoDir(), users: [{ username: 'hub-main', password: hubPw }], acl, persistence: !kind.includes('nopersist') })
-    dirs.push(mosq.dir)
+    trackDir(mosq.dir)
     // mosquitto_passwd -b once per user is slow for 1000s: hash a plaintext file in one go, then SIGHUP.
     const plain = join(mosq.dir, 'passwd.new')
     await writeFile(plain, [`hub-main:${hubPw}`, ...nodes.map((n) => `${n.id}:${n.password}`)].join('\n') + '\n')
@@ -80,8 +80,8 @@ async function runOnce(kind, { N, seconds, workers, batch, subscribe, nodes, pas
     const login = nodes.at(-1)
     await waitFor(() => canConnect(mosq.url, login.id, login.password), { timeoutMs: 10_000, intervalMs: 200, what: 'mosquitto to accept node credentials' })
     r.setupCredsMs = Date.now() - t0
-    hub = await startHub({ mqttUrl: mosq.url, username: 'hub-main', password: hubPw })
-    dirs.push(hub.stateDir)
+    hub = await startHubRetry(startHub, { mqttUrl: mosq.url, username: 'hub-main', password: hubPw, env: hubEnv() })
+    trackDir(hub.stateDir)
   }
   console.log(`credentials for ${N} nodes: ${r.setupCredsMs} ms; hub ready`)
   const probe = !probeOn ? null : await startProbe(hub.mqttUrl, kind === 'embedded' ? { username: 'bench-probe', password } : { username: 'hub-main', password: hub.env.MQTT_PASSWORD })
@@ -149,9 +149,12 @@ async function runOnce(kind, { N, seconds, workers, batch, subscribe, nodes, pas
   console.log(JSON.stringify({ delay: r.delay, published: r.published, states: r.states, hubLog: r.hubLog, workerCloses: r.workerCloses, workerErrors: r.workerErrors }))
   await killChildren()
   await killAll()
-  for (const d of dirs) await removeDir(d)
+  await removeTrackedDirs()
   return r
 }
+
+/** BENCH_HUB_NODE_OPTIONS: flags for the hub only, e.g. `--import /path/profiler.mjs` (--cpu-prof is refused in NODE_OPTIONS). */
+const hubEnv = () => (process.env.BENCH_HUB_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_HUB_NODE_OPTIONS } : {})
 
 /**
  * Diagnostic (BENCH_PROBE=1): a second subscriber to every heartbeat, in this process, to tell
@@ -212,21 +215,13 @@ function canConnect(url, username, password) {
  * the harness's default 0700 temp folder ("Unable to open pwfile").
  */
 export async function mosquittoDir() {
-  const dir = await tempDir('mm-bench-mosq-')
+  const dir = trackDir(await tempDir('mm-bench-mosq-'))
   if (process.getuid?.() === 0) {
     const id = async (flag) => Number((await exec('id', [flag, 'mosquitto']).catch(() => ({ stdout: '' }))).stdout.trim())
     const uid = await id('-u')
     if (uid > 0) await chown(dir, uid, await id('-g'))
   }
   return dir
-}
-
-/** Busy % of the whole machine (all cores) since `since`, or the raw counters. */
-function systemCpu(since) {
-  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number)
-  const now = { idle: f[3] + f[4], total: f.reduce((a, b) => a + b, 0) }
-  if (!since) return now
-  return (1 - (now.idle - since.idle) / (now.total - since.total)) * 100
 }
 
 function logSummary(text) {

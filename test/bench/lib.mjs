@@ -1,5 +1,6 @@
 // Small helpers shared by the benchmarks: /proc sampling, quantiles, tables, machine info.
 import { readFileSync } from 'node:fs'
+import { rm } from 'node:fs/promises'
 import { cpus, release } from 'node:os'
 
 const CLK_TCK = 100 // Linux USER_HZ; `getconf CLK_TCK` is 100 on every mainstream kernel
@@ -140,4 +141,36 @@ export async function killChildren() {
     c.once('exit', () => { clearTimeout(t); resolve() })
   })))
   children.clear()
+}
+
+/**
+ * startHub with up to 3 tries: the harness picks its three ports with separate freePort() calls,
+ * each closed before the hub binds, so on a busy machine two can coincide or be taken (EADDRINUSE).
+ */
+export async function startHubRetry(startHub, opts = {}) {
+  for (let i = 1; ; i++) {
+    try {
+      return await startHub(opts)
+    } catch (err) {
+      if (i >= 3 || !/EADDRINUSE/.test(err.message)) throw err
+      console.log(`hub start failed with EADDRINUSE (try ${i}); retrying on fresh ports`)
+    }
+  }
+}
+
+/** Busy % of the whole machine (all cores) since `since`, or the raw counters. */
+export function systemCpu(since) {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number)
+  const now = { idle: f[3] + f[4], total: f.reduce((a, b) => a + b, 0) }
+  if (!since) return now
+  return (1 - (now.idle - since.idle) / (now.total - since.total)) * 100
+}
+
+
+/** Temp folders to delete once every process is gone (run.mjs cleanup). */
+const dirs = new Set()
+export const trackDir = (dir) => { if (dir) dirs.add(dir); return dir }
+export async function removeTrackedDirs() {
+  for (const d of dirs) await rm(d, { recursive: true, force: true }).catch(() => undefined)
+  dirs.clear()
 }

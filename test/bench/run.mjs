@@ -1,12 +1,13 @@
-// Benchmark dispatcher: `npm run bench -- <name>` (heartbeat, failure, rss, all).
+// Benchmark dispatcher: `npm run bench -- <name>` (heartbeat, failure, rss, pipeline, all).
 // Benchmarks print figures; they never fail on timing. Every process they start is killed on exit.
 import { killAll } from '../support/harness.mjs'
-import { killChildren } from './lib.mjs'
+import { killChildren, removeTrackedDirs } from './lib.mjs'
 
 const benches = {
   heartbeat: async () => (await import('./heartbeat.mjs')).heartbeatBench(),
   failure: async () => (await import('./failure.mjs')).failureBench(),
   rss: async () => (await import('./rss.mjs')).rssBench(),
+  pipeline: async () => (await import('./pipeline.mjs')).main(),
 }
 
 const name = process.argv[2]
@@ -16,13 +17,15 @@ if (!benches[name] && name !== 'all') {
              (BENCH_BROKERS=embedded,mosquitto,mosquitto-nodelay[,mosquitto-nopersist]; BENCH_SUBSCRIBE=1 nodes subscribe
              like agents; BENCH_PROBE=1 adds a second heartbeat subscriber to split broker from hub delay)
   failure    hub kill / stop / restart -> agent state (BENCH_REPS=20)
-  rss        node-agent and hub idle RSS (BENCH_SECONDS=20)`)
+  rss        node-agent and hub idle RSS (BENCH_SECONDS=20)
+  pipeline   voice turns: TTFA per stage (skill and LLM), barge-in, heartbeat delay under turns, hub RSS (BENCH_TURNS=30)`)
   process.exit(2)
 }
 
 async function cleanup() {
   await killChildren()
   await killAll()
+  await removeTrackedDirs()
 }
 
 let interrupted = false

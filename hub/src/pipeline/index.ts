@@ -3,6 +3,7 @@
 // Unavailable, so turns fall through to the next engine and the step is counted.
 import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { availableParallelism } from 'node:os'
 import type { Registry } from 'prom-client'
 import { Gauge } from 'prom-client'
 import type { Logger } from '@mirrormesh/broker'
@@ -79,7 +80,7 @@ export async function createPipeline(config: HubConfig, io: TurnIo, registry: Re
   ]
   let llm: LlmEngine
   if (config.llmModel) {
-    const l = new LlamaLlm({ modelPath: config.llmModel, maxThreads: config.llmMaxThreads, gpuLayers: config.llmGpuLayers, contextSize: config.llmContextSize, timeoutMs: config.llmTimeoutMs, log: plog })
+    const l = new LlamaLlm({ modelPath: config.llmModel, maxThreads: config.llmMaxThreads || Math.max(1, availableParallelism() - 1), gpuLayers: config.llmGpuLayers, contextSize: config.llmContextSize, timeoutMs: config.llmTimeoutMs, log: plog })
     l.start()
     llm = l
   } else {

@@ -53,6 +53,8 @@ class Turn {
   phase: 'queued' | 'listening' | 'thinking' | 'speaking' | 'done' | 'busy' = 'queued'
   readonly t: Record<string, number> = { start: Date.now() }
   bargeInAt: number | undefined
+  /** The LLM failed before saying anything: the reply was the canned "unavailable". */
+  llmFellBack = false
   constructor(readonly nodeId: string, readonly id: number) {
     this.key = `${nodeId}:${id}`
   }
@@ -78,9 +80,13 @@ export class TurnManager {
     if (typeof f === 'string') return this.drop(f)
     const node = this.node(nodeId)
     let turn = node.current
-    if (f.flags & (AudioFlags.bargeIn | AudioFlags.cancel) && turn && turn.phase !== 'done') {
-      if (f.flags & AudioFlags.bargeIn) turn.bargeInAt = Date.now()
-      this.cancel(turn, f.flags & AudioFlags.bargeIn ? 'barge_in' : 'node_cancel')
+    if (f.flags & (AudioFlags.bargeIn | AudioFlags.cancel)) {
+      if (turn && turn.phase !== 'done' && (f.flags & AudioFlags.bargeIn || turn.id === f.turnId)) {
+        if (f.flags & AudioFlags.bargeIn) turn.bargeInAt = Date.now()
+        this.cancel(turn, f.flags & AudioFlags.bargeIn ? 'barge_in' : 'node_cancel')
+      }
+      // A control frame carries no audio and its own sequence number: done unless it also opens a turn.
+      if (!(f.flags & AudioFlags.start)) return
     }
     if (f.flags & AudioFlags.start) {
       if (turn && turn.phase !== 'done' && turn.id !== f.turnId) this.cancel(turn, 'new_turn')
@@ -189,6 +195,7 @@ export class TurnManager {
         }
       }
       replyText = spoken.join(' ')
+      if (turn.llmFellBack) kind = 'unavailable'
       await speaker.finish()
       this.io.sendEvent(turn.nodeId, { v: 1, ts: Date.now(), type: 'reply', turnId: turn.id, text: replyText, kind, audio: speaker.framesSent > 0 })
     } catch (err) {
@@ -294,7 +301,10 @@ export class TurnManager {
     }, (err: unknown) => {
       if (turn.ctl.signal.aborted) return out.end()
       this.engines.llm.step(llm.name, 'canned', reasonOf(err), err)
-      if (said === 0) out.push(phrasesSpoken.unavailable)
+      if (said === 0) {
+        turn.llmFellBack = true
+        out.push(phrasesSpoken.unavailable)
+      }
       out.end()
     })
     return 'llm'
