@@ -41,7 +41,7 @@ describe.skipIf(!existsSync(CHROMIUM))('offline emergency mode (needs Debian chr
     const played = join(dir, 'played.jsonl')
     const agent = await startAgent({
       nodeId: 'kitchen', mqttUrl: mesh.url, password: mesh.passwords.kitchen, stdin: true,
-      env: { AUDIO_SOURCE: 'stdin', AUDIO_SINK: 'file', AUDIO_SINK_FILE: played, MIRRORMESH_STATE_DIR: dir, HUB_HTTP_URL: `http://127.0.0.1:${mesh.hub.httpPort}`, VAD_END_SILENCE_MS: '500', LOG_PII: 'true' },
+      env: { AUDIO_SOURCE: 'stdin', AUDIO_SINK: 'file', AUDIO_SINK_FILE: played, MIRRORMESH_STATE_DIR: dir, HUB_HTTP_URL: `http://127.0.0.1:${mesh.hub.httpPort}`, VAD_END_SILENCE_MS: '500', LOG_PII: 'true', LOG_LEVEL: 'debug' },
     })
     const silence = new Int16Array(16000 * 0.5)
     const mic = agent.proc.stdin!
@@ -74,7 +74,8 @@ describe.skipIf(!existsSync(CHROMIUM))('offline emergency mode (needs Debian chr
       await waitFor(async () => (await agent.health()).offline?.journalPending === 1, { timeoutMs: 10_000, what: 'offline turn journaled' })
       const answered = agent.out.text.split('\n').filter((l: string) => l.includes('offline turn answered')).map((l: string) => JSON.parse(l))
       expect(answered).toHaveLength(1)
-      expect(answered[0].matched).toBe(true)
+      const utterances = agent.out.text.split('\n').filter((l: string) => l.includes('"utterance ')).join('\n')
+      expect(answered[0].matched, `${JSON.stringify(answered[0])}\n${utterances}`).toBe(true)
       expect(answered[0].pii.replied).toMatch(new RegExp(`^It's ${hourNow}:\\d{2} (AM|PM)`))
       await waitFor(async () => existsSync(played) && (await readFile(played, 'utf8')).trim().length > 0, { what: 'cached audio played' })
       const rec = JSON.parse((await readFile(played, 'utf8')).trim().split('\n')[0]!)

@@ -29,7 +29,8 @@ export async function buildAudio(config: AgentConfig, log: Logger): Promise<Audi
     if (!existsSync(config.wakeWordModelDir)) throw new Error(`WAKE_WORD_MODEL_DIR ${config.wakeWordModelDir} does not exist`)
     wakeWord = await WakeWord.load({ modelDir: config.wakeWordModelDir, keyword: config.wakeWord, threshold: config.wakeThreshold })
   }
-  const listener = new Listener({ source, vad, wakeWord, bargeIn: wakeWord ? 'wake' : 'vad' })
+  // 500 ms of pre-roll: Silero reports onset a few hundred ms into speech, and a clipped first word breaks recognition.
+  const listener = new Listener({ source, vad, wakeWord, bargeIn: wakeWord ? 'wake' : 'vad', preRollMs: 500 })
   log.info({ source: config.audioSource, sink: config.audioSink, wakeWord: wakeWord ? config.wakeWord : 'none (VAD + push-to-talk)' }, 'audio ready')
   return {
     listener,

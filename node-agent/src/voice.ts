@@ -37,6 +37,7 @@ export class VoiceLoop {
     const { listener, sink, log } = this.opts
     listener.on('utterance-start', (u) => {
       this.utterance = { turnId: u.turnId, online: this.opts.state.state === 'online', seq: 0, frames: [] }
+      log.debug({ turnId: u.turnId, trigger: u.trigger, online: this.utterance.online }, 'utterance started')
       this.opts.screen?.update({ activity: 'listening', transcript: '', reply: '' })
     })
     listener.on('frame', (pcm) => {
@@ -49,6 +50,7 @@ export class VoiceLoop {
       const u = this.utterance
       this.utterance = undefined
       if (!u || u.turnId !== e.turnId) return
+      log.debug({ turnId: e.turnId, reason: e.reason, frames: e.frames }, 'utterance ended')
       this.remember(e.turnId, e.endOfSpeechAt, u.online ? 'hub' : 'offline')
       this.opts.screen?.update({ activity: 'thinking' })
       if (u.online) return this.send(u, new Int16Array(0), AudioFlags.end)
