@@ -37,6 +37,8 @@ export async function buildAudio(config: AgentConfig, log: Logger): Promise<Audi
     sink,
     async close() {
       ctl.abort()
+      // An open stdin would keep the process alive after SIGTERM (seen in the offline benchmark).
+      if (config.audioSource === 'stdin') process.stdin.destroy()
       await listener.stop().catch(() => undefined)
       await sink.close().catch(() => undefined)
       await wakeWord?.close?.()

@@ -12,7 +12,7 @@ import { OfflineTimers } from './offline/timers.js'
 import { readDictionaryWords } from './speech/asr-pocketsphinx.js'
 import type { NodeStateMachine } from './state.js'
 import type { Screen } from './screen.js'
-import type { OfflineAnswerer, VoiceLoop } from './voice.js'
+import type { OfflineAnswerer, OfflineTurn, VoiceLoop } from './voice.js'
 
 export class OfflineMode implements OfflineAnswerer {
   private store!: BundleStore
@@ -81,23 +81,27 @@ export class OfflineMode implements OfflineAnswerer {
     this.opts.log.info({ version: cur.manifest.version, replies: cur.manifest.replies.length }, 'offline reply bundle ready')
   }
 
-  async answer(pcm: Int16Array, turn: { turnId: number; endOfSpeechAt: number }): Promise<void> {
+  /** Start recognising an utterance as it is spoken; undefined while no bundle is ready. */
+  begin(turnId: number): OfflineTurn | undefined {
     const { responder, recognizer } = this
-    if (!responder || !recognizer) {
-      this.opts.log.warn({ turnId: turn.turnId }, 'offline and no reply bundle yet')
-      return
-    }
+    if (!responder || !recognizer) return undefined
     const ctl = new AbortController()
-    const rec = await recognizer.recognize(pcm, ctl.signal)
-    const out = responder.answerFor(rec, new Date())
-    this.opts.screen?.update({ transcript: rec.confident ? rec.text : '', reply: out.text })
-    if (out.pcm.length) this.opts.voice.play(out.pcm, turn.turnId)
-    const reply = out.reply
-    if (reply?.timerMs) this.timers.set(reply.timerMs, reply.text)
-    if (reply?.stop) this.timers.cancelAll()
-    await this.journal.append({ transcript: rec.confident ? rec.text : '', reply: out.text, ...(out.matched && reply ? { skill: reply.skill } : {}), ...(out.matched && reply?.action ? { action: reply.action } : {}), at: turn.endOfSpeechAt })
-    await this.fallbackLog.write(this.opts.state.state, rec.text, out.text)
-    this.opts.log.info({ turnId: turn.turnId, matched: out.matched, confident: rec.confident, reason: rec.reason, recognitionMs: rec.latencyMs, pii: { heard: rec.text, replied: out.text } }, 'offline turn answered')
+    const session = recognizer.start(ctl.signal)
+    return {
+      write: (pcm) => session.write(pcm),
+      finish: async (endOfSpeechAt) => {
+        const rec = await session.finish()
+        const out = responder.answerFor(rec, new Date())
+        this.opts.screen?.update({ transcript: rec.confident ? rec.text : '', reply: out.text })
+        if (out.pcm.length) this.opts.voice.play(out.pcm, turnId)
+        const reply = out.reply
+        if (reply?.timerMs) this.timers.set(reply.timerMs, reply.text)
+        if (reply?.stop) this.timers.cancelAll()
+        await this.journal.append({ transcript: rec.confident ? rec.text : '', reply: out.text, ...(out.matched && reply ? { skill: reply.skill } : {}), ...(out.matched && reply?.action ? { action: reply.action } : {}), at: endOfSpeechAt })
+        await this.fallbackLog.write(this.opts.state.state, rec.text, out.text)
+        this.opts.log.info({ turnId, matched: out.matched, confident: rec.confident, reason: rec.reason, recognitionMs: rec.latencyMs, pii: { heard: rec.text, replied: out.text } }, 'offline turn answered')
+      },
+    }
   }
 
   private timerDone(label: string): void {

@@ -8,12 +8,18 @@ import type { Listener } from './audio/listener.js'
 import type { Screen } from './screen.js'
 import type { NodeStateMachine } from './state.js'
 
-/** Answers an utterance from the offline reply bundle and plays it (offline mode). */
-export interface OfflineAnswerer {
-  answer(pcm: Int16Array, turn: { turnId: number; endOfSpeechAt: number }): Promise<void>
+/** One offline utterance: recognition runs while the user speaks; finish() answers and plays. */
+export interface OfflineTurn {
+  write(pcm: Int16Array): void
+  finish(endOfSpeechAt: number): Promise<void>
 }
 
-interface Utterance { turnId: number; online: boolean; seq: number; frames: Int16Array[] }
+/** Answers utterances from the offline reply bundle (offline mode); undefined until a bundle is ready. */
+export interface OfflineAnswerer {
+  begin(turnId: number): OfflineTurn | undefined
+}
+
+interface Utterance { turnId: number; online: boolean; seq: number; offline?: OfflineTurn }
 
 export class VoiceLoop {
   private utterance: Utterance | undefined
@@ -36,7 +42,8 @@ export class VoiceLoop {
   start(): void {
     const { listener, sink, log } = this.opts
     listener.on('utterance-start', (u) => {
-      this.utterance = { turnId: u.turnId, online: this.opts.state.state === 'online', seq: 0, frames: [] }
+      const online = this.opts.state.state === 'online'
+      this.utterance = { turnId: u.turnId, online, seq: 0, offline: online ? undefined : this.offline?.begin(u.turnId) }
       log.debug({ turnId: u.turnId, trigger: u.trigger, online: this.utterance.online }, 'utterance started')
       this.opts.screen?.update({ activity: 'listening', transcript: '', reply: '' })
     })
@@ -44,7 +51,7 @@ export class VoiceLoop {
       const u = this.utterance
       if (!u) return
       if (u.online) this.send(u, pcm, u.seq === 0 ? AudioFlags.start : 0)
-      else u.frames.push(pcm)
+      else u.offline?.write(pcm)
     })
     listener.on('utterance-end', (e) => {
       const u = this.utterance
@@ -54,13 +61,12 @@ export class VoiceLoop {
       this.remember(e.turnId, e.endOfSpeechAt, u.online ? 'hub' : 'offline')
       this.opts.screen?.update({ activity: 'thinking' })
       if (u.online) return this.send(u, new Int16Array(0), AudioFlags.end)
-      const pcm = concat(u.frames)
-      if (!this.offline) {
+      if (!u.offline) {
         log.warn({ turnId: e.turnId }, 'offline and no reply bundle yet: utterance dropped')
         this.opts.screen?.update({ activity: 'idle' })
         return
       }
-      this.offline.answer(pcm, { turnId: e.turnId, endOfSpeechAt: e.endOfSpeechAt })
+      u.offline.finish(e.endOfSpeechAt)
         .catch((err: unknown) => log.error({ err }, 'offline answer failed'))
         .finally(() => this.opts.screen?.update({ activity: 'idle' }))
     })
@@ -130,11 +136,4 @@ export class VoiceLoop {
   private send(u: Utterance, pcm: Int16Array, flags: number): void {
     this.opts.client.publishRaw(this.opts.audioInTopic, encodeAudioFrame({ flags, turnId: u.turnId, seq: u.seq++, samples: pcm }), 0, false).catch(() => undefined)
   }
-}
-
-function concat(parts: Int16Array[]): Int16Array {
-  const out = new Int16Array(parts.reduce((n, p) => n + p.length, 0))
-  let off = 0
-  for (const p of parts) { out.set(p, off); off += p.length }
-  return out
 }

@@ -1,4 +1,4 @@
-// Benchmark dispatcher: `npm run bench -- <name>` (heartbeat, failure, rss, pipeline, all).
+// Benchmark dispatcher: `npm run bench -- <name>` (heartbeat, failure, rss, pipeline, offline, all).
 // Benchmarks print figures; they never fail on timing. Every process they start is killed on exit.
 import { killAll } from '../support/harness.mjs'
 import { killChildren, removeTrackedDirs } from './lib.mjs'
@@ -8,6 +8,7 @@ const benches = {
   failure: async () => (await import('./failure.mjs')).failureBench(),
   rss: async () => (await import('./rss.mjs')).rssBench(),
   pipeline: async () => (await import('./pipeline.mjs')).main(),
+  offline: async () => (await import('./offline.mjs')).main(),
 }
 
 const name = process.argv[2]
@@ -18,7 +19,8 @@ if (!benches[name] && name !== 'all') {
              like agents; BENCH_PROBE=1 adds a second heartbeat subscriber to split broker from hub delay)
   failure    hub kill / stop / restart -> agent state (BENCH_REPS=20)
   rss        node-agent and hub idle RSS (BENCH_SECONDS=20)
-  pipeline   voice turns: TTFA per stage (skill and LLM), barge-in, heartbeat delay under turns, hub RSS (BENCH_TURNS=30)`)
+  pipeline   voice turns: TTFA per stage (skill and LLM), barge-in, heartbeat delay under turns, hub RSS (BENCH_TURNS=30)
+  offline    mirror offline mode: reply latency on one core, recognition accuracy (BENCH_ACC=50), hub loss/return, agent RSS`)
   process.exit(2)
 }
 
