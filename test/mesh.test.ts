@@ -58,6 +58,8 @@ describe.each(brokerKinds)('mesh on the %s broker', (kind) => {
     await mesh.restartHub()
     await agent.waitState('online', 10_000)
     await mesh.waitNode('kitchen', 'online')
+    // The log is written asynchronously: wait for the last line rather than racing it.
+    await waitFor(() => agentLog(agent).at(-1)?.to === 'online', { what: 'agent logs online' })
     const transitions = agentLog(agent).map((t) => `${t.from}>${t.to}`)
     expect(transitions.slice(-3)).toEqual(['online>offline', 'offline>recovering', 'recovering>online'])
   })
@@ -70,6 +72,7 @@ describe.each(brokerKinds)('mesh on the %s broker', (kind) => {
     mesh.hub.kill('SIGSTOP')
     try {
       await agent.waitState('offline', 4000)
+      await waitFor(() => agentLog(agent).at(-1)?.to === 'offline', { what: 'agent logs offline' })
       const change = agentLog(agent).at(-1)!
       expect(change).toMatchObject({ to: 'offline', reason: 'hub_heartbeat_stale' })
       expect(change.time - stoppedAt).toBeLessThan(2000 + 500)
@@ -77,6 +80,7 @@ describe.each(brokerKinds)('mesh on the %s broker', (kind) => {
       mesh.hub.kill('SIGCONT')
     }
     await agent.waitState('online', 10_000)
+    await waitFor(() => agentLog(agent).at(-1)?.to === 'online', { what: 'agent logs online' })
     expect(agentLog(agent).slice(-2).map((t) => t.to)).toEqual(['recovering', 'online'])
   })
 

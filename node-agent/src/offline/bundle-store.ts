@@ -64,7 +64,8 @@ export async function writeFileDurable(file: string, data: Uint8Array): Promise<
   }
 }
 
-async function fsyncDir(dir: string): Promise<void> {
+/** fsync a directory so a rename inside it survives a power cut. */
+export async function fsyncDir(dir: string): Promise<void> {
   let fh: fs.FileHandle | undefined
   try {
     fh = await fs.open(dir, fsc.O_RDONLY)

@@ -5,11 +5,11 @@
 //   FallbackLog: <dir>/fallback.log, human-readable lines, rotated by size to fallback.log.1.
 //   journalReplayTask: the RecoveryTask that replays pending entries at least once.
 import { randomUUID } from 'node:crypto'
-import { constants as fsc } from 'node:fs'
 import fs from 'node:fs/promises'
 import path from 'node:path'
 import type { BundleReply, Logger } from '@mirrormesh/broker'
 import type { RecoveryTask } from '../state.js'
+import { fsyncDir } from './bundle-store.js'
 
 // Field types follow the hub's offline-turn schema (hub/src/bundle/journal.ts): `at` epoch ms,
 // `skill` and `action` left out when there are none.
@@ -52,17 +52,6 @@ export interface JournalLimits {
 
 const FILE = 'offline-journal.jsonl'
 
-async function fsyncDir(dir: string): Promise<void> {
-  let fh: fs.FileHandle | undefined
-  try {
-    fh = await fs.open(dir, fsc.O_RDONLY)
-    await fh.sync()
-  } catch {
-    // not supported everywhere; the rename is atomic anyway
-  } finally {
-    await fh?.close()
-  }
-}
 
 /** Replaces `file` with `data` atomically: temp file, fsync, rename, fsync of the directory. */
 export async function writeAtomic(file: string, data: string | Uint8Array): Promise<void> {
