@@ -12,7 +12,7 @@ export async function failureBench() {
   const reps = envInt('BENCH_REPS', 20)
   const machine = printMachine()
   const sys0 = systemCpu()
-  console.log(`failure: ${reps} repetitions, agent HUB_STALE_MS=3000, reconnect backoff jittered 500 ms x2^n (cap 30 s, min 100 ms)`)
+  console.log(`failure: ${reps} repetitions, agent HUB_STALE_MS=3000, node reconnect backoff jittered, 300 ms x1.5^n (cap 30 s, min 100 ms)`)
   let hub = await startHubRetry(startHub)
   trackDir(hub.stateDir)
   const same = { stateDir: hub.stateDir, mqttPort: hub.mqttPort, httpPort: hub.httpPort, wsPort: hub.wsPort }
