@@ -34,7 +34,8 @@ async function speak(stdin: NodeJS.WritableStream, pcm: Int16Array): Promise<num
   return Date.now()
 }
 
-describe.skipIf(!existsSync(CHROMIUM))('offline emergency mode (needs Debian chromium for the screen)', () => {
+// Skipped only on a dev machine without Debian's chromium; CI installs it, and there a missing one fails.
+describe.skipIf(!existsSync(CHROMIUM) && !process.env.CI)('offline emergency mode (needs Debian chromium for the screen)', () => {
   it('hub killed → offline banner, "what time is it" answered from the cache with the right hour, journal replayed once after recovery', async () => {
     const mesh = await createMesh('embedded', { hubEnv: { BUNDLE_ENABLED: 'true', ROOMS: 'kitchen|hall' } })
     const dir = await tempDir('mm-node-')

@@ -86,7 +86,8 @@ describe('screen server', () => {
   })
 })
 
-describe.skipIf(!hasChromium)('mirror screen in headless Chromium', () => {
+// Skipped only on a dev machine without Debian's chromium; CI installs it, and there a missing one fails.
+describe.skipIf(!hasChromium && !process.env.CI)('mirror screen in headless Chromium', () => {
   let browser: Browser
   let context: BrowserContext
   let page: Page

@@ -25,11 +25,10 @@ import { spawnSync } from 'node:child_process'
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { loadavg, totalmem } from 'node:os'
 import { join } from 'node:path'
-import { pathToFileURL } from 'node:url'
 import { killAll, sleep, startAgent, tempDir, waitFor } from '../support/harness.mjs'
 import { createMesh } from '../support/mesh.mjs'
 import { synth } from '../support/voice.mjs'
-import { fmt, logLines, memOf, printMachine, quantile, removeTrackedDirs, systemCpu, table, trackDir } from './lib.mjs'
+import { fmt, logLines, memOf, printMachine, quantile, systemCpu, table, trackDir } from './lib.mjs'
 
 const FRAME = 320 // 20 ms at 16 kHz
 const AGENT_CPU = '1'
@@ -480,27 +479,5 @@ export async function main() {
   } finally {
     await mic?.stop().catch(() => undefined)
     await killAll()
-  }
-}
-
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  let interrupted = false
-  for (const sig of ['SIGINT', 'SIGTERM']) {
-    process.on(sig, () => {
-      if (interrupted) return
-      interrupted = true
-      console.error(`\n${sig}: cleaning up`)
-      killAll().then(removeTrackedDirs).finally(() => process.exit(130))
-    })
-  }
-  try {
-    await main()
-  } catch (err) {
-    console.error(`bench offline aborted: ${err.stack ?? err}`)
-    process.exitCode = 1
-  } finally {
-    await killAll()
-    await removeTrackedDirs()
-    process.exit(process.exitCode ?? 0)
   }
 }

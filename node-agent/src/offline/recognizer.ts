@@ -16,7 +16,7 @@ import path from 'node:path'
 import type { Readable, Writable } from 'node:stream'
 import type { Logger } from '@mirrormesh/broker'
 import { PocketsphinxAsr, type PocketsphinxOptions } from '../speech/asr-pocketsphinx.js'
-import { abortReason, TailBuffer, which } from '../speech/proc.js'
+import { abortReason, killGroup, TailBuffer, which } from '../speech/proc.js'
 import { EngineError } from '../speech/types.js'
 
 export type UnconfidentReason = 'empty' | 'multiple' | 'too_quiet' | 'too_short' | 'uncovered_speech' | 'duration_mismatch'
@@ -188,12 +188,7 @@ class DecoderSession {
   }
 
   private kill(): void {
-    if (this.exited || this.child.pid === undefined) return
-    try {
-      process.kill(-this.child.pid, 'SIGKILL')
-    } catch {
-      this.child.kill('SIGKILL')
-    }
+    if (!this.exited) killGroup(this.child)
   }
 }
 

@@ -9,7 +9,7 @@ import path from 'node:path'
 import type { Readable, Writable } from 'node:stream'
 import type { Logger } from '@mirrormesh/broker'
 import { EngineError, type AsrEngine, type AsrSession, type EngineHealth, type Transcript } from './types.js'
-import { abortReason, TailBuffer, which } from './proc.js'
+import { abortReason, killGroup, TailBuffer, which } from './proc.js'
 
 export interface PocketsphinxOptions {
   grammarPath: string
@@ -183,11 +183,6 @@ export class PocketsphinxSession implements AsrSession {
   }
 
   private kill(): void {
-    if (this.exited || this.child.pid === undefined) return
-    try {
-      process.kill(-this.child.pid, 'SIGKILL')
-    } catch {
-      this.child.kill('SIGKILL')
-    }
+    if (!this.exited) killGroup(this.child)
   }
 }

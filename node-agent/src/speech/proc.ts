@@ -46,3 +46,13 @@ export function raceAbort<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
     p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort))
   })
 }
+
+/** SIGKILL a detached child's whole process group (the `sh -c 'cat | …'` pipe and its decoder). */
+export function killGroup(child: { pid?: number; kill(sig: NodeJS.Signals): boolean }): void {
+  if (child.pid === undefined) return
+  try {
+    process.kill(-child.pid, 'SIGKILL')
+  } catch {
+    child.kill('SIGKILL')
+  }
+}
