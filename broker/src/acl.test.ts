@@ -56,17 +56,21 @@ describe('canPublish', () => {
     expect(canPublish(base, kitchen, 'homeassistant/light/x/set')).toBe(false)
   })
 
-  it('lets the hub publish anything and the observer nothing', () => {
-    for (const topic of ['mirrormesh/nodes/kitchen/config', 'mirrormesh/hub/main/status', 'homeassistant/x']) {
+  it('lets the hub publish anything and the observer only node commands (push-to-talk, presence)', () => {
+    for (const topic of ['mirrormesh/nodes/kitchen/config', 'mirrormesh/hub/main/status', 'homeassistant/x', 'mirrormesh/nodes/kitchen/presence']) {
       expect(canPublish(base, hub, topic)).toBe(true)
       expect(canPublish(base, observer, topic)).toBe(false)
     }
     expect(canPublish(base, observer, 'mirrormesh/nodes/grafana/heartbeat')).toBe(false)
+    expect(canPublish(base, observer, 'mirrormesh/nodes/kitchen/set')).toBe(true)
+    // A node may not command itself or another node: only people's tools do.
+    expect(canPublish(base, kitchen, 'mirrormesh/nodes/kitchen/set')).toBe(false)
+    expect(canPublish(base, kitchen, 'mirrormesh/nodes/hall/set')).toBe(false)
   })
 })
 
 describe('canSubscribe', () => {
-  it.each(['status', 'heartbeat', 'presence', 'events', 'config', 'probe', 'audio/out'])('lets a node read its own %s', (leaf) => {
+  it.each(['status', 'heartbeat', 'presence', 'events', 'config', 'probe', 'audio/out', 'set'])('lets a node read its own %s', (leaf) => {
     expect(canSubscribe(base, kitchen, `mirrormesh/nodes/kitchen/${leaf}`)).toBe(true)
   })
 
@@ -133,6 +137,7 @@ describe('renderMosquittoAcl', () => {
     'pattern write mirrormesh/nodes/%u/audio/in',
     'pattern read mirrormesh/nodes/%u/audio/out',
     'pattern read mirrormesh/nodes/%u/config',
+    'pattern read mirrormesh/nodes/%u/set',
     'pattern read mirrormesh/hub/+/status',
     'pattern read mirrormesh/hub/+/heartbeat',
     'pattern read mirrormesh/health/+',
@@ -144,7 +149,7 @@ describe('renderMosquittoAcl', () => {
   it('gives nodes nothing on clients/online and grants hubs and observers the base', () => {
     expect(acl).not.toContain('clients/online')
     expect(acl).toContain('user hub-main\ntopic readwrite mirrormesh/#\n')
-    expect(acl).toContain('user grafana\ntopic read mirrormesh/#\n')
+    expect(acl).toContain('user grafana\ntopic read mirrormesh/#\ntopic write mirrormesh/nodes/+/set\n')
     expect(acl.endsWith('\n')).toBe(true)
   })
 })

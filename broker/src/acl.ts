@@ -1,17 +1,18 @@
 // ACL derived from the topic contract. Hub: everything. Node: publish only what the
 // contract lets a node publish, under its own id; subscribe only to what it reads.
-// Observer (dashboards): read everything under the base, publish nothing.
+// Observer (dashboards, Node-RED, Home Assistant): read everything under the base, publish
+// only the commands the contract opens to observers (push-to-talk, presence).
 import { filterFor, parseTopic, topics, type Role, type TopicDef, type TopicName } from './contract.js'
 
 export interface Principal { role: Role; id: string }
 
 export function canPublish(base: string, who: Principal, topic: string): boolean {
   if (who.role === 'hub') return true
-  if (who.role !== 'node') return false
   const parsed = parseTopic(base, topic)
-  if (!parsed || parsed.params.node !== who.id) return false
+  if (!parsed) return false
   const def: TopicDef = topics[parsed.name]
-  return def.publishers.includes('node')
+  if (who.role === 'observer') return def.publishers.includes('observer')
+  return parsed.params.node === who.id && def.publishers.includes('node')
 }
 
 /** Filters a node may subscribe to; wildcards in them are the widest it may ask for. */
@@ -68,6 +69,8 @@ export function renderMosquittoAcl(base: string, users: { hubs: string[]; observ
     lines.push(`# ${name}`, `pattern read ${base}/${def.path.replace(/\{(hub|component)\}/g, '+')}`)
   }
   for (const hub of users.hubs) lines.push('', `user ${hub}`, `topic readwrite ${base}/#`, 'topic readwrite homeassistant/#')
-  for (const o of users.observers ?? []) lines.push('', `user ${o}`, `topic read ${base}/#`)
+  const observerWrites = (Object.values(topics) as TopicDef[]).filter((d) => d.publishers.includes('observer'))
+    .map((d) => `topic write ${base}/${d.path.replace(/\{(node|hub|component)\}/g, '+')}`)
+  for (const o of users.observers ?? []) lines.push('', `user ${o}`, `topic read ${base}/#`, ...observerWrites)
   return lines.join('\n') + '\n'
 }

@@ -31,6 +31,14 @@ export const schemas = {
   nodeEvents: z.looseObject({ ...envelope, type: z.string().min(1).max(64), id: z.string().max(128).optional() }),
   nodeConfig: z.looseObject({ ...envelope, room: z.string().max(64).optional(), name: z.string().max(64).optional() }),
   nodeProbe: z.string().max(256),
+  // Commands typed by people (mosquitto_pub, Home Assistant, Node-RED): v and ts may be left
+  // out; a ts, when given, lets the node drop a command that arrives stale.
+  nodeSet: z.strictObject({
+    v: z.literal(1).optional(),
+    ts: ts.optional(),
+    ptt: z.boolean().optional().describe('true: start listening (button pressed); false: stop (button released)'),
+    present: z.boolean().optional().describe('presence from another sensor (HA, Node-RED)'),
+  }).refine((o) => o.ptt !== undefined || o.present !== undefined, 'give "ptt" or "present"'),
   hubStatus: z.enum(['online', 'draining', 'offline']),
   hubHeartbeat: z.object({
     ...envelope,
@@ -77,6 +85,7 @@ export const topics = {
   nodeAudioOut: t({ path: 'nodes/{node}/audio/out', format: 'binary', retain: false, qos: 0, maxBytes: 65536, publishers: [], nodeReads: true, description: 'TTS frames for the node to play' }),
   nodeEvents: t({ path: 'nodes/{node}/events', format: 'json', retain: false, qos: 1, maxBytes: 65536, publishers: ['node'], nodeReads: true, description: 'transcript, reply text, turn_error, replayed offline turns' }),
   nodeConfig: t({ path: 'nodes/{node}/config', format: 'json', retain: true, qos: 1, maxBytes: 16384, publishers: [], nodeReads: true, description: 'config pushed by the hub' }),
+  nodeSet: t({ path: 'nodes/{node}/set', format: 'json', retain: false, qos: 1, maxBytes: 256, publishers: ['observer'], nodeReads: true, description: 'commands to a node: {"ptt":true|false} push-to-talk, {"present":true|false} presence; from Node-RED/HA (observer or hub credentials)' }),
   nodeProbe: t({ path: 'nodes/{node}/probe', format: 'text', retain: false, qos: 1, maxBytes: 256, publishers: ['node'], nodeReads: true, description: 'round-trip probe used by `mirrormesh check`' }),
   hubStatus: t({ path: 'hub/{hub}/status', format: 'text', retain: true, qos: 1, maxBytes: 16, publishers: [], nodeReads: true, description: 'online / draining / offline (Last Will)' }),
   hubHeartbeat: t({ path: 'hub/{hub}/heartbeat', format: 'json', retain: false, qos: 0, maxBytes: 4096, publishers: [], nodeReads: true, description: 'load, sessions, queue depth, engine health' }),

@@ -3,11 +3,12 @@
 import { createRequire } from 'node:module'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { Registry } from 'prom-client'
-import { InboundValidator, MeshClient, filterFor, topicFor, type HubState, type Logger } from '@mirrormesh/broker'
+import { InboundValidator, MeshClient, filterFor, topicFor, type HubState, type Logger, type Payload } from '@mirrormesh/broker'
 import type { AgentConfig } from './config.js'
 import { buildHeartbeat, sampleBoard, type BoardSample } from './heartbeat.js'
 import type { AudioParts } from './audio-setup.js'
-import { Presence, fileSource } from './presence.js'
+import { PushButton } from './button.js'
+import { Presence, fileSource, gpiomonSource } from './presence.js'
 import { OFFLINE_BANNER, defaultPublicDir, registerScreen, type Screen } from './screen.js'
 import { NodeStateMachine } from './state.js'
 import { VoiceLoop } from './voice.js'
@@ -32,6 +33,9 @@ export class NodeAgent {
   voice: VoiceLoop | undefined
   audio: AudioParts | undefined
   offline: OfflineMode | undefined
+  private button: PushButton | undefined
+  /** The turn a held push-to-talk opened: releasing ends that turn only. */
+  private pttTurn: number | undefined
 
   constructor(readonly config: AgentConfig, private readonly log: Logger) {
     this.state = new NodeStateMachine(config.hubStaleMs)
@@ -51,7 +55,9 @@ export class NodeAgent {
       this.screen?.update({ presence: p.present })
       this.client?.publish('nodePresence', { node: config.nodeId }, { v: 1, ts: Date.now(), present: p.present, since: p.since, source: p.source.slice(0, 64) }).catch(() => undefined)
     })
+    this.presence.on('error', (err, source) => log.warn({ err, source }, 'presence input failed'))
     if (config.presenceFile) this.presence.add(fileSource(config.presenceFile))
+    if (config.presenceGpio) this.presence.add(gpiomonSource({ ...gpioLine(config.presenceGpio), activeHigh: config.presenceGpioActive === 'high', bin: config.gpiomon }))
 
     const client = new MeshClient({
       url: config.mqttUrl,
@@ -71,7 +77,7 @@ export class NodeAgent {
     const own = { node: config.nodeId }
     const audioOutTopic = topicFor(base, 'nodeAudioOut', own)
     const eventsTopic = topicFor(base, 'nodeEvents', own)
-    client.on('connect', () => void this.onConnect([hubStatusTopic, hubHeartbeatTopic, filterFor(base, 'nodeConfig', own), audioOutTopic, eventsTopic, topicFor(base, 'cacheManifest')]))
+    client.on('connect', () => void this.onConnect([hubStatusTopic, hubHeartbeatTopic, filterFor(base, 'nodeConfig', own), audioOutTopic, eventsTopic, topicFor(base, 'cacheManifest'), topicFor(base, 'nodeSet', own)]))
     client.on('disconnect', () => this.state.onBrokerLost())
     client.on('message', (topic, payload) => {
       const msg = validator.accept(topic, payload)
@@ -81,6 +87,7 @@ export class NodeAgent {
       else if (msg.name === 'nodeAudioOut') this.voice?.onAudioOut(msg.data as Buffer)
       else if (msg.name === 'nodeEvents') this.onEvent(msg.data as { type: string })
       else if (msg.name === 'cacheManifest') this.onManifest(msg.data as { version: string; sha256: string; url?: string })
+      else if (msg.name === 'nodeSet') this.onCommand(msg.data as Payload<'nodeSet'>)
     })
 
     this.health = this.buildHealth()
@@ -95,6 +102,14 @@ export class NodeAgent {
       await this.offline.start()
       this.voice.offline = this.offline
       this.voice.start()
+      if (config.pttGpio) {
+        const button = new PushButton(gpiomonSource({ ...gpioLine(config.pttGpio), activeHigh: config.pttGpioActive === 'high', bin: config.gpiomon }))
+        button.on('press', () => this.ptt(true, 'gpio'))
+        // A tap leaves the turn to the VAD; a hold ends it on release.
+        button.on('release', (r) => { if (r.held) this.ptt(false, 'gpio') })
+        button.on('error', (err) => log.warn({ err, input: button.name }, 'push-to-talk button input failed'))
+        this.button = button.start()
+      }
     }
     client.start()
 
@@ -113,6 +128,34 @@ export class NodeAgent {
   protected onEvent(ev: { type: string }): void {
     this.voice?.onEvent(ev)
     this.offline?.onEvent(ev)
+  }
+
+  /** Push-to-talk from any input: pressed opens a turn now (no wake word); released ends the turn it opened. */
+  ptt(pressed: boolean, source: string): number | null {
+    const listener = this.audio?.listener
+    if (!this.voice || !listener) return null
+    if (pressed) {
+      this.pttTurn = this.voice.pushToTalk()
+      this.log.info({ source, turnId: this.pttTurn }, 'push-to-talk')
+      return this.pttTurn
+    }
+    if (this.pttTurn !== undefined && listener.currentTurnId === this.pttTurn) listener.endUtterance('manual')
+    this.pttTurn = undefined
+    return null
+  }
+
+  /** `nodes/{id}/set` from Node-RED / Home Assistant. */
+  protected onCommand(c: Payload<'nodeSet'>): void {
+    // A queued "start listening" delivered long after the click would open the mic unasked.
+    if (c.ts !== undefined && Date.now() - c.ts > COMMAND_MAX_AGE_MS) {
+      this.log.warn({ ageMs: Date.now() - c.ts, command: c }, 'stale command dropped')
+      return
+    }
+    if (c.present !== undefined) this.presence.set(c.present, 'mqtt')
+    if (c.ptt !== undefined) {
+      if (this.voice) this.ptt(c.ptt, 'mqtt')
+      else this.log.warn('push-to-talk command ignored: this node has no microphone (AUDIO_SOURCE=none)')
+    }
   }
 
   /** A new offline reply bundle was announced: fetch it (kept atomically; a bad one is refused). */
@@ -161,10 +204,12 @@ export class NodeAgent {
   private buildHealth(): FastifyInstance {
     const app = Fastify({ logger: false })
     app.get('/healthz', async () => this.healthView())
-    // Push-to-talk from a button, a GPIO script or Home Assistant.
-    app.post('/api/ptt', async (_req, reply) => {
+    // Push-to-talk from a button, a GPIO script or Home Assistant; {"pressed": false} releases a held button.
+    app.post<{ Body: { pressed?: unknown } | undefined }>('/api/ptt', async (req, reply) => {
       if (!this.voice) return reply.code(409).send({ error: 'no_microphone', message: 'AUDIO_SOURCE is none' })
-      return { turnId: this.voice.pushToTalk() }
+      const pressed = req.body?.pressed ?? true
+      if (typeof pressed !== 'boolean') return reply.code(400).send({ error: 'bad_request', message: 'body must be empty or {"pressed": true|false}' })
+      return { turnId: this.ptt(pressed, 'http') }
     })
     app.post<{ Body: { present?: unknown } }>('/api/presence', async (req, reply) => {
       if (typeof req.body?.present !== 'boolean') return reply.code(400).send({ error: 'bad_request', message: 'body must be {"present": true|false}' })
@@ -181,12 +226,20 @@ export class NodeAgent {
     const statusTopic = topicFor(this.config.baseTopic, 'nodeStatus', { node: this.config.nodeId })
     this.offline?.close()
     await this.audio?.close()
+    this.button?.stop()
     this.presence.close()
     await this.client?.stop([{ topic: statusTopic, payload: 'offline', qos: 1, retain: true }])
     this.screen?.close()
     await this.health?.close()
     this.log.info('node agent stopped')
   }
+}
+
+const COMMAND_MAX_AGE_MS = 10_000
+
+function gpioLine(spec: string): { chip: string; line: number } {
+  const i = spec.lastIndexOf(':')
+  return { chip: spec.slice(0, i), line: Number(spec.slice(i + 1)) }
 }
 
 /** The hub's HTTP API on the MQTT host, default port: where the reply bundle is served. */

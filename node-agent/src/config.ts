@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs'
 import { z } from 'zod'
 import { commonSettings, envInt, envPort, loadConfig, requireExistingPath } from '@mirrormesh/broker'
 
+const gpioLine = z.string().regex(/^[A-Za-z0-9_.-]+:\d{1,4}$/, 'chip:line, e.g. gpiochip0:17')
 const id = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, 'letters, digits, ., _ and - (max 64)')
 
 export const agentSettings = {
@@ -29,6 +30,11 @@ export const agentSettings = {
   vadEndSilenceMs: envInt(100, 5000).default(600).describe('Silence after speech that ends an utterance on the node'),
   offlineConfidence: z.coerce.number().min(0).max(1).default(0.5).describe('Offline recognition confidence needed to answer from the cache'),
   presenceFile: z.string().optional().describe('GPIO/sysfs value file polled for presence (1 = someone there)'),
+  presenceGpio: gpioLine.optional().describe('Presence sensor (PIR/radar) on a GPIO line, watched with gpiomon: chip:line, e.g. gpiochip0:17'),
+  presenceGpioActive: z.enum(['high', 'low']).default('high').describe('Level of PRESENCE_GPIO that means someone is there'),
+  pttGpio: gpioLine.optional().describe('Push-to-talk button on a GPIO line, watched with gpiomon: chip:line, e.g. gpiochip0:27 (tap: listen until you stop talking; hold: listen until release)'),
+  pttGpioActive: z.enum(['high', 'low']).default('low').describe('Level of PTT_GPIO while the button is pressed (low: button to ground with a pull-up)'),
+  gpiomon: z.string().min(1).default('gpiomon').describe('gpiomon executable (libgpiod v1 syntax; apt install gpiod)'),
 }
 
 export type AgentConfig = ReturnType<typeof loadAgentConfig>

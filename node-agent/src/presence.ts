@@ -103,6 +103,7 @@ export interface FileSourceOptions {
 export function fileSource(path: string, opts: FileSourceOptions = {}): PresenceInput {
   let timer: NodeJS.Timeout | undefined
   let lastErr = ''
+  let last: boolean | undefined
   const activeHigh = opts.activeHigh ?? true
   return {
     name: `file:${path}`,
@@ -112,7 +113,10 @@ export function fileSource(path: string, opts: FileSourceOptions = {}): Presence
           const text = (await readFile(path, 'utf8')).trim()
           lastErr = ''
           if (text !== '0' && text !== '1') throw new Error(`${path}: expected 0 or 1, got ${JSON.stringify(text.slice(0, 20))}`)
-          onValue((text === '1') === activeHigh)
+          const v = (text === '1') === activeHigh
+          // Edges only, like gpiomon: a steady 0 must not overrule an HTTP/MQTT "present" every poll.
+          if (v !== last) onValue(v)
+          last = v
         } catch (err) {
           const msg = (err as Error).message
           if (msg !== lastErr) onError(err as Error) // report each distinct failure once
@@ -126,6 +130,7 @@ export function fileSource(path: string, opts: FileSourceOptions = {}): Presence
     stop() {
       if (timer) clearInterval(timer)
       timer = undefined
+      last = undefined
     },
   }
 }
