@@ -125,7 +125,8 @@ export class VoiceLoop {
   /** events from the hub: what the screen shows. */
   onEvent(ev: { type: string; text?: unknown }): void {
     if (ev.type === 'transcript' && typeof ev.text === 'string') this.opts.screen?.update({ transcript: ev.text })
-    if (ev.type === 'reply' && typeof ev.text === 'string') this.opts.screen?.update({ reply: ev.text })
+    // reply_partial: the reply so far, sent as each sentence starts playing; reply: all of it, at the end.
+    if ((ev.type === 'reply' || ev.type === 'reply_partial') && typeof ev.text === 'string') this.opts.screen?.update({ reply: ev.text })
     if (ev.type === 'stop') this.opts.sink.stop()
   }
 

@@ -102,3 +102,42 @@ export class VoiceNode {
     return { reply, ...this.turn(turnId) }
   }
 }
+
+/**
+ * A live microphone on a writable stream (an agent's stdin with AUDIO_SOURCE=stdin): PCM16
+ * frames at real-time pace, silence whenever nobody speaks, as a real microphone never
+ * stops. `say(pcm)` queues speech and resolves with Date.now() once its last sample was
+ * written; `stop()` ends the feed (the stream stays open).
+ */
+export function liveMic(stream, { frameSamples = 320 } = {}) {
+  const silence = new Int16Array(frameSamples)
+  const queue = [] // { pcm, off, done }
+  let running = true
+  let written = 0
+  const started = Date.now()
+  // The agent may die mid-test: a broken pipe ends the feed instead of crashing the runner.
+  stream.on('error', () => { running = false })
+  const loop = (async () => {
+    while (running && !stream.destroyed) {
+      const q = queue[0]
+      let chunk = silence
+      if (q) {
+        chunk = q.pcm.subarray(q.off, Math.min(q.pcm.length, q.off + frameSamples))
+        q.off += chunk.length
+      }
+      stream.write(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength))
+      written += chunk.length
+      if (q && q.off >= q.pcm.length) { queue.shift(); q.done(Date.now()) }
+      const wait = started + written / 16 - Date.now()
+      if (wait > 0) await sleep(wait)
+    }
+  })()
+  return {
+    say: (pcm) => new Promise((done) => queue.push({ pcm, off: 0, done })),
+    async stop() {
+      running = false
+      await loop
+      for (const q of queue.splice(0)) q.done(Date.now())
+    },
+  }
+}

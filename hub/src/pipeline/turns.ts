@@ -189,6 +189,9 @@ export class TurnManager {
         turn.t.firstSentence ??= Date.now()
         turn.phase = 'speaking'
         spoken.push(sentence)
+        // The text so far, as it starts being spoken: the mirror shows the reply while it talks
+        // (`reply` itself only follows once all the audio has gone out).
+        this.io.sendEvent(turn.nodeId, { v: 1, ts: Date.now(), type: 'reply_partial', turnId: turn.id, text: spoken.join(' ') })
         if (!(await speaker.say(sentence))) {
           this.engines.tts.step(this.engines.tts.engines.at(-1)?.name ?? 'none', 'text', 'all_failed')
           engines.tts = 'text'
