@@ -10,35 +10,31 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { AudioFlags, decodeAudioFrame } from '@mirrormesh/broker'
 import { killAll, sleep, startAgent, tempDir, waitFor } from './support/harness.mjs'
 import { brokerKinds, createMesh, metricValue } from './support/mesh.mjs'
+import { liveMic, synth } from './support/voice.mjs'
+import { makeTinyKws } from './support/tiny-kws.mjs'
 
 interface Seen { flags: number; turnId: number; at: number }
 
 let clients: MqttClient[] = []
-let feeding = false
+let mics: Array<{ stop(): Promise<void> }> = []
 afterEach(async () => {
-  feeding = false
+  await Promise.all(mics.splice(0).map((m) => m.stop()))
   await Promise.all(clients.map((c) => c.endAsync().catch(() => undefined)))
   clients = []
   await killAll()
 })
 
-/** A node with a microphone on stdin, fed silence in real time as a quiet room would. */
+/** A node with a live microphone on stdin: silence in real time, as in a quiet room, until `say()`. */
 async function quietNode(mesh: Awaited<ReturnType<typeof createMesh>>, env: Record<string, string> = {}) {
   const dir = await tempDir('mm-node-')
   const agent = await startAgent({
     nodeId: 'hall', mqttUrl: mesh.url, password: mesh.passwords.hall, stdin: true,
     env: { AUDIO_SOURCE: 'stdin', AUDIO_SINK: 'none', MIRRORMESH_STATE_DIR: dir, ...env },
   })
-  feeding = true
-  const chunk = Buffer.alloc(16000 * 2 * 0.1) // 100 ms of silence
-  void (async () => {
-    while (feeding && agent.proc.exitCode === null) {
-      agent.proc.stdin!.write(chunk)
-      await sleep(100)
-    }
-  })()
+  const mic = liveMic(agent.proc.stdin!)
+  mics.push(mic)
   await agent.waitState('online')
-  return { agent, dir }
+  return { agent, dir, say: mic.say }
 }
 
 /** Watch the node's audio/in as the hub would: start/end flags of each turn. */
@@ -165,5 +161,51 @@ describe('GPIO push-to-talk button and presence sensor (gpiomon)', () => {
     await waitFor(async () => (await mesh.sub('mirrormesh/nodes/hall/presence', { seconds: 1 }))?.includes('"present":true'), { timeoutMs: 5000, what: 'presence from the PIR line' })
     expect(JSON.parse((await mesh.sub('mirrormesh/nodes/hall/presence'))!)).toMatchObject({ present: true, source: 'gpiomon:gpiochip0/17' })
     expect(agent.out.text).toContain('"source":"gpio"')
+  })
+})
+
+describe('sherpa-onnx keyword spotter as the wake word', () => {
+  // No trained KWS weights can be fetched here: the model is generated at test time and
+  // "hears" its keyword in any loud burst after a pause (test/support/tiny-kws.mjs).
+  it('loads (after a probe in a child process), ignores a quiet room, and opens a turn when the keyword is heard', async () => {
+    const mesh = await createMesh('embedded')
+    const models = await tempDir('mm-kws-')
+    await makeTinyKws(models)
+    const { agent, say } = await quietNode(mesh, { KWS_MODEL_DIR: models, LOG_LEVEL: 'debug' })
+    expect((await agent.health()).wakeWord).toEqual({ engine: 'sherpa-kws', state: 'ok' })
+    const seen = await watchAudioIn(mesh)
+    await sleep(1500)
+    expect(seen).toEqual([])
+
+    const spokenAt = Date.now()
+    say(await synth('hey jarvis, what time is it', { padMs: 300 }))
+    await waitFor(() => starts(seen).length === 1, { timeoutMs: 5000, what: 'start frame after the keyword' })
+    expect(starts(seen)[0]!.at - spokenAt).toBeLessThan(1500)
+    const opened = agent.out.text.split('\n').filter((l: string) => l.includes('"trigger":"wake"'))
+    expect(opened.length).toBeGreaterThanOrEqual(1)
+  })
+})
+
+describe('a wake word that will not load', () => {
+  it('keeps the agent up on push-to-talk only: speech opens no turn (nothing streams unasked), PTT still does, /healthz says why', async () => {
+    const mesh = await createMesh('embedded')
+    const models = await tempDir('mm-kws-')
+    for (const f of ['encoder.onnx', 'decoder.onnx', 'joiner.onnx']) await writeFile(join(models, f), 'not a model')
+    await writeFile(join(models, 'tokens.txt'), '<blk> 0\n')
+    await writeFile(join(models, 'keywords.txt'), '▁HI @HI\n')
+    const { agent, say } = await quietNode(mesh, { KWS_MODEL_DIR: models })
+    const health = await agent.health()
+    expect(health.wakeWord).toMatchObject({ engine: 'sherpa-kws', state: 'failed' })
+    expect(health.wakeWord.reason).toMatch(/keyword spotter model in .* failed to load/)
+    expect(agent.out.text).toContain('listening on push-to-talk only')
+
+    const seen = await watchAudioIn(mesh)
+    const speech = await synth('what time is it', { padMs: 300 })
+    await say(speech)
+    await sleep(1000)
+    expect(seen).toEqual([])
+
+    await mesh.pub('mirrormesh/nodes/hall/set', '{"ptt":true}', { username: 'dash' })
+    await waitFor(() => starts(seen).length === 1, { timeoutMs: 3000, what: 'start frame on push-to-talk' })
   })
 })

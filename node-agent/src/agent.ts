@@ -197,6 +197,7 @@ export class NodeAgent {
       hubStatus: s.hubStatus,
       hubHeartbeatAgeMs: s.lastHubHeartbeatAt === null ? null : Date.now() - s.lastHubHeartbeatAt,
       versions: agentVersions,
+      wakeWord: this.audio?.wake ?? null,
       offline: this.offline ? { bundleVersion: this.offline.bundleVersion ?? null, journalPending: this.offline.journal.pending().length } : null,
     }
   }

@@ -3,4 +3,5 @@
 export * from './source.js'
 export * from './sink.js'
 export * from './wakeword.js'
+export * from './kws.js'
 export * from './listener.js'

@@ -5,7 +5,17 @@ import { randomInt } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import type { VadEngine, VadSession } from '../speech/types.js'
 import { FRAME_MS, type AudioSource } from './source.js'
-import type { WakeWord } from './wakeword.js'
+
+/** A wake word engine: openWakeWord (wakeword.ts) or sherpa-onnx's keyword spotter (kws.ts). */
+export interface WakeDetector {
+  /** Feed 16 kHz PCM16; resolves true when the keyword was heard in these samples. */
+  push(pcm: Int16Array): Promise<boolean>
+  /** Score of the latest decision, for logs. */
+  readonly lastScore: number
+  /** Forget buffered audio (after a detection was acted on). */
+  reset(): void
+  close?(): Promise<void>
+}
 
 export type Trigger = 'wake' | 'vad' | 'ptt' | 'barge-in'
 
@@ -45,7 +55,7 @@ export interface ListenerOptions {
   source: AudioSource
   vad: VadEngine
   /** With a wake word, idle speech is ignored until the keyword is heard. Without one, any speech opens an utterance. */
-  wakeWord?: WakeWord
+  wakeWord?: WakeDetector
   /** Audio kept from before the trigger (default 300 ms). */
   preRollMs?: number
   /** After a wake word/PTT, give up if no speech starts within this (default 5000 ms). */

@@ -4,11 +4,8 @@
 // exits cleanly is it loaded again in a worker thread, whose synchronous decode/generate
 // then never blocks the event loop. The engine code is plain CJS shared by both, so it
 // runs the same from TypeScript sources (vitest) and from dist.
-import { spawn } from 'node:child_process'
-import { createRequire } from 'node:module'
 import { Worker } from 'node:worker_threads'
-import { EngineError } from '@mirrormesh/node-agent/speech'
-import { TailBuffer } from '@mirrormesh/node-agent/speech'
+import { EngineError, probeInChild, sherpaPath } from '@mirrormesh/node-agent/speech'
 
 export type SherpaKind = 'asr' | 'tts'
 
@@ -59,29 +56,13 @@ parentPort.on('message', (job) => {
 })
 `
 
-function sherpaPath(): string {
-  return createRequire(import.meta.url).resolve('sherpa-onnx-node')
-}
-
 function withPath(js: string): string {
   return `const SHERPA_PATH = ${JSON.stringify(sherpaPath())}\n${js}`
 }
 
 /** Loads and runs the model once in a child process; rejects with model_invalid if that fails or crashes. */
 export async function probeSherpa(kind: SherpaKind, config: object, timeoutMs = 120_000): Promise<void> {
-  const child = spawn(process.execPath, ['-e', withPath(PROBE_JS), kind, JSON.stringify(config)], { stdio: ['ignore', 'pipe', 'pipe'] })
-  const err = new TailBuffer()
-  let out = ''
-  child.stdout.on('data', (b: Buffer) => (out += b.toString()))
-  child.stderr.on('data', (b: Buffer) => err.push(b))
-  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs)
-  const [code, sig] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) => {
-    child.on('error', () => resolve([null, null]))
-    child.on('close', (c, s) => resolve([c, s]))
-  }).finally(() => clearTimeout(timer))
-  if (code === 0 && out === 'ok') return
-  const how = sig ? `killed by ${sig}` : `exit ${code}`
-  throw new EngineError('model_invalid', `sherpa ${kind} model failed to load (${how}): ${err.reason() || 'no message'}`)
+  await probeInChild(`sherpa ${kind} model`, PROBE_JS, [kind, JSON.stringify(config)], timeoutMs)
 }
 
 type Reply = { id: number; ok: true; text?: string; pcm?: Int16Array } | { id: number; ok: false; error: string }
