@@ -2,7 +2,7 @@
 // utterances from it while the hub is gone (grammar recogniser + cached audio), journals
 // every offline turn, and replays the journal when the hub is back.
 import { join } from 'node:path'
-import { mkdir } from 'node:fs/promises'
+import { mkdir, rm } from 'node:fs/promises'
 import type { Logger, MeshClient } from '@mirrormesh/broker'
 import { BundleStore } from './offline/bundle-store.js'
 import { AckWaiter, FallbackLog, OfflineJournal, journalReplayTask, offlineTurnEvent } from './offline/journal.js'
@@ -45,7 +45,9 @@ export class OfflineMode implements OfflineAnswerer {
     this.store = await BundleStore.open(join(dir, 'bundle'), log)
     this.journal = await OfflineJournal.open(join(dir, 'journal'), { maxEntries: 500 }, log)
     this.fallbackLog = new FallbackLog(join(dir, 'journal'))
-    await this.reload()
+    // A bundle that cannot be made ready (e.g. no room for its grammar on a full disk) must not
+    // stop the agent: it runs without offline answers and tries again at the next announcement.
+    await this.reload().catch((err: unknown) => this.reloadFailed(err))
     this.opts.state.addRecoveryTask(journalReplayTask(this.journal,
       (ev) => this.opts.client.publish('nodeEvents', { node: this.opts.nodeId }, ev as never),
       this.acks.wait, log))
@@ -58,8 +60,18 @@ export class OfflineMode implements OfflineAnswerer {
 
   /** cache/manifest announced a bundle: fetch it if new, then rebuild the grammar. */
   async onManifest(m: { version: string; sha256: string; url?: string }): Promise<void> {
-    const res = await this.store.sync({ version: m.version, sha256: m.sha256, url: m.url ?? `/api/bundle/${m.version}/manifest.json` }, this.hubHttpUrl)
-    if (res.status === 'installed') await this.reload()
+    await this.store.sync({ version: m.version, sha256: m.sha256, url: m.url ?? `/api/bundle/${m.version}/manifest.json` }, this.hubHttpUrl)
+    // Also when the bundle was already installed: an earlier reload may have failed (disk full).
+    await this.reload().catch((err: unknown) => this.reloadFailed(err))
+  }
+
+  private reloadFailed(err: unknown): void {
+    const version = this.store.current()?.manifest.version
+    const why = (err as NodeJS.ErrnoException)?.code === 'ENOSPC' ? 'disk full (ENOSPC)' : (err as Error)?.message
+    this.opts.log.error({ version, using: this.loadedVersion ?? null, err: (err as Error)?.message },
+      `offline reply bundle ${version} not made ready: ${why}; offline answers use ${this.loadedVersion ?? 'no bundle'}`)
+    // The grammar is written to a temp file first: do not leave a partial one taking space.
+    void rm(`${join(this.opts.dir, 'offline-grammar.gram')}.tmp`, { force: true }).catch(() => undefined)
   }
 
   get bundleVersion(): string | undefined {
@@ -97,8 +109,12 @@ export class OfflineMode implements OfflineAnswerer {
         const reply = out.reply
         if (reply?.timerMs) this.timers.set(reply.timerMs, reply.text)
         if (reply?.stop) this.timers.cancelAll()
+        // The journal keeps the turn in memory when the disk is full (and logs it); the
+        // fallback log is best effort. Neither may cost the user the answer or the turn.
         await this.journal.append({ transcript: rec.confident ? rec.text : '', reply: out.text, ...(out.matched && reply ? { skill: reply.skill } : {}), ...(out.matched && reply?.action ? { action: reply.action } : {}), at: endOfSpeechAt })
-        await this.fallbackLog.write(this.opts.state.state, rec.text, out.text)
+        await this.fallbackLog.write(this.opts.state.state, rec.text, out.text).catch((err: unknown) => this.opts.log.warn(
+          { file: this.fallbackLog.file, err: (err as Error)?.message },
+          `fallback log not written: ${(err as NodeJS.ErrnoException)?.code === 'ENOSPC' ? 'disk full (ENOSPC)' : (err as Error)?.message}`))
         this.opts.log.info({ turnId, matched: out.matched, confident: rec.confident, reason: rec.reason, recognitionMs: rec.latencyMs, pii: { heard: rec.text, replied: out.text } }, 'offline turn answered')
       },
     }

@@ -217,6 +217,9 @@ export class BundleStore {
     const t0 = performance.now()
     const tmp = path.join(this.dir, `tmp-${randomBytes(6).toString('hex')}`)
     let total = 0
+    let needBytes: number | undefined
+    /** bundles/<v> once the download is renamed there, until the pointer names it. */
+    let unpointed: string | undefined
     try {
       await fs.mkdir(path.join(this.dir, 'bundles'), { recursive: true })
       await fs.mkdir(tmp)
@@ -229,6 +232,7 @@ export class BundleStore {
         throw new Refusal('manifest.json is not JSON')
       }
       const manifest = validateManifest(parsed, v)
+      needBytes = manifest.files.reduce((n, f) => n + f.bytes, manifestBytes.length)
       for (const f of manifest.files) {
         const data = await this.download(new URL(bundleFilePath(v, f.name), hubHttpUrl), fetchImpl, f.bytes)
         if (data.length !== f.bytes) throw new Refusal(`${f.name} size mismatch (${data.length} != ${f.bytes})`)
@@ -242,8 +246,10 @@ export class BundleStore {
       const final = path.join(this.dir, 'bundles', v)
       await fs.rm(final, { recursive: true, force: true }) // a half-pruned or stale copy of the same version
       await fs.rename(tmp, final)
+      unpointed = final
       await fsyncDir(path.join(this.dir, 'bundles'))
       await this.writePointer(v)
+      unpointed = undefined
       const previous = this.loaded?.manifest.version
       this.loaded = { manifest, dir: final }
       const ms = Math.round(performance.now() - t0)
@@ -251,13 +257,26 @@ export class BundleStore {
       await this.prune(v, previous)
       return { status: 'installed', version: v, files: manifest.files.length, bytes: total, ms }
     } catch (err) {
+      // Nothing of a download that did not become current may keep disk space: the temp dir,
+      // or the renamed dir when writing the pointer failed (e.g. the disk filled up just then).
       await fs.rm(tmp, { recursive: true, force: true }).catch(() => undefined)
+      if (unpointed) await fs.rm(unpointed, { recursive: true, force: true }).catch(() => undefined)
+      await fs.rm(path.join(this.dir, 'current.tmp'), { force: true }).catch(() => undefined)
       const kept = this.loaded?.manifest.version ?? null
       if (err instanceof Refusal) {
         this.log.error({ version: v, kept }, `bundle ${v} refused: ${err.message}`)
         return { status: 'refused', version: v, reason: err.message }
       }
-      const reason = isEnospc(err) ? 'disk full (ENOSPC)' : (err as Error).message
+      if (isEnospc(err)) {
+        // For the operator: which disk, how much the bundle needs and how much is free now
+        // (with the partial download already deleted again).
+        const freeBytes = await fs.statfs(this.dir).then((s) => s.bavail * s.bsize, () => undefined)
+        const reason = 'disk full (ENOSPC)'
+        this.log.error({ version: v, kept, dir: this.dir, needBytes, freeBytes, err: (err as Error).message },
+          `bundle ${v} not installed: ${reason}; keeping ${kept ?? 'none'}`)
+        return { status: 'failed', version: v, reason }
+      }
+      const reason = (err as Error).message
       this.log.error({ version: v, kept, err: (err as Error).message }, `bundle ${v} not installed: ${reason}; keeping ${kept ?? 'none'}`)
       return { status: 'failed', version: v, reason }
     }

@@ -2,6 +2,9 @@
 //   OfflineJournal: <dir>/offline-journal.jsonl, one JSON entry per line, appended with fsync;
 //     bounded (newest maxEntries / maxBytes kept); entries leave it when the hub acknowledges
 //     them (journal_ack). Re-read at open; a torn last line (power cut mid-append) is dropped.
+//     A full disk never loses a turn the process still holds, nor throws: an entry that cannot
+//     be written stays in memory (replayed to the hub all the same), a half-written line is cut
+//     off again, and the next write that succeeds rewrites the whole file.
 //   FallbackLog: <dir>/fallback.log, human-readable lines, rotated by size to fallback.log.1.
 //   journalReplayTask: the RecoveryTask that replays pending entries at least once.
 import { randomUUID } from 'node:crypto'
@@ -60,14 +63,37 @@ export async function writeAtomic(file: string, data: string | Uint8Array): Prom
   try {
     await fh.writeFile(data)
     await fh.sync()
-  } catch (err) {
     await fh.close()
-    await fs.rm(tmp, { force: true })
+    await fs.rename(tmp, file)
+  } catch (err) {
+    await fh.close().catch(() => undefined) // already closed when the rename failed
+    await fs.rm(tmp, { force: true }).catch(() => undefined) // a temp file must not keep the space
     throw err
   }
-  await fh.close()
-  await fs.rename(tmp, file)
   await fsyncDir(path.dirname(file))
+}
+
+/**
+ * Appends `data` to `file` (fsync'd). On failure (a full disk) the file is cut back to its
+ * old length, so that no half line is left for the next append to glue onto.
+ */
+async function appendWhole(file: string, data: string, sync: boolean): Promise<void> {
+  const fh = await fs.open(file, 'a')
+  let size: number | undefined
+  try {
+    size = (await fh.stat()).size
+    await fh.writeFile(data) // loops over short writes; throws ENOSPC when nothing more fits
+    if (sync) await fh.datasync()
+  } catch (err) {
+    if (size !== undefined) await fh.truncate(size).catch(() => undefined)
+    throw err
+  } finally {
+    await fh.close()
+  }
+}
+
+function diskError(err: unknown): string {
+  return (err as NodeJS.ErrnoException)?.code === 'ENOSPC' ? 'disk full (ENOSPC)' : (err as Error)?.message ?? String(err)
 }
 
 function isEntry(x: unknown): x is JournalEntry {
@@ -93,6 +119,8 @@ export class OfflineJournal {
   private readonly queue = new Queue()
   private readonly maxEntries: number
   private readonly maxBytes: number
+  /** The file lags behind `entries` (a write failed): the next write rewrites it whole. */
+  private unsaved = false
 
   private constructor(readonly dir: string, limits: JournalLimits, private readonly log?: Logger) {
     this.file = path.join(dir, FILE)
@@ -133,7 +161,7 @@ export class OfflineJournal {
     if (bad > 0 || (text.length > 0 && !text.endsWith('\n')) || this.overLimit()) {
       this.log?.warn({ file: this.file, dropped: bad, kept: this.entries.length }, 'offline journal repaired')
       this.trimToLimits()
-      await this.rewrite()
+      await this.save()
     }
   }
 
@@ -146,6 +174,10 @@ export class OfflineJournal {
     return this.entries.length
   }
 
+  /**
+   * Adds an entry. Never rejects for a failed write (a full disk): the entry is kept in memory
+   * (so it is still replayed to the hub), the failure is logged, and the next write retries.
+   */
   append(entry: NewJournalEntry): Promise<JournalEntry> {
     return this.queue.run(async () => {
       const now = Date.now()
@@ -160,33 +192,41 @@ export class OfflineJournal {
       if (entry.skill) e.skill = entry.skill
       if (entry.action) e.action = entry.action
       const line = `${JSON.stringify(e)}\n`
-      const fh = await fs.open(this.file, 'a')
-      try {
-        await fh.write(line)
-        await fh.datasync()
-      } finally {
-        await fh.close()
-      }
       this.entries.push(e)
       this.bytes += Buffer.byteLength(line)
+      let whole = this.unsaved
       if (this.overLimit()) {
         const before = this.entries.length
         this.trimToLimits()
         this.log?.warn({ dropped: before - this.entries.length, kept: this.entries.length }, 'offline journal full: oldest entries dropped')
-        await this.rewrite()
+        whole = true
+      }
+      if (whole) {
+        await this.save()
+      } else {
+        try {
+          await appendWhole(this.file, line, true)
+        } catch (err) {
+          this.failed(err)
+        }
       }
       return e
     })
   }
 
-  /** Removes acknowledged entries; returns how many were removed. */
+  /** Removes acknowledged entries; returns how many were removed. Never rejects for a failed write. */
   ack(ids: Iterable<string>): Promise<number> {
     const set = new Set(ids)
     return this.queue.run(async () => {
       const before = this.entries.length
       this.entries = this.entries.filter((e) => !set.has(e.id))
       const removed = before - this.entries.length
-      if (removed > 0) await this.rewrite()
+      if (removed > 0) {
+        this.bytes = this.entries.reduce((n, e) => n + Buffer.byteLength(JSON.stringify(e)) + 1, 0)
+        // If this fails the file still holds acknowledged entries: after a restart they would be
+        // replayed once more, which the hub ignores (it dedupes by id).
+        await this.save()
+      }
       return removed
     })
   }
@@ -209,12 +249,27 @@ export class OfflineJournal {
     }
     keep = this.entries.length - i
     this.entries = this.entries.slice(this.entries.length - keep)
+    this.bytes = bytes
   }
 
-  private async rewrite(): Promise<void> {
+  /** Writes every entry to the file anew; a failure is logged and left for the next write. */
+  private async save(): Promise<void> {
     const text = this.entries.map((e) => `${JSON.stringify(e)}\n`).join('')
-    await writeAtomic(this.file, text)
+    try {
+      await writeAtomic(this.file, text)
+    } catch (err) {
+      this.failed(err)
+      return
+    }
     this.bytes = Buffer.byteLength(text)
+    if (this.unsaved) this.log?.info({ file: this.file, entries: this.entries.length }, 'offline journal written again after an earlier failure')
+    this.unsaved = false
+  }
+
+  private failed(err: unknown): void {
+    this.unsaved = true
+    this.log?.error({ file: this.file, err: (err as Error)?.message, pending: this.entries.length },
+      `offline journal not written: ${diskError(err)}; its ${this.entries.length} pending turn(s) are kept in memory for the hub and written out at the next journal write`)
   }
 }
 
@@ -352,7 +407,8 @@ export class FallbackLog {
         await fs.rename(this.file, `${this.file}.1`)
         this.size = 0
       }
-      await fs.appendFile(this.file, line)
+      // On a full disk this rejects and leaves no half line behind.
+      await appendWhole(this.file, line, false)
       this.size += Buffer.byteLength(line)
     })
   }
