@@ -1,5 +1,5 @@
 // The operator CLI as an operator uses it: exit codes, messages, and what it changes.
-import { readFile, stat, writeFile } from 'node:fs/promises'
+import { mkdir, readFile, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { cli, killAll, startAgent, startHub, tempDir } from './support/harness.mjs'
@@ -36,6 +36,27 @@ describe('mirrormesh CLI', () => {
     expect(bad.stdout).toMatch(/MQTT_PASSWORD/)
     const dir = await tempDir()
     const good = await cli(['doctor', '--role', 'hub'], { MIRRORMESH_STATE_DIR: dir })
+    expect(good.stdout).toMatch(/configuration OK/)
+    expect(good.code).toBe(0)
+  })
+
+  it('`mirrormesh doctor --role agent` finds what a mirror would trip on: a broken wake word model, no gpiomon, no GPIO chip', async () => {
+    const dir = await tempDir()
+    const kws = join(dir, 'kws')
+    await mkdir(kws)
+    for (const f of ['encoder.onnx', 'decoder.onnx', 'joiner.onnx']) await writeFile(join(kws, f), 'garbage')
+    await writeFile(join(kws, 'tokens.txt'), '<blk> 0\n')
+    await writeFile(join(kws, 'keywords.txt'), '▁HI @hi\n')
+    const base = { NODE_ID: 'hall', MQTT_PASSWORD: 'x', MIRRORMESH_STATE_DIR: join(dir, 'state'), AUDIO_SOURCE: 'stdin' }
+    const bad = await cli(['doctor', '--role', 'agent'], { ...base, KWS_MODEL_DIR: kws, PTT_GPIO: 'gpiochipX:27', GPIOMON: join(dir, 'no-gpiomon'), WAKE_WORD_MODEL_DIR: dir })
+    expect(bad.code).toBe(1)
+    expect(bad.stdout).toMatch(/KWS_MODEL_DIR: keyword spotter model in .* failed to load \((exit \d+|killed by SIG\w+)\)/)
+    expect(bad.stdout).toMatch(/WAKE_WORD_MODEL_DIR .* lacks melspectrogram\.onnx, embedding_model\.onnx, hey_jarvis_v0\.1\.onnx/)
+    expect(bad.stdout).toMatch(/PTT_GPIO: .*no-gpiomon not found\. Fix: apt install gpiod/)
+    expect(bad.stdout).toMatch(/PTT_GPIO: \/dev\/gpiochipX does not exist/)
+    expect(bad.stdout).toMatch(/4 problems/)
+
+    const good = await cli(['doctor', '--role', 'agent'], base)
     expect(good.stdout).toMatch(/configuration OK/)
     expect(good.code).toBe(0)
   })

@@ -23,8 +23,8 @@ export async function doctorCommand(opts: { role?: 'hub' | 'agent' }): Promise<n
         problems.push(`CREDENTIALS_FILE ${cfg.credentialsFile} is unreadable (${(err as Error).message}). Fix: restore it from backup or move it away and re-add nodes.`)
       }
     } else {
-      const { loadAgentConfig } = await import('@mirrormesh/node-agent')
-      loadAgentConfig(process.env)
+      const { agentProblems, loadAgentConfig } = await import('@mirrormesh/node-agent')
+      problems.push(...(await agentProblems(loadAgentConfig(process.env))))
     }
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err

@@ -95,10 +95,15 @@ export class KeywordSpotterWake implements WakeDetector {
     this.stream = kws.createStream()
   }
 
-  static async load(opts: KwsOptions): Promise<KeywordSpotterWake> {
-    const files = kwsFiles(opts)
-    const config = spotterConfig(files, opts)
+  /** Checks the files and loads the model in a child process; resolves with the config that loaded. */
+  static async probe(opts: KwsOptions): Promise<object> {
+    const config = spotterConfig(kwsFiles(opts), opts)
     await probeInChild(`keyword spotter model in ${opts.modelDir}`, PROBE_JS, [JSON.stringify(config)])
+    return config
+  }
+
+  static async load(opts: KwsOptions): Promise<KeywordSpotterWake> {
+    const config = await KeywordSpotterWake.probe(opts)
     const sherpa = createRequire(import.meta.url)(sherpaPath()) as { KeywordSpotter: new (c: object) => Spotter }
     return new KeywordSpotterWake(new sherpa.KeywordSpotter(config))
   }
