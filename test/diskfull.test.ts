@@ -16,7 +16,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { killAll, removeDir, sleep, tempDir, waitFor } from './support/harness.mjs'
 import { createMesh } from './support/mesh.mjs'
 import { probeUserMountNamespace, startAgentOnTmpfs } from './support/small-disk.mjs'
-import { synth } from './support/voice.mjs'
+import { speak, synth } from './support/voice.mjs'
 
 const PAGE = 4096
 const pages = (bytes: number) => Math.ceil(bytes / PAGE) * PAGE
@@ -33,18 +33,6 @@ type LogLine = { level: number; msg: string; [k: string]: unknown }
 const logLines = (text: string): LogLine[] => text.split('\n').filter((l) => l.startsWith('{')).flatMap((l) => {
   try { return [JSON.parse(l) as LogLine] } catch { return [] }
 })
-
-/** Feed PCM to the agent's microphone (stdin) at real-time pace. */
-async function speak(stdin: NodeJS.WritableStream, pcm: Int16Array): Promise<void> {
-  const frame = 320
-  const started = Date.now()
-  for (let off = 0; off < pcm.length; off += frame) {
-    const chunk = pcm.subarray(off, Math.min(pcm.length, off + frame))
-    stdin.write(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength))
-    const wait = started + (off + frame) / 16 - Date.now()
-    if (wait > 0) await sleep(wait)
-  }
-}
 
 /** Writes zeros to `file` until the disk refuses (ENOSPC); returns the bytes written. */
 async function fillDisk(file: string): Promise<number> {

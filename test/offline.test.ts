@@ -10,7 +10,7 @@ import { chromium, type BrowserContext } from 'playwright-core'
 import { afterEach, describe, expect, it } from 'vitest'
 import { killAll, sleep, startAgent, tempDir, waitFor } from './support/harness.mjs'
 import { createMesh } from './support/mesh.mjs'
-import { synth } from './support/voice.mjs'
+import { speak, synth } from './support/voice.mjs'
 
 const CHROMIUM = '/usr/bin/chromium'
 let context: BrowserContext | undefined
@@ -20,19 +20,6 @@ afterEach(async () => {
   context = undefined
   await killAll()
 })
-
-/** Feed PCM to the agent's microphone (stdin) at real-time pace. */
-async function speak(stdin: NodeJS.WritableStream, pcm: Int16Array): Promise<number> {
-  const frame = 320
-  const started = Date.now()
-  for (let off = 0; off < pcm.length; off += frame) {
-    const chunk = pcm.subarray(off, Math.min(pcm.length, off + frame))
-    stdin.write(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength))
-    const wait = started + (off + frame) / 16 - Date.now()
-    if (wait > 0) await sleep(wait)
-  }
-  return Date.now()
-}
 
 // Skipped only on a dev machine without Debian's chromium; CI installs it, and there a missing one fails.
 describe.skipIf(!existsSync(CHROMIUM) && !process.env.CI)('offline emergency mode (needs Debian chromium for the screen)', () => {

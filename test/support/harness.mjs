@@ -162,10 +162,9 @@ export async function addNode(stateDir, id, role = 'node') {
   return r.stdout.trim().split('\n').at(-1)
 }
 
-/** Start a node agent (`mirrormesh agent`). */
-export async function startAgent(opts) {
-  const healthPort = opts.healthPort ?? (await freePort())
-  const env = {
+/** The environment `mirrormesh agent` gets from startAgent-style options. */
+export function agentEnv(opts, healthPort) {
+  return {
     NODE_ID: opts.nodeId,
     MQTT_URL: opts.mqttUrl,
     MQTT_PASSWORD: opts.password,
@@ -175,6 +174,12 @@ export async function startAgent(opts) {
     LOG_LEVEL: 'info',
     ...opts.env,
   }
+}
+
+/** Start a node agent (`mirrormesh agent`). */
+export async function startAgent(opts) {
+  const healthPort = opts.healthPort ?? (await freePort())
+  const env = agentEnv(opts, healthPort)
   const { proc, out, exited } = spawnTracked(process.execPath, [cliPath, 'agent'], env, { cpuList: opts.cpuList, stdin: opts.stdin })
   const agent = {
     proc, out, exited, healthPort, env,

@@ -6,7 +6,7 @@
 import { spawn } from 'node:child_process'
 import { statfs } from 'node:fs/promises'
 import { join } from 'node:path'
-import { cliPath, freePort, spawnTracked, tempDir, removeDir, waitFor } from './harness.mjs'
+import { agentEnv, cliPath, freePort, spawnTracked, tempDir, removeDir, waitFor } from './harness.mjs'
 
 // $1 mount point, $2 tmpfs size in bytes, $3 name of a file to pre-fill ('' for none), $4 its size; then the command.
 const MOUNT_SCRIPT = 'set -e; dir=$1 size=$2 fill=$3 fillBytes=$4; shift 4\n' +
@@ -48,16 +48,7 @@ export async function probeUserMountNamespace() {
  */
 export async function startAgentOnTmpfs(opts) {
   const healthPort = opts.healthPort ?? (await freePort())
-  const env = {
-    NODE_ID: opts.nodeId,
-    MQTT_URL: opts.mqttUrl,
-    MQTT_PASSWORD: opts.password,
-    HEALTH_HOST: '127.0.0.1',
-    HEALTH_PORT: String(healthPort),
-    HUB_STALE_MS: String(opts.hubStaleMs ?? 3000),
-    LOG_LEVEL: 'info',
-    ...opts.env,
-  }
+  const env = agentEnv(opts, healthPort)
   const args = ['-rm', 'sh', '-c', MOUNT_SCRIPT, 'sh', opts.mountDir, String(opts.sizeBytes), opts.fill?.name ?? '', String(opts.fill?.bytes ?? 0),
     process.execPath, cliPath, 'agent']
   // `unshare` (no --fork) and `sh` exec in place: the tracked pid is the agent itself, so

@@ -141,3 +141,15 @@ export function liveMic(stream, { frameSamples = 320 } = {}) {
     },
   }
 }
+
+/** Write PCM to a stream (an agent's stdin microphone) at real-time pace; resolves with Date.now() after the last sample. */
+export async function speak(stream, pcm, { frameSamples = 320 } = {}) {
+  const started = Date.now()
+  for (let off = 0; off < pcm.length; off += frameSamples) {
+    const chunk = pcm.subarray(off, Math.min(pcm.length, off + frameSamples))
+    stream.write(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength))
+    const wait = started + (off + frameSamples) / 16 - Date.now()
+    if (wait > 0) await sleep(wait)
+  }
+  return Date.now()
+}
