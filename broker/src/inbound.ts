@@ -1,5 +1,5 @@
 // Boundary validation for subscribers: drop, count and (rate-limited) log bad payloads.
-import { Counter, type Registry } from 'prom-client'
+import { Counter, type Registry } from './metrics.js'
 import { decode, type TopicName, type TopicParams } from './contract.js'
 import { LogLimiter, type Logger } from './log.js'
 

@@ -9,5 +9,6 @@ export * from './config.js'
 export * from './credentials.js'
 export * from './inbound.js'
 export * from './log.js'
+export { Counter, Registry } from './metrics.js'
 // The embedded broker (aedes, LevelDB, ws) is at '@mirrormesh/broker/server', so nodes don't load it.
 export * from './stats.js'

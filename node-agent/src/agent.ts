@@ -2,8 +2,7 @@
 // local /healthz. start()/stop().
 import { createRequire } from 'node:module'
 import Fastify, { type FastifyInstance } from 'fastify'
-import { Registry } from 'prom-client'
-import { InboundValidator, MeshClient, filterFor, topicFor, type HubState, type Logger, type Payload } from '@mirrormesh/broker'
+import { InboundValidator, MeshClient, Registry, filterFor, topicFor, type HubState, type Logger, type Payload } from '@mirrormesh/broker'
 import type { AgentConfig } from './config.js'
 import { buildHeartbeat, sampleBoard, type BoardSample } from './heartbeat.js'
 import type { AudioParts } from './audio-setup.js'

@@ -4,12 +4,8 @@
 import { Command, Option } from 'commander'
 import { createRequire } from 'node:module'
 import { existsSync } from 'node:fs'
-import { renderMosquittoAcl } from '@mirrormesh/broker'
-import { checkCommand } from './check.js'
-import { doctorCommand } from './doctor.js'
-import { modelsCheckCommand, modelsPullCommand } from './models.js'
-import { nodesCommand } from './nodes.js'
-import { nodeAddCommand, nodeListCommand, nodeRemoveCommand } from './credentials.js'
+// Each command loads its own code when it runs (`await import`), so `mirrormesh agent` on a mirror
+// does not also load the other commands' modules.
 
 const pkg = createRequire(import.meta.url)('../package.json') as { version: string }
 
@@ -34,7 +30,7 @@ program.command('agent').description('run a node agent (mirror Pi): status, hear
 program.command('nodes').description('list every node: state, heartbeat age, mode, clock skew, versions')
   .option('--hub <url>', 'hub HTTP API', process.env.HUB_URL ?? 'http://127.0.0.1:8080')
   .option('--json', 'print JSON instead of a table')
-  .action(async (opts) => { process.exitCode = await nodesCommand(opts) })
+  .action(async (opts) => { process.exitCode = await (await import('./nodes.js')).nodesCommand(opts) })
 
 const node = program.command('node').description('manage node credentials (on the hub)')
 const credsOption = () => new Option('--credentials-file <path>', 'credentials file (default: $CREDENTIALS_FILE or $MIRRORMESH_STATE_DIR/credentials.json)')
@@ -42,11 +38,11 @@ node.command('add <id>').description('create credentials for a node and print it
   .addOption(credsOption())
   .addOption(new Option('--role <role>', 'what the credential may do').choices(['node', 'observer', 'hub']).default('node'))
   .option('--replace', 'rotate the password of an existing id')
-  .action(async (id: string, opts) => { process.exitCode = await nodeAddCommand(id, opts) })
+  .action(async (id: string, opts) => { process.exitCode = await (await import('./credentials.js')).nodeAddCommand(id, opts) })
 node.command('remove <id>').description('delete a node\'s credentials').addOption(credsOption())
-  .action(async (id: string, opts) => { process.exitCode = await nodeRemoveCommand(id, opts) })
+  .action(async (id: string, opts) => { process.exitCode = await (await import('./credentials.js')).nodeRemoveCommand(id, opts) })
 node.command('list').description('list ids that have credentials').addOption(credsOption()).option('--json', 'print JSON')
-  .action(async (opts) => { process.exitCode = await nodeListCommand(opts) })
+  .action(async (opts) => { process.exitCode = await (await import('./credentials.js')).nodeListCommand(opts) })
 
 program.command('check').description('publish a probe through the broker and receive it back, with real credentials; prints round-trip time')
   .option('--url <url>', 'broker URL', process.env.MQTT_URL ?? 'mqtt://127.0.0.1:1883')
@@ -57,7 +53,7 @@ program.command('check').description('publish a probe through the broker and rec
   .option('--count <n>', 'probes to send', '3')
   .option('--timeout-ms <ms>', 'give up after this long per probe', '5000')
   .option('--json', 'print JSON')
-  .action(async (opts) => { process.exitCode = await checkCommand(opts) })
+  .action(async (opts) => { process.exitCode = await (await import('./check.js')).checkCommand(opts) })
 
 const models = program.command('models').description('check or download the voice pipeline models (sherpa-onnx ASR/TTS, LLM GGUF)')
 const modelsDirOption = () => new Option('--models-dir <path>', 'models folder (default: $MIRRORMESH_MODELS_DIR or <state dir>/models)')
@@ -65,25 +61,26 @@ models.command('check').description('check the configured models: present, intac
   .addOption(modelsDirOption())
   .option('--no-hashes', 'compare sizes with models.lock.json but skip the sha256 (faster on big models)')
   .option('--json', 'print JSON')
-  .action(async (opts) => { process.exitCode = await modelsCheckCommand(opts) })
+  .action(async (opts) => { process.exitCode = await (await import('./models.js')).modelsCheckCommand(opts) })
 models.command('pull [ids...]').description('download the default models (or the given ids) into the models folder; needs internet, tar and bzip2')
   .addOption(modelsDirOption())
   .option('--force', 'replace a model that is already there')
   .option('--list', 'list the models pull knows and exit')
-  .action(async (ids: string[], opts) => { process.exitCode = await modelsPullCommand(ids, opts) })
+  .action(async (ids: string[], opts) => { process.exitCode = await (await import('./models.js')).modelsPullCommand(ids, opts) })
 
 const broker = program.command('broker').description('helpers for running with an external broker')
 broker.command('mosquitto-acl').description('print a Mosquitto acl_file derived from the topic contract')
   .option('--base <topic>', 'base topic', process.env.BASE_TOPIC ?? 'mirrormesh')
   .option('--hub <username...>', 'usernames with hub rights', ['hub-main'])
   .option('--observer <username...>', 'read-only usernames (dashboards)', [])
-  .action((opts: { base: string; hub: string[]; observer: string[] }) => {
+  .action(async (opts: { base: string; hub: string[]; observer: string[] }) => {
+    const { renderMosquittoAcl } = await import('@mirrormesh/broker')
     process.stdout.write(renderMosquittoAcl(opts.base, { hubs: opts.hub, observers: opts.observer }))
   })
 
 program.command('doctor').description('validate configuration and report every problem at once')
   .addOption(new Option('--role <role>', 'which process to check').choices(['hub', 'agent']))
-  .action(async (opts) => { process.exitCode = await doctorCommand(opts) })
+  .action(async (opts) => { process.exitCode = await (await import('./doctor.js')).doctorCommand(opts) })
 
 program.parseAsync().catch((err: unknown) => {
   process.stderr.write(`mirrormesh: ${err instanceof Error ? err.message : String(err)}\n`)
