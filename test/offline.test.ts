@@ -64,6 +64,8 @@ describe.skipIf(!existsSync(CHROMIUM) && !process.env.CI)('offline emergency mod
       expect(answered).toHaveLength(1)
       const utterances = agent.out.text.split('\n').filter((l: string) => l.includes('"utterance ')).join('\n')
       expect(answered[0].matched, `${JSON.stringify(answered[0])}\n${utterances}`).toBe(true)
+      // Offline early endpoint: a whole, confident command + ~100 ms of quiet ends the turn, not VAD_END_SILENCE_MS.
+      expect(answered[0].endpoint, JSON.stringify(answered[0])).toBe('early')
       expect(answered[0].pii.replied).toMatch(new RegExp(`^It's ${hourNow}:\\d{2} (AM|PM)`))
       await waitFor(async () => existsSync(played) && (await readFile(played, 'utf8')).trim().length > 0, { what: 'cached audio played' })
       const rec = JSON.parse((await readFile(played, 'utf8')).trim().split('\n')[0]!)

@@ -97,7 +97,7 @@ export class NodeAgent {
       const { OfflineMode } = await import('./offline-mode.js')
       this.audio = await buildAudio(config, log)
       this.voice = new VoiceLoop({ nodeId: config.nodeId, client, audioInTopic: topicFor(base, 'nodeAudioIn', own), state: this.state, listener: this.audio.listener, sink: this.audio.sink, screen: this.screen, log: log.child({ component: 'voice' }) })
-      this.offline = new OfflineMode({ dir: join(config.stateDir, 'offline'), nodeId: config.nodeId, hubHttpUrl: config.hubHttpUrl ?? defaultHubHttpUrl(config.mqttUrl), client, state: this.state, voice: this.voice, screen: this.screen, log: log.child({ component: 'offline' }) })
+      this.offline = new OfflineMode({ dir: join(config.stateDir, 'offline'), nodeId: config.nodeId, hubHttpUrl: config.hubHttpUrl ?? defaultHubHttpUrl(config.mqttUrl), client, state: this.state, voice: this.voice, screen: this.screen, log: log.child({ component: 'offline' }), endpoint: { silenceMs: config.offlineEndpointSilenceMs, resumeWindowMs: config.vadEndSilenceMs } })
       await this.offline.start()
       this.voice.offline = this.offline
       this.voice.start()

@@ -31,6 +31,7 @@ export const agentSettings = {
   kwsKeywordsFile: z.string().optional().describe('Keywords for the spotter, one tokenised phrase per line (default KWS_MODEL_DIR/keywords.txt)'),
   kwsThreshold: z.coerce.number().min(0).max(1).default(0.25).describe('Keyword spotter threshold: lower fires more easily'),
   vadEndSilenceMs: envInt(100, 5000).default(600).describe('Silence after speech that ends an utterance on the node'),
+  offlineEndpointSilenceMs: envInt(0, 1000).default(100).describe('Offline mode: quiet after a whole, confident grammar phrase that ends the utterance early instead of after VAD_END_SILENCE_MS (0: off)'),
   offlineConfidence: z.coerce.number().min(0).max(1).default(0.5).describe('Offline recognition confidence needed to answer from the cache'),
   presenceFile: z.string().optional().describe('GPIO/sysfs value file polled for presence (1 = someone there)'),
   presenceGpio: gpioLine.optional().describe('Presence sensor (PIR/radar) on a GPIO line, watched with gpiomon: chip:line, e.g. gpiochip0:17'),

@@ -1,18 +1,37 @@
 // Offline emergency mode on the node: keeps the hub's reply bundle in sync, answers
 // utterances from it while the hub is gone (grammar recogniser + cached audio), journals
 // every offline turn, and replays the journal when the hub is back.
+//
+// Early endpoint: the recognizer may hold a complete, confident phrase ~100 ms after the
+// speech stopped (offline/recognizer.ts); the turn then ends at once and the reply plays,
+// ~0.5 s sooner than waiting for the listener's end silence. The risk is answering someone who
+// only paused. Guarded three ways: a phrase that a longer grammar phrase with another reply
+// extends is not answered early (responder.answersEarly); the recognizer refuses phrases that
+// look cut short; and speech resuming within the listener's end silence (resumeWindowMs) is
+// heard together with the early turn as one utterance — the listener's barge-in has already
+// stopped the reply — so the early turn's effects (journal, timers) wait for that window to pass.
+// With a wake word, speech during the reply is not barge-in: the early answer stands.
 import { join } from 'node:path'
 import { mkdir, rm } from 'node:fs/promises'
 import type { Logger, MeshClient } from '@mirrormesh/broker'
 import { BundleStore } from './offline/bundle-store.js'
 import { AckWaiter, FallbackLog, OfflineJournal, journalReplayTask, offlineTurnEvent } from './offline/journal.js'
-import { OfflineRecognizer } from './offline/recognizer.js'
-import { OfflineResponder } from './offline/responder.js'
+import { OfflineRecognizer, writeGrammarDictionary, type Recognition } from './offline/recognizer.js'
+import { OfflineResponder, type OfflineAnswer } from './offline/responder.js'
 import { OfflineTimers } from './offline/timers.js'
 import { readDictionaryWords } from './speech/asr-pocketsphinx.js'
 import type { NodeStateMachine } from './state.js'
 import type { Screen } from './screen.js'
 import type { OfflineAnswerer, OfflineTurn, VoiceLoop } from './voice.js'
+
+/** An early-answered turn whose effects wait for the resume window. */
+interface PendingEarly {
+  at: number
+  heard: string
+  audio: Int16Array[]
+  timer: NodeJS.Timeout
+  commit: () => Promise<void>
+}
 
 export class OfflineMode implements OfflineAnswerer {
   private store!: BundleStore
@@ -24,6 +43,9 @@ export class OfflineMode implements OfflineAnswerer {
   private readonly acks = new AckWaiter()
   private readonly timers: OfflineTimers
   private hubHttpUrl = ''
+  private pendingEarly: PendingEarly | undefined
+  private readonly endpointSilenceMs: number
+  private readonly resumeWindowMs: number
 
   constructor(private readonly opts: {
     dir: string
@@ -34,7 +56,15 @@ export class OfflineMode implements OfflineAnswerer {
     voice: VoiceLoop
     screen?: Screen
     log: Logger
+    /**
+     * Early endpoint (see the header). silenceMs: quiet after a whole phrase that ends the turn
+     * (default 100; 0 = off, wait for the listener's VAD). resumeWindowMs: speech opening a turn
+     * this soon after an early answer continues it (default 600: what the listener would have waited for).
+     */
+    endpoint?: { silenceMs?: number; resumeWindowMs?: number }
   }) {
+    this.endpointSilenceMs = opts.endpoint?.silenceMs ?? 100
+    this.resumeWindowMs = opts.endpoint?.resumeWindowMs ?? 600
     this.hubHttpUrl = opts.hubHttpUrl
     this.timers = new OfflineTimers({ onDone: (t) => this.timerDone(t.label) })
   }
@@ -86,38 +116,70 @@ export class OfflineMode implements OfflineAnswerer {
     const grammarPath = join(this.opts.dir, 'offline-grammar.gram')
     let dictionary: Set<string> | undefined
     try { dictionary = readDictionaryWords() } catch { dictionary = undefined }
-    await responder.recognizerGrammar(grammarPath, { dictionary })
-    this.recognizer = new OfflineRecognizer({ grammarPath, log: this.opts.log })
+    const phrases = await responder.recognizerGrammar(grammarPath, { dictionary })
+    // The grammar's words only: pocketsphinx starts in ~30 ms instead of ~150 ms (two run per turn).
+    let dictPath: string | undefined = join(this.opts.dir, 'offline-grammar.dict')
+    await writeGrammarDictionary(phrases, dictPath).catch((err: unknown) => {
+      this.opts.log.warn({ err: (err as Error)?.message }, 'grammar dictionary not written; the recognizer uses the full one')
+      dictPath = undefined
+    })
+    this.recognizer = new OfflineRecognizer({ grammarPath, dictPath, endpointSilenceMs: this.endpointSilenceMs, log: this.opts.log })
     this.responder = responder
     this.loadedVersion = cur.manifest.version
     this.opts.log.info({ version: cur.manifest.version, replies: cur.manifest.replies.length }, 'offline reply bundle ready')
   }
 
   /** Start recognising an utterance as it is spoken; undefined while no bundle is ready. */
-  begin(turnId: number): OfflineTurn | undefined {
+  begin(turnId: number, opts: { resumable?: boolean } = {}): OfflineTurn | undefined {
     const { responder, recognizer } = this
+    const log = this.opts.log
     if (!responder || !recognizer) return undefined
+    // The user going on after an early answer: withdraw it, hear both parts as one utterance.
+    const prev = this.pendingEarly
+    const resumed = prev && opts.resumable && Date.now() - prev.at <= this.resumeWindowMs ? prev : undefined
+    if (prev) {
+      this.pendingEarly = undefined
+      clearTimeout(prev.timer)
+      if (resumed) log.info({ turnId, afterMs: Date.now() - prev.at, pii: { heard: prev.heard } }, 'speech resumed after an early offline answer: withdrawn, heard with the new turn')
+      else void prev.commit().catch((err: unknown) => log.error({ err }, 'offline turn not journaled'))
+    }
     const ctl = new AbortController()
-    const session = recognizer.start(ctl.signal)
-    return {
-      write: (pcm) => session.write(pcm),
+    const audio: Int16Array[] = resumed ? [...resumed.audio] : []
+    const turn: OfflineTurn = {
+      write: (pcm) => {
+        audio.push(pcm)
+        session.write(pcm)
+      },
       finish: async (endOfSpeechAt) => {
         const rec = await session.finish()
         const out = responder.answerFor(rec, new Date())
         this.opts.screen?.update({ transcript: rec.confident ? rec.text : '', reply: out.text })
         if (out.pcm.length) this.opts.voice.play(out.pcm, turnId)
-        const reply = out.reply
-        if (reply?.timerMs) this.timers.set(reply.timerMs, reply.text)
-        if (reply?.stop) this.timers.cancelAll()
-        // The journal keeps the turn in memory when the disk is full (and logs it); the
-        // fallback log is best effort. Neither may cost the user the answer or the turn.
-        await this.journal.append({ transcript: rec.confident ? rec.text : '', reply: out.text, ...(out.matched && reply ? { skill: reply.skill } : {}), ...(out.matched && reply?.action ? { action: reply.action } : {}), at: endOfSpeechAt })
-        await this.fallbackLog.write(this.opts.state.state, rec.text, out.text).catch((err: unknown) => this.opts.log.warn(
-          { file: this.fallbackLog.file, err: (err as Error)?.message },
-          `fallback log not written: ${(err as NodeJS.ErrnoException)?.code === 'ENOSPC' ? 'disk full (ENOSPC)' : (err as Error)?.message}`))
-        this.opts.log.info({ turnId, matched: out.matched, confident: rec.confident, reason: rec.reason, recognitionMs: rec.latencyMs, pii: { heard: rec.text, replied: out.text } }, 'offline turn answered')
+        const commit = (): Promise<void> => this.commit(turnId, rec, out, endOfSpeechAt)
+        if (!rec.early) return commit()
+        this.pendingEarly = { at: Date.now(), heard: rec.text, audio, commit, timer: setTimeout(() => {
+          if (this.pendingEarly?.commit === commit) this.pendingEarly = undefined
+          void commit().catch((err: unknown) => log.error({ err }, 'offline turn not journaled'))
+        }, this.resumeWindowMs).unref() }
       },
     }
+    const session = recognizer.start(ctl.signal, { prefix: resumed?.audio, onEndpoint: (r) => responder.answersEarly(r.text) && turn.onEndpoint?.() === true })
+    return turn
+  }
+
+  /** A turn's effects: timers, the journal and the fallback log; then the "answered" log line. */
+  private async commit(turnId: number, rec: Recognition, out: OfflineAnswer, at: number): Promise<void> {
+    const reply = out.reply
+    if (reply?.timerMs) this.timers.set(reply.timerMs, reply.text)
+    if (reply?.stop) this.timers.cancelAll()
+    // The journal keeps the turn in memory when the disk is full (and logs it); the
+    // fallback log is best effort. Neither may cost the user the answer or the turn.
+    await this.journal.append({ transcript: rec.confident ? rec.text : '', reply: out.text, ...(out.matched && reply ? { skill: reply.skill } : {}), ...(out.matched && reply?.action ? { action: reply.action } : {}), at })
+    await this.fallbackLog.write(this.opts.state.state, rec.text, out.text).catch((err: unknown) => this.opts.log.warn(
+      { file: this.fallbackLog.file, err: (err as Error)?.message },
+      `fallback log not written: ${(err as NodeJS.ErrnoException)?.code === 'ENOSPC' ? 'disk full (ENOSPC)' : (err as Error)?.message}`))
+    // endpoint/at: what ended the utterance and when (early: the reply started then, this line comes after the resume window).
+    this.opts.log.info({ turnId, matched: out.matched, confident: rec.confident, reason: rec.reason, recognitionMs: rec.latencyMs, endpoint: rec.early ? 'early' : 'vad', at, pii: { heard: rec.text, replied: out.text } }, 'offline turn answered')
   }
 
   private timerDone(label: string): void {
@@ -127,6 +189,12 @@ export class OfflineMode implements OfflineAnswerer {
   }
 
   close(): void {
+    const p = this.pendingEarly
+    this.pendingEarly = undefined
+    if (p) {
+      clearTimeout(p.timer)
+      void p.commit().catch(() => undefined)
+    }
     this.timers.cancelAll()
   }
 

@@ -12,11 +12,22 @@ import type { NodeStateMachine } from './state.js'
 export interface OfflineTurn {
   write(pcm: Int16Array): void
   finish(endOfSpeechAt: number): Promise<void>
+  /**
+   * Set by the voice loop: the answerer calls it when it already holds a complete, confident
+   * grammar phrase and a short silence followed (offline early endpoint). It ends the
+   * listener's utterance now (reason 'endpoint'; finish() follows at once) instead of after
+   * the VAD's full end silence, and returns true; false if the utterance is no longer open.
+   */
+  onEndpoint?: () => boolean
 }
 
 /** Answers utterances from the offline reply bundle (offline mode); undefined until a bundle is ready. */
 export interface OfflineAnswerer {
-  begin(turnId: number): OfflineTurn | undefined
+  /**
+   * `resumable`: opened by speech alone (no wake word, no button), so it may be the user going
+   * on after an early endpoint cut in ("what time … is it"); the answerer then hears it as one.
+   */
+  begin(turnId: number, opts?: { resumable?: boolean }): OfflineTurn | undefined
 }
 
 interface Utterance { turnId: number; online: boolean; seq: number; offline?: OfflineTurn }
@@ -43,7 +54,14 @@ export class VoiceLoop {
     const { listener, sink, log } = this.opts
     listener.on('utterance-start', (u) => {
       const online = this.opts.state.state === 'online'
-      this.utterance = { turnId: u.turnId, online, seq: 0, offline: online ? undefined : this.offline?.begin(u.turnId) }
+      // Online, the hub does its own endpointing: only offline turns can end early.
+      const offline = online ? undefined : this.offline?.begin(u.turnId, { resumable: u.score === undefined && (u.trigger === 'vad' || u.trigger === 'barge-in') })
+      if (offline) offline.onEndpoint = () => {
+        if (this.utterance?.offline !== offline) return false
+        listener.endUtterance('endpoint')
+        return true
+      }
+      this.utterance = { turnId: u.turnId, online, seq: 0, offline }
       log.debug({ turnId: u.turnId, trigger: u.trigger, online: this.utterance.online }, 'utterance started')
       this.opts.screen?.update({ activity: 'listening', transcript: '', reply: '' })
     })

@@ -6,11 +6,15 @@
 //      in real time, silence between utterances.
 //        speech end    = wall time the frame holding the last speech sample was written to stdin
 //                        (espeak's own trailing near-silence trimmed; the silence after it is not speech)
-//        utterance end = the agent's VAD end-of-speech decision (Listener 'utterance-end' Date.now(),
-//                        stored as `at` of the turn's offline journal entry; the agent logs no line for it)
+//        utterance end = when the agent ended the utterance (Listener 'utterance-end' Date.now()): the
+//                        VAD's end-of-speech decision, or the offline early endpoint (a whole, confident
+//                        grammar phrase and OFFLINE_ENDPOINT_SILENCE_MS of quiet; offline/recognizer.ts).
+//                        `at` of the agent's "offline turn answered" line (older agents: the journal's `at`);
+//                        `endpoint` there says which ended it ('early' | 'vad').
 //        first sample  = fileSink record's firstSampleAt for the turn (matched by turnId from the
 //                        agent's "offline turn answered" log line)
-//      (a) first sample - speech end (includes the VAD tail VAD_END_SILENCE_MS), (b) first sample - utterance end.
+//      (a) first sample - speech end (includes the VAD tail VAD_END_SILENCE_MS unless the turn ended early),
+//      (b) first sample - utterance end. Both also split by how the turn ended.
 //   2. Recognition accuracy: synthesized in-grammar and out-of-grammar utterances, several espeak voices and
 //      speeds, judged from the agent's "offline turn answered" line (matched, pii.heard).
 //   3. Hub SIGKILL -> node offline, hub spawn -> node online (agent "node state changed" log times).
@@ -20,6 +24,7 @@
 // Run: `node test/bench/offline.mjs` (or import and call main()). Settings (env):
 //   BENCH_N=20 latency utterances   BENCH_ACC=50 accuracy utterances (70 % in grammar)   BENCH_FAIL_REPS=5
 //   BENCH_RSS_SECONDS=10 settle time before the RSS reading   VAD_END_SILENCE_MS=400   BENCH_VERBOSE=1 prints every turn
+//   OFFLINE_ENDPOINT_SILENCE_MS (agent default 100; 0 = no early endpoint, the VAD ends every turn)
 // 0 skips a part (BENCH_N=0 BENCH_ACC=0 ...).
 import { spawnSync } from 'node:child_process'
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
@@ -180,9 +185,9 @@ async function utter(mic, node, u, { gapMs = 600 } = {}) {
   const j = jEntries[lines.indexOf(lines.find((l) => l.turnId === first.turnId))] ?? jEntries[0]
   // Another reply (a "timer done", turnId 0) playing when ours was queued would delay it.
   const overlap = node.records().some((r) => r.turnId === 0 && rec && r.firstSampleAt <= rec.firstSampleAt && r.firstSampleAt + (r.samples / 16) >= speechEndAt)
-  const vadEndAt = j?.at
+  const vadEndAt = first.at ?? j?.at
   return {
-    ...u, pcm: undefined, missed: false, stray, startAt, speechEndAt, turns: lines.length,
+    ...u, pcm: undefined, missed: false, stray, startAt, speechEndAt, turns: lines.length, endpoint: first.endpoint ?? 'vad',
     turnId: first.turnId, matched: first.matched, confident: first.confident, reason: first.reason, heard: first.pii?.heard ?? '', replied: first.pii?.replied ?? '',
     recognitionMs: first.recognitionMs, vadEndAt, firstSampleAt: rec?.firstSampleAt, journalReplyOk: j ? j.reply === first.pii?.replied : false, overlap,
     a: rec ? rec.firstSampleAt - speechEndAt : undefined,
@@ -233,13 +238,14 @@ export async function main() {
   const failReps = envNum('BENCH_FAIL_REPS', 5)
   const rssSeconds = envNum('BENCH_RSS_SECONDS', 10)
   const vadMs = envNum('VAD_END_SILENCE_MS', 400)
+  const endpointMs = process.env.OFFLINE_ENDPOINT_SILENCE_MS // unset: the agent's default
   const machine = printMachine()
   const mem = `${(totalmem() / 2 ** 30).toFixed(1)} GiB RAM, load average ${loadavg().map((x) => x.toFixed(2)).join(' ')} at start`
   console.log(`${mem}; espeak-ng ${(spawnSync('espeak-ng', ['--version']).stdout?.toString() ?? '?').split(/\s+/)[3] ?? '?'}`)
-  console.log(`offline: agent pinned to CPU ${AGENT_CPU} (taskset; its pocketsphinx children inherit it), hub unpinned; VAD_END_SILENCE_MS=${vadMs}; ` +
+  console.log(`offline: agent pinned to CPU ${AGENT_CPU} (taskset; its pocketsphinx children inherit it), hub unpinned; VAD_END_SILENCE_MS=${vadMs}; OFFLINE_ENDPOINT_SILENCE_MS=${endpointMs ?? '(agent default)'}; ` +
     `latency N=${nLat}, accuracy N=${nAcc}, failover reps=${failReps}`)
   const sys0 = systemCpu()
-  const summary = { bench: 'offline', machine, vadEndSilenceMs: vadMs, agentCpu: AGENT_CPU }
+  const summary = { bench: 'offline', machine, vadEndSilenceMs: vadMs, endpointSilenceMs: endpointMs ?? null, agentCpu: AGENT_CPU }
   let mic
 
   try {
@@ -250,7 +256,8 @@ export async function main() {
     const agent = await startAgent({
       nodeId: 'kitchen', mqttUrl: mesh.url, password: mesh.passwords.kitchen, stdin: true, cpuList: AGENT_CPU,
       env: { AUDIO_SOURCE: 'stdin', AUDIO_SINK: 'file', AUDIO_SINK_FILE: join(dir, 'played.jsonl'), MIRRORMESH_STATE_DIR: dir,
-        HUB_HTTP_URL: `http://127.0.0.1:${mesh.hub.httpPort}`, VAD_END_SILENCE_MS: String(vadMs), LOG_PII: 'true' },
+        HUB_HTTP_URL: `http://127.0.0.1:${mesh.hub.httpPort}`, VAD_END_SILENCE_MS: String(vadMs), LOG_PII: 'true',
+        ...(endpointMs !== undefined ? { OFFLINE_ENDPOINT_SILENCE_MS: endpointMs } : {}) },
     })
     mic = new Mic(agent.proc.stdin)
     mic.start()
@@ -310,7 +317,7 @@ export async function main() {
       for (let i = 0; i < latItems.length; i++) {
         const r = await utter(mic, node, latItems[i])
         lat.push(r)
-        if (verbose) console.log(`lat ${i + 1}/${nLat} "${r.text}": a=${fmt(r.a, 0)} b=${fmt(r.b, 0)} vadTail=${fmt(r.vadTail, 0)} rec=${fmt(r.recognitionMs, 0)} matched=${r.matched} heard="${r.heard}"${r.missed ? ' MISSED' : ''}`)
+        if (verbose) console.log(`lat ${i + 1}/${nLat} "${r.text}": a=${fmt(r.a, 0)} b=${fmt(r.b, 0)} tail=${fmt(r.vadTail, 0)} ${r.endpoint} rec=${fmt(r.recognitionMs, 0)} matched=${r.matched} heard="${r.heard}"${r.missed ? ' MISSED' : ''}`)
       }
       const busy = systemCpu(sysL)
       const ok = lat.filter((r) => !r.missed && r.a !== undefined)
@@ -318,24 +325,36 @@ export async function main() {
       const B = stats(ok.map((r) => r.b))
       const T = stats(ok.map((r) => r.vadTail))
       const R = stats(ok.map((r) => r.recognitionMs))
-      const L = stats(ok.map((r) => r.answerLogAfterVad))
+      // Early turns log "answered" only after their resume window (the journal waits for it), so VAD-ended turns only.
+      const L = stats(ok.filter((r) => r.endpoint !== 'early').map((r) => r.answerLogAfterVad))
       const SP = stats(ok.map((r) => r.speechMs))
+      const okEarly = ok.filter((r) => r.endpoint === 'early')
+      const okVad = ok.filter((r) => r.endpoint !== 'early')
+      const AE = stats(okEarly.map((r) => r.a))
+      const AV = stats(okVad.map((r) => r.a))
+      const BE = stats(okEarly.map((r) => r.b))
+      const BV = stats(okVad.map((r) => r.b))
       console.log(`\n1. offline reply latency, agent on ONE core (CPU ${AGENT_CPU}), hub killed, ${ok.length}/${nLat} turns answered with audio` +
         ` (${lat.filter((r) => r.missed).length} missed, ${lat.filter((r) => r.matched === false).length} unmatched, ${lat.filter((r) => r.turns > 1).length} split, ${lat.filter((r) => r.overlap).length} delayed by another reply); machine busy ${fmt(busy)} % (all cores)`)
       console.log(`   speech end = wall time the frame holding the last speech sample was written to the agent's stdin (espeak's trailing silence excluded);`)
-      console.log(`   utterance end = the agent's VAD end-of-speech decision (journal entry 'at'); first sample = fileSink firstSampleAt. VAD_END_SILENCE_MS=${vadMs}`)
+      console.log(`   utterance end = the agent's end of the utterance: VAD end-of-speech decision, or early endpoint (a whole confident phrase + a short quiet);`)
+      console.log(`   first sample = fileSink firstSampleAt. VAD_END_SILENCE_MS=${vadMs}; ${okEarly.length}/${ok.length} turns ended by the early endpoint, ${okVad.length} by the VAD`)
       table([['ms', 'n', 'p50', 'p95', 'min', 'max', `goal <= ${GOAL_MS} (p95)`],
         ['(a) first sample - speech end', A.n, fmt(A.p50, 0), fmt(A.p95, 0), fmt(A.min, 0), fmt(A.max, 0), A.p95 <= GOAL_MS ? 'met' : 'NOT met'],
-        ['(b) first sample - utterance end (VAD)', B.n, fmt(B.p50, 0), fmt(B.p95, 0), fmt(B.min, 0), fmt(B.max, 0), B.p95 <= GOAL_MS ? 'met' : 'NOT met'],
-        ['    VAD tail: utterance end - speech end', T.n, fmt(T.p50, 0), fmt(T.p95, 0), fmt(T.min, 0), fmt(T.max, 0), `(configured ${vadMs})`],
+        ['    (a) turns ended early', AE.n, fmt(AE.p50, 0), fmt(AE.p95, 0), fmt(AE.min, 0), fmt(AE.max, 0), ''],
+        ['    (a) turns ended by the VAD', AV.n, fmt(AV.p50, 0), fmt(AV.p95, 0), fmt(AV.min, 0), fmt(AV.max, 0), ''],
+        ['(b) first sample - utterance end', B.n, fmt(B.p50, 0), fmt(B.p95, 0), fmt(B.min, 0), fmt(B.max, 0), B.p95 <= GOAL_MS ? 'met' : 'NOT met'],
+        ['    (b) turns ended early', BE.n, fmt(BE.p50, 0), fmt(BE.p95, 0), fmt(BE.min, 0), fmt(BE.max, 0), ''],
+        ['    (b) turns ended by the VAD', BV.n, fmt(BV.p50, 0), fmt(BV.p95, 0), fmt(BV.min, 0), fmt(BV.max, 0), ''],
+        ['    tail: utterance end - speech end', T.n, fmt(T.p50, 0), fmt(T.p95, 0), fmt(T.min, 0), fmt(T.max, 0), `(VAD: configured ${vadMs})`],
         ['    recognitionMs (agent log)', R.n, fmt(R.p50, 0), fmt(R.p95, 0), fmt(R.min, 0), fmt(R.max, 0), ''],
-        ['    "answered" log time - utterance end', L.n, fmt(L.p50, 0), fmt(L.p95, 0), fmt(L.min, 0), fmt(L.max, 0), ''],
+        ['    "answered" log time - utterance end (VAD-ended)', L.n, fmt(L.p50, 0), fmt(L.p95, 0), fmt(L.min, 0), fmt(L.max, 0), ''],
         ['    speech length', SP.n, fmt(SP.p50, 0), fmt(SP.p95, 0), fmt(SP.min, 0), fmt(SP.max, 0), '']])
       const byPhrase = LATENCY_PHRASES.map((p) => [p, stats(ok.filter((r) => r.text === p).map((r) => r.a)), stats(ok.filter((r) => r.text === p).map((r) => r.recognitionMs))]).filter(([, s]) => s.n)
-      table([['per phrase (ms)', 'n', '(a) p50', '(a) max', 'recog p50'], ...byPhrase.map(([p, s, rc]) => [p, s.n, fmt(s.p50, 0), fmt(s.max, 0), fmt(rc.p50, 0)])])
+      table([['per phrase (ms)', 'n', '(a) p50', '(a) max', 'recog p50', 'early'], ...byPhrase.map(([p, s, rc]) => [p, s.n, fmt(s.p50, 0), fmt(s.max, 0), fmt(rc.p50, 0), okEarly.filter((r) => r.text === p).length])])
       const notOk = lat.filter((r) => r.missed || !r.matched || r.heard !== r.text)
       for (const r of notOk) console.log(`   note: "${r.text}" -> ${r.missed ? 'no turn' : `heard "${r.heard}", matched=${r.matched}, reason=${r.reason ?? '-'}`}`)
-      summary.latency = { n: nLat, answered: ok.length, a: rs(A), b: rs(B), vadTail: rs(T), recognitionMs: rs(R), answeredLogAfterVad: rs(L), missed: lat.filter((r) => r.missed).length,
+      summary.latency = { n: nLat, answered: ok.length, early: okEarly.length, a: rs(A), b: rs(B), aEarly: rs(AE), aVad: rs(AV), bEarly: rs(BE), bVad: rs(BV), vadTail: rs(T), recognitionMs: rs(R), answeredLogAfterVad: rs(L), missed: lat.filter((r) => r.missed).length,
         wrongOrUnmatched: notOk.length, busyPct: r0(busy), micLateFrames: mic.late, goalP95Ms: GOAL_MS, goalA: A.p95 <= GOAL_MS, goalB: B.p95 <= GOAL_MS, all: ok.map((r) => [r0(r.a), r0(r.b), r.recognitionMs]) }
     }
 
@@ -346,7 +365,7 @@ export async function main() {
       for (let i = 0; i < accItems.length; i++) {
         const r = await utter(mic, node, accItems[i])
         res.push(r)
-        if (verbose) console.log(`acc ${i + 1}/${nAcc} [${r.inGrammar ? 'in' : 'out'}] "${r.text}" ${r.voice}@${r.wpm}: heard "${r.heard ?? ''}" matched=${r.matched} reason=${r.reason ?? '-'}${r.missed ? ' MISSED' : ''}`)
+        if (verbose) console.log(`acc ${i + 1}/${nAcc} [${r.inGrammar ? 'in' : 'out'}] "${r.text}" ${r.voice}@${r.wpm}: heard "${r.heard ?? ''}" matched=${r.matched} reason=${r.reason ?? '-'} ${r.endpoint ?? ''}${r.missed ? ' MISSED' : ''}`)
       }
       const verdict = (r) => {
         if (r.missed) return 'missed'
@@ -370,8 +389,14 @@ export async function main() {
       console.log(`   matched=false reasons: ${Object.entries(reasons).map(([k, v]) => `${k} ${v}`).join(', ') || '-'}`)
       for (const r of res.filter((x) => x.verdict !== 'correct')) {
         console.log(`   ${r.verdict.padEnd(8)} [${r.inGrammar ? 'in ' : 'out'}] "${r.text}"${NEAR_MISS.has(r.text) ? ' (near miss)' : ''} ${r.voice}@${r.wpm}: ` +
-          `${r.missed ? 'no turn detected' : `heard "${r.heard}", matched=${r.matched}, confident=${r.confident}, reason=${r.reason ?? '-'}`}${r.turns > 1 ? `, ${r.turns} turns` : ''}`)
+          `${r.missed ? 'no turn detected' : `heard "${r.heard}", matched=${r.matched}, confident=${r.confident}, reason=${r.reason ?? '-'}, ended by ${r.endpoint}`}${r.turns > 1 ? `, ${r.turns} turns` : ''}`)
       }
+      const early = res.filter((r) => r.endpoint === 'early')
+      const cut = [...lat, ...res].filter((r) => r.endpoint === 'early' && r.vadTail < 0)
+      console.log(`   early endpoints before the speech had ended (user cut off), latency and accuracy parts: ${cut.length}${cut.length ? ` (${cut.map((r) => `"${r.text}" ${r.vadTail} ms`).join(', ')})` : ''}`)
+      summary.earlyCutOff = cut.length
+      console.log(`   ended by the early endpoint: ${early.length}/${res.length} (in grammar ${early.filter((r) => r.inGrammar).length}/${inR.length}, ` +
+        `${early.filter((r) => r.inGrammar && r.verdict === 'correct').length} of them correct; out of grammar ${early.filter((r) => !r.inGrammar).length}/${outR.length}, each a wrong answer)`)
       const accLat = stats(res.filter((r) => r.a !== undefined && !r.overlap).map((r) => r.a))
       const accLatB = stats(res.filter((r) => r.b !== undefined && !r.overlap).map((r) => r.b))
       console.log(`   (latency on this mixed set, same definitions: (a) p50 ${fmt(accLat.p50, 0)} p95 ${fmt(accLat.p95, 0)} ms, (b) p50 ${fmt(accLatB.p50, 0)} p95 ${fmt(accLatB.p95, 0)} ms, n=${accLat.n})`)
@@ -380,13 +405,17 @@ export async function main() {
         inGrammar: { n: inR.length, correct: count(inR, 'correct'), wrong: count(inR, 'wrong'), rejected: count(inR, 'rejected'), missed: count(inR, 'missed') },
         outOfGrammar: { n: outR.length, correct: count(outR, 'correct'), wrong: count(outR, 'wrong'), missed: count(outR, 'missed') },
         reasons, errors: res.filter((x) => x.verdict !== 'correct').map((r) => ({ text: r.text, voice: r.voice, wpm: r.wpm, verdict: r.verdict, heard: r.heard, reason: r.reason })),
-        latencyA: rs(accLat), latencyB: rs(accLatB),
+        latencyA: rs(accLat), latencyB: rs(accLatB), early: early.length, earlyInGrammarCorrect: early.filter((r) => r.inGrammar && r.verdict === 'correct').length,
+        earlyWrong: early.filter((r) => r.verdict !== 'correct').length,
       }
     }
     const timerDone = node.records().filter((r) => r.turnId === 0).length
     const journalPending = (await agent.health()).offline?.journalPending
     const strays = [...lat, ...(summary.accuracy ? accAll : [])].reduce((n, r) => n + r.stray, 0)
-    console.log(`   other replies played ("timer done", turnId 0): ${timerDone}; stray turns between utterances: ${strays}; mic frames written >20 ms late: ${mic.late}; journal pending: ${journalPending}`)
+    const withdrawn = logLines(agent.out.text).filter((l) => l.msg?.startsWith('speech resumed after an early offline answer')).length
+    console.log(`   other replies played ("timer done", turnId 0): ${timerDone}; stray turns between utterances: ${strays}; early answers withdrawn (speech resumed): ${withdrawn}; ` +
+      `mic frames written >20 ms late: ${mic.late}; journal pending: ${journalPending}`)
+    summary.earlyWithdrawn = withdrawn
 
     // ---------------------------------------------------------------- 3. hub loss / return
     const fail = { kill: [], restart: [], ready: [] }
@@ -458,17 +487,21 @@ export async function main() {
       padded.set(p.pcm)
       writeFileSync(raw, Buffer.from(padded.buffer))
       const md = '/usr/share/pocketsphinx/model/en-us'
+      // The agent runs it with the grammar-only dictionary it writes (offline-grammar.dict), older agents with the full one.
+      const gd = join(dir, 'offline', 'offline-grammar.dict')
+      const dict = existsSync(gd) ? gd : join(md, 'cmudict-en-us.dict')
       const r = spawnSync('/usr/bin/time', ['-f', 'MAXRSS %M', 'pocketsphinx_continuous', '-infile', raw, '-jsgf', join(dir, 'offline', 'offline-grammar.gram'),
-        '-hmm', join(md, 'en-us'), '-dict', join(md, 'cmudict-en-us.dict'), '-backtrace', 'yes'], { encoding: 'utf8', timeout: 30_000 })
+        '-hmm', join(md, 'en-us'), '-dict', dict, '-backtrace', 'yes'], { encoding: 'utf8', timeout: 30_000 })
       const m = /MAXRSS (\d+)/.exec(r.stderr ?? '')
       if (m) rss.pocketsphinxMaxMb = Number(m[1]) / 1024
+      rss.pocketsphinxDict = dict === gd ? 'grammar words' : 'full cmudict'
       rss.pocketsphinxText = (r.stdout ?? '').trim()
     } catch {}
     table([['agent', `at ${rssSeconds} s`, 'median', 'max', 'VmHWM', 'anon', 'file', 'goal'],
       ['AUDIO_SOURCE=none (no models)', fmt(rss.none.atMb), fmt(rss.none.medianMb), fmt(rss.none.maxMb), fmt(rss.none.hwmMb), fmt(rss.none.anonMb), fmt(rss.none.fileMb), `<= 60 ${rss.none.medianMb <= 60 ? 'met' : 'NOT met'}`],
       ['AUDIO_SOURCE=stdin (VAD+recognizer+bundle)', fmt(rss.stdin.atMb), fmt(rss.stdin.medianMb), fmt(rss.stdin.maxMb), fmt(rss.stdin.hwmMb), fmt(rss.stdin.anonMb), fmt(rss.stdin.fileMb), ''],
       ['kitchen agent after the run (pinned, stdin)', fmt(rss.kitchenAfterRun?.rssMb), '', '', fmt(rss.kitchenAfterRun?.hwmMb), fmt(rss.kitchenAfterRun?.anonMb), fmt(rss.kitchenAfterRun?.fileMb), ''],
-      ['pocketsphinx_continuous, one decode (own process)', '', '', fmt(rss.pocketsphinxMaxMb), '', '', '', '']])
+      [`pocketsphinx_continuous, one decode (own process, ${rss.pocketsphinxDict ?? '?'} dictionary; up to 2 per offline turn)`, '', '', fmt(rss.pocketsphinxMaxMb), '', '', '', '']])
     console.log(`   shutdown: AUDIO_SOURCE=none agent ${rss.noneStop}; AUDIO_SOURCE=stdin agent (stdin left open) ${rss.stdinStop}`)
     if (rss.stdin.bundleReadyS !== null) console.log(`   stdin agent: bundle synced ${fmt(rss.stdin.bundleReadyS)} s after spawn; mic fed silence in real time while sampling`)
     summary.rss = Object.fromEntries(Object.entries(rss).map(([k, v]) => [k, typeof v === 'number' ? Math.round(v * 10) / 10 : typeof v !== 'object' || v === null ? v : Object.fromEntries(Object.entries(v).map(([kk, vv]) => [kk, typeof vv === 'number' ? Math.round(vv * 10) / 10 : vv]))]))

@@ -81,6 +81,47 @@ describe('Listener without a wake word (speech opens an utterance)', () => {
   })
 })
 
+describe('early end of an utterance (endUtterance("endpoint"), offline early endpoint)', () => {
+  it('ends the turn at once; speech going on while the answer plays is barge-in and opens a new turn', async () => {
+    const first = speech('what time')
+    const endFrame = Math.ceil((600 + first.length / 16) / 20) + 5 // ~100 ms after the speech
+    const pcm = cat(silence(600), first, silence(300), speech('is it'), silence(1200))
+    let l!: Listener
+    l = new Listener({ source: frames(pcm, (i) => {
+      if (i === endFrame && l.inUtterance) {
+        l.endUtterance('endpoint')
+        l.speaking = true // the early answer starts playing
+      }
+    }), vad })
+    const log = record(l)
+    let endedAt = -1
+    l.on('utterance-end', (e) => { if (e.reason === 'endpoint') endedAt = log.frames.get(e.turnId)! })
+    await l.start()
+    expect(log.ends.map((e) => e.reason)).toEqual(['endpoint', 'vad'])
+    expect(endedAt).toBeGreaterThan(0)
+    expect(log.bargeIns).toHaveLength(1)
+    expect(log.starts.map((s) => s.trigger)).toEqual(['vad', 'barge-in'])
+    expect(log.starts[1]!.turnId).toBe(log.bargeIns[0]!.turnId)
+  })
+
+  it('without barge-in ("off"), speech going on during the answer is not a new turn', async () => {
+    const first = speech('what time')
+    const endFrame = Math.ceil((600 + first.length / 16) / 20) + 5
+    const pcm = cat(silence(600), first, silence(300), speech('is it'), silence(1200))
+    let l!: Listener
+    l = new Listener({ source: frames(pcm, (i) => {
+      if (i === endFrame && l.inUtterance) {
+        l.endUtterance('endpoint')
+        l.speaking = true
+      }
+    }), vad, bargeIn: 'off' })
+    const log = record(l)
+    await l.start()
+    expect(log.ends.map((e) => e.reason)).toEqual(['endpoint'])
+    expect(log.starts).toHaveLength(1)
+  })
+})
+
 describe('push-to-talk', () => {
   it('opens an utterance at once and ends it on VAD end of speech', async () => {
     const pcm = cat(silence(400), speech('what is the weather'), silence(1500))

@@ -30,9 +30,13 @@ export interface UtteranceStart {
 
 export interface UtteranceEnd {
   turnId: number
-  /** Date.now() when the VAD declared end of speech (the speech itself ended ~endSilenceMs earlier). */
+  /**
+   * Date.now() when the utterance was ended: for 'vad' the VAD's end-of-speech decision (the
+   * speech itself ended ~endSilenceMs earlier); for 'endpoint' the caller's early endpoint.
+   */
   endOfSpeechAt: number
-  reason: 'vad' | 'no_speech' | 'max_length' | 'manual' | 'source_ended'
+  /** 'endpoint': ended by endUtterance('endpoint'), e.g. offline mode heard a whole command (voice.ts). */
+  reason: 'vad' | 'no_speech' | 'max_length' | 'manual' | 'source_ended' | 'endpoint'
   /** Frames emitted for the turn, pre-roll included. */
   frames: number
 }
@@ -125,7 +129,10 @@ export class Listener extends EventEmitter<ListenerEvents> {
     return turnId
   }
 
-  /** End the running utterance now (button released, or the agent cancels). */
+  /**
+   * End the running utterance now (button released, the agent cancels, or an early endpoint).
+   * Audio after it is idle audio again: while an answer plays, speech there is barge-in.
+   */
   endUtterance(reason: UtteranceEnd['reason'] = 'manual'): void {
     if (this.turn) this.close(reason)
   }

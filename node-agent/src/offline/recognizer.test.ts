@@ -2,10 +2,11 @@ import { execFileSync } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
-import { afterAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createLogger } from '@mirrormesh/broker'
 import { jsgfFromPhrases } from '../speech/asr-pocketsphinx.js'
-import { LevelMeter, OfflineRecognizer, syllables, type Recognition } from './recognizer.js'
+import { grammarWords, LevelMeter, OfflineRecognizer, phoneCounts, squeezedWord, syllables, writeGrammarDictionary, type Recognition } from './recognizer.js'
+import { concat } from './responder.js'
 
 const log = createLogger({ name: 'test', level: 'silent' })
 const dir = mkdtempSync(path.join(tmpdir(), 'mm-orec-'))
@@ -40,6 +41,23 @@ function padded(pcm: Int16Array): Int16Array {
 const PHRASES = ['what time is it', 'what day is it', 'turn on the kitchen light', 'turn off the kitchen light', 'set a timer for five minutes', 'stop']
 const grammarPath = path.join(dir, 'offline.gram')
 writeFileSync(grammarPath, jsgfFromPhrases(PHRASES))
+// The early endpoint tests add a phrase that a cut-short command gets forced onto.
+const EARLY_PHRASES = [...PHRASES, 'volume up', 'volume down']
+const earlyGrammarPath = path.join(dir, 'early.gram')
+writeFileSync(earlyGrammarPath, jsgfFromPhrases(EARLY_PHRASES))
+const silence = (ms: number): Int16Array => new Int16Array(ms * 16)
+const cat = (...parts: Int16Array[]): Int16Array => concat(parts)
+/** espeak speech without its trailing near-silence (> 40 dB under the peak), in whole 20 ms frames. */
+function trimmed(pcm: Int16Array): Int16Array {
+  const rms = (i: number): number => Math.sqrt(pcm.subarray(i, i + 160).reduce((n, s) => n + s * s, 0) / 160)
+  let peak = 0
+  for (let i = 0; i < pcm.length; i += 160) peak = Math.max(peak, rms(i))
+  let last = 0
+  for (let i = 0; i < pcm.length; i += 160) if (rms(i) >= peak / 100) last = Math.min(pcm.length, i + 160)
+  const out = new Int16Array(Math.ceil(last / 320) * 320)
+  out.set(pcm.subarray(0, Math.min(out.length, pcm.length)))
+  return out
+}
 
 describe('helpers', () => {
   it('counts syllables roughly', () => {
@@ -55,6 +73,43 @@ describe('helpers', () => {
     expect(s.peakDbfs).toBeGreaterThan(-30)
     expect(s.speechMs).toBeGreaterThan(400)
     expect(s.speechMs).toBeLessThan(1200)
+  })
+})
+
+describe('early endpoint checks', () => {
+  const phones = new Map([['volume', 6], ['up', 2], ['what', 3], ['time', 3], ['is', 2], ['it', 2]])
+  const w = (word: string, start: number, end: number) => ({ word, start, end })
+
+  it('passes a phrase whose words all have real durations', () => {
+    expect(squeezedWord([w('<sil>', 0, 20), w('volume', 21, 67), w('up', 68, 88), w('<sil>', 89, 99)], phones)).toBeUndefined()
+    expect(squeezedWord([w('what', 0, 20), w('time', 21, 55), w('is', 56, 64), w('it', 65, 82)], phones)).toBeUndefined()
+  })
+
+  it('refuses words squeezed to the decoder floor (3 frames per phone) and a short last word', () => {
+    // "volume" said alone, forced onto "volume up": "up" gets the minimum 6 frames.
+    expect(squeezedWord([w('volume', 21, 75), w('up', 76, 81)], phones)).toBe('up:6')
+    expect(squeezedWord([w('what', 0, 20), w('time', 21, 29), w('is', 30, 45), w('it', 46, 65)], phones)).toBe('time:9')
+    // Last word above the floor but under 5 frames per phone.
+    expect(squeezedWord([w('volume', 21, 75), w('up', 76, 84)], phones)).toBe('up:9')
+    // Unknown phone count or no words: not complete.
+    expect(squeezedWord([w('volume', 21, 75), w('down', 76, 99)], phones)).toBe('down')
+    expect(squeezedWord([w('<sil>', 0, 99)], phones)).toBe('(no words)')
+  })
+
+  it('counts phones per pronunciation of the grammar words only', () => {
+    const words = grammarWords(jsgfFromPhrases(['what day is it today', 'stop']))
+    expect([...words].sort()).toEqual(['day', 'is', 'it', 'stop', 'today', 'what'])
+    const counts = phoneCounts('today T AH D EY\ntoday(2) T UW D EY\ntomorrow T AH M AA R OW\nstop S T AA P\n', words)
+    expect(Object.fromEntries(counts)).toEqual({ today: 4, 'today(2)': 4, stop: 4 })
+  })
+
+  it('tracks the quiet at the end of the audio', () => {
+    const m = new LevelMeter()
+    m.push(cat(silence(200), trimmed(speech('stop'))))
+    expect(m.trailingQuietMs).toBe(0)
+    expect(m.loudFrames).toBeGreaterThan(5)
+    m.push(silence(100))
+    expect(m.trailingQuietMs).toBe(100)
   })
 })
 
@@ -105,6 +160,93 @@ describe('OfflineRecognizer', () => {
     results.push(['streamed: turn on the kitchen light', r])
     expect(r).toMatchObject({ text: 'turn on the kitchen light', confident: true })
     expect(r.latencyMs).toBeLessThan(1000)
+  })
+})
+
+describe('OfflineRecognizer early endpoint (streamed in real time)', () => {
+  const dictPath = path.join(dir, 'offline.dict')
+  let rec: OfflineRecognizer
+  beforeAll(async () => {
+    await writeGrammarDictionary(EARLY_PHRASES, dictPath)
+    rec = new OfflineRecognizer({ grammarPath: earlyGrammarPath, dictPath, log })
+  })
+
+  /**
+   * Streams 300 ms of silence, the parts (text: trimmed speech; number: ms of silence) and then
+   * silence, in 20 ms frames at real-time pace, until finish. `endpointAt`: ms of audio after
+   * the end of the last speech when onEndpoint fired (undefined: it did not).
+   */
+  async function stream(parts: Array<string | number>, opts: { tailMs?: number; prefix?: Int16Array[] } = {}) {
+    const pcm = cat(silence(300), ...parts.map((p) => (typeof p === 'number' ? silence(p) : trimmed(speech(p)))))
+    const all = cat(pcm, silence(opts.tailMs ?? 800))
+    const calls: { text: string; atMs: number }[] = []
+    let written = 0
+    const s = rec.start(new AbortController().signal, {
+      prefix: opts.prefix,
+      onEndpoint: (r) => {
+        calls.push({ text: r.text, atMs: (written - pcm.length) / 16 })
+        return true
+      },
+    })
+    const t0 = performance.now()
+    for (let i = 0; written < all.length && !calls.length; i++) {
+      s.write(all.subarray(written, written + 320))
+      written += 320
+      const wait = t0 + (i + 1) * 20 - performance.now()
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait))
+    }
+    const r = await s.finish()
+    results.push([`endpoint: ${parts.join(' | ')}`, r])
+    return { r, calls, endpointAt: calls[0]?.atMs }
+  }
+  const results: [string, Recognition][] = []
+  afterAll(() => {
+    for (const [what, r] of results) console.log(`${what.padEnd(40)} → ${JSON.stringify(r.text).padEnd(32)} confident=${r.confident} early=${r.early ?? false} latency=${r.latencyMs}ms`)
+  })
+
+  it('answers a whole command ~100 ms after the speech, long before a VAD end silence', async () => {
+    const { r, calls, endpointAt } = await stream(['turn on the kitchen light'])
+    expect(calls.map((c) => c.text)).toEqual(['turn on the kitchen light'])
+    expect(r).toMatchObject({ text: 'turn on the kitchen light', confident: true, early: true })
+    console.log(`early endpoint ${endpointAt} ms of audio after the speech`)
+    // 100 ms of quiet plus the probe's decode (~30 ms) at real-time pace; a 400-600 ms VAD could not be this early.
+    expect(endpointAt).toBeGreaterThanOrEqual(60)
+    expect(endpointAt).toBeLessThan(350)
+  })
+
+  it('does not answer early a command cut short ("volume …" would be forced onto "volume up")', async () => {
+    const { r, calls } = await stream(['volume'], { tailMs: 600 })
+    expect(calls).toEqual([])
+    expect(r.early).toBeUndefined()
+  })
+
+  it('waits through a pause inside a phrase and answers at its real end', async () => {
+    const { r, calls, endpointAt } = await stream(['what time', 300, 'is it'])
+    expect(calls.map((c) => c.text)).toEqual(['what time is it'])
+    expect(endpointAt).toBeGreaterThanOrEqual(60) // after "is it", not in the pause
+    expect(r).toMatchObject({ text: 'what time is it', early: true })
+  })
+
+  it('hears a prefix (speech resumed after an early answer) with the new audio, and does not answer the prefix again', async () => {
+    const prefix = [cat(silence(300), trimmed(speech('what time')), silence(120))]
+    const again = await stream([], { prefix, tailMs: 600 })
+    expect(again.calls).toEqual([]) // nothing new was said
+    const { r, calls } = await stream(['is it'], { prefix })
+    expect(calls.map((c) => c.text)).toEqual(['what time is it'])
+    expect(r.text).toBe('what time is it')
+  })
+
+  it('with endpointSilenceMs 0 it is the plain streaming path: onEndpoint is never called', async () => {
+    const off = new OfflineRecognizer({ grammarPath: earlyGrammarPath, dictPath, log, endpointSilenceMs: 0 })
+    let called = false
+    const s = off.start(new AbortController().signal, { onEndpoint: () => (called = true) })
+    const pcm = cat(silence(300), trimmed(speech('stop')), silence(800))
+    for (let i = 0; i < pcm.length; i += 1600) {
+      s.write(pcm.subarray(i, i + 1600))
+      await new Promise((res) => setTimeout(res, 100))
+    }
+    expect(await s.finish()).toMatchObject({ text: 'stop', confident: true })
+    expect(called).toBe(false)
   })
 })
 

@@ -121,4 +121,20 @@ describe('OfflineResponder', () => {
     const nr = new OfflineResponder(loaded, log)
     expect(nr.answer('stop')).toEqual({ reply: undefined, matched: false, pcm: new Int16Array(0), text: '' })
   })
+
+  it('answers early only phrases that no longer phrase with another reply extends', async () => {
+    const eb = makeTestBundle({ version: 'e1', replies: [
+      { phrase: 'what day is it', skill: 'date', text: '{date}', clips: ['{date}'] },
+      { phrase: 'what day is it today', skill: 'date', text: '{date}', clips: ['{date}'] },
+      { phrase: 'turn on the light', skill: 'lights', text: 'Light on', clips: ['on.pcm'], action: { component: 'light', action: 'set', room: null, state: 'on' } },
+      { phrase: 'turn on the light in the hall', skill: 'lights', text: 'Hall light on', clips: ['hall-on.pcm'], action: { component: 'light', action: 'set', room: 'hall', state: 'on' } },
+      { phrase: 'stop', skill: 'stop', text: '', clips: [], stop: true },
+    ] })
+    const er = new OfflineResponder(await install(eb, 'early'), log)
+    expect(er.answersEarly('what day is it')).toBe(true) // "… today" gets the same reply
+    expect(er.answersEarly('What day is it today')).toBe(true)
+    expect(er.answersEarly('turn on the light')).toBe(false) // "… in the hall" is another room
+    expect(er.answersEarly('turn on the light in the hall')).toBe(true)
+    expect(er.answersEarly('stop')).toBe(true)
+  })
 })

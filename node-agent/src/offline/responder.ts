@@ -54,7 +54,8 @@ export function dateParts(now: Date): { keys: string[]; text: string } {
   return { keys: dateFragmentKeys(now), text: `Today is ${cap(weekdayKeys[now.getDay()]!)}, ${cap(monthKeys[now.getMonth()]!)} ${ordinal(now.getDate())}` }
 }
 
-function concat(parts: Int16Array[]): Int16Array {
+/** One buffer of all `parts`, in order. */
+export function concat(parts: Int16Array[]): Int16Array {
   const out = new Int16Array(parts.reduce((n, p) => n + p.length, 0))
   let o = 0
   for (const p of parts) {
@@ -68,6 +69,7 @@ export class OfflineResponder {
   private readonly byPhrase = new Map<string, BundleReply>()
   private readonly fallbacks: Partial<Record<FallbackKind, BundleReply>> = {}
   private readonly clips = new Map<string, Int16Array>()
+  private readonly early = new Map<string, boolean>()
 
   constructor(readonly bundle: LoadedBundle, private readonly log: Logger) {
     for (const r of bundle.manifest.replies) {
@@ -104,6 +106,24 @@ export class OfflineResponder {
     await fs.writeFile(tmp, jsgf)
     await fs.rename(tmp, file)
     return this.grammarPhrases().filter((p) => !dropped.has(p))
+  }
+
+  /**
+   * Whether `phrase` may be answered at an early endpoint, before the user has surely finished:
+   * true unless a longer grammar phrase starts with it and gets another reply. "what day is it"
+   * (also "… today", same reply) may; a phrase whose extension means something else waits for
+   * the listener's end of utterance instead, so that pausing before the rest costs nothing.
+   */
+  answersEarly(phrase: string): boolean {
+    const p = normalizePhrase(phrase)
+    let ok = this.early.get(p)
+    if (ok === undefined) {
+      const key = (r: BundleReply | undefined): string => JSON.stringify(r && [r.skill, r.text, r.clips, r.action, r.timerMs, r.stop, r.event])
+      const own = key(this.byPhrase.get(p))
+      ok = [...this.byPhrase].every(([q, r]) => !q.startsWith(`${p} `) || key(r) === own)
+      this.early.set(p, ok)
+    }
+    return ok
   }
 
   /** Reads every clip the replies and fragments use, so answer() never touches the disk. */

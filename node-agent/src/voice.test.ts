@@ -1,0 +1,93 @@
+// The voice loop's wiring of the offline early endpoint: only offline turns may end early, an
+// early endpoint ends the listener's utterance at once (reason 'endpoint') and answers it, and
+// a turn opened by speech alone is marked resumable (it may continue an early-answered one).
+import { EventEmitter } from 'node:events'
+import { describe, expect, it } from 'vitest'
+import { createLogger, type MeshClient } from '@mirrormesh/broker'
+import type { AudioSink } from './audio/sink.js'
+import type { Listener, UtteranceEnd, UtteranceStart } from './audio/listener.js'
+import type { NodeStateMachine } from './state.js'
+import { VoiceLoop, type OfflineAnswerer, type OfflineTurn } from './voice.js'
+
+const log = createLogger({ name: 'test', level: 'silent' })
+
+/** A listener that only does what the voice loop asks of it; endUtterance emits 'utterance-end' like the real one. */
+class FakeListener extends EventEmitter {
+  speaking = false
+  ended: UtteranceEnd['reason'][] = []
+  private turnId: number | undefined
+  start(): Promise<void> {
+    return Promise.resolve()
+  }
+  open(s: Omit<UtteranceStart, 'at'>): void {
+    this.turnId = s.turnId
+    this.emit('utterance-start', { ...s, at: Date.now() })
+  }
+  endUtterance(reason: UtteranceEnd['reason'] = 'manual'): void {
+    if (this.turnId === undefined) return
+    const turnId = this.turnId
+    this.turnId = undefined
+    this.ended.push(reason)
+    this.emit('utterance-end', { turnId, endOfSpeechAt: Date.now(), reason, frames: 0 })
+  }
+}
+
+function setup(state: 'online' | 'offline') {
+  const listener = new FakeListener()
+  const played: number[] = []
+  const sink = { play: (_pcm: Int16Array, o: { turnId: number }) => played.push(o.turnId), stop: () => {}, onFirstSample: () => {}, idle: Promise.resolve(), playing: false, close: async () => {} } as unknown as AudioSink
+  const published: string[] = []
+  const client = { publishRaw: async (topic: string) => void published.push(topic), publish: async () => {} } as unknown as MeshClient
+  const voice = new VoiceLoop({ nodeId: 'n', client, audioInTopic: 'audio/in', state: { state } as NodeStateMachine, listener: listener as unknown as Listener, sink, log })
+  const begun: { turnId: number; resumable?: boolean; turn: OfflineTurn; finished: number[] }[] = []
+  const answerer: OfflineAnswerer = {
+    begin(turnId, opts) {
+      const finished: number[] = []
+      const turn: OfflineTurn = { write: () => {}, finish: async (at) => void finished.push(at) }
+      begun.push({ turnId, resumable: opts?.resumable, turn, finished })
+      return turn
+    },
+  }
+  voice.offline = answerer
+  voice.start()
+  return { listener, voice, begun, published, played }
+}
+
+describe('VoiceLoop and the offline early endpoint', () => {
+  it('an offline turn that reports an early endpoint ends the utterance now and is answered', async () => {
+    const { listener, begun } = setup('offline')
+    listener.open({ turnId: 7, trigger: 'vad' })
+    expect(begun).toHaveLength(1)
+    const t = begun[0]!
+    expect(t.resumable).toBe(true)
+    expect(typeof t.turn.onEndpoint).toBe('function')
+    expect(t.turn.onEndpoint!()).toBe(true)
+    expect(listener.ended).toEqual(['endpoint'])
+    expect(t.finished).toHaveLength(1)
+    // Once the utterance is over, a late endpoint does nothing.
+    expect(t.turn.onEndpoint!()).toBe(false)
+    expect(listener.ended).toEqual(['endpoint'])
+  })
+
+  it('only speech-opened turns are resumable (not wake word, push-to-talk or wake-word barge-in)', () => {
+    const { listener, begun } = setup('offline')
+    listener.open({ turnId: 1, trigger: 'wake', score: 0.9 })
+    listener.endUtterance('vad')
+    listener.open({ turnId: 2, trigger: 'ptt' })
+    listener.endUtterance('vad')
+    listener.open({ turnId: 3, trigger: 'barge-in', score: 0.8 })
+    listener.endUtterance('vad')
+    listener.open({ turnId: 4, trigger: 'barge-in' })
+    listener.endUtterance('vad')
+    expect(begun.map((b) => [b.turnId, b.resumable])).toEqual([[1, false], [2, false], [3, false], [4, true]])
+  })
+
+  it('online turns never reach the offline answerer, so they cannot end early', () => {
+    const { listener, begun, published } = setup('online')
+    listener.open({ turnId: 9, trigger: 'vad' })
+    listener.emit('frame', new Int16Array(320))
+    listener.endUtterance('vad')
+    expect(begun).toEqual([])
+    expect(published.length).toBe(2) // first frame + end flag to the hub
+  })
+})
