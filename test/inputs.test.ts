@@ -125,7 +125,7 @@ describe('GPIO push-to-talk button and presence sensor (gpiomon)', () => {
     const mesh = await createMesh('embedded')
     const dir = await tempDir('mm-gpio-')
     const gpiomon = join(dir, 'gpiomon')
-    await writeFile(gpiomon, `#!/bin/sh\n# args: --num-events=0 CHIP LINE\ntouch "${dir}/$2-$3"\nexec tail -n 0 -f "${dir}/$2-$3"\n`)
+    await writeFile(gpiomon, `#!/bin/sh\n[ "$1" = --version ] && { echo "gpiomon (libgpiod) v1.6.3"; exit 0; }\n# args: --num-events=0 CHIP LINE\ntouch "${dir}/$2-$3"\nexec tail -n 0 -f "${dir}/$2-$3"\n`)
     await chmod(gpiomon, 0o755)
     const edge = (line: number, kind: 'RISING' | 'FALLING') => appendFile(join(dir, `gpiochip0-${line}`), `event: ${kind} EDGE offset: ${line} timestamp: [${Date.now() / 1000}]\n`)
     const { agent } = await quietNode(mesh, { GPIOMON: gpiomon, PTT_GPIO: 'gpiochip0:27', PRESENCE_GPIO: 'gpiochip0:17', VAD_END_SILENCE_MS: '300' })

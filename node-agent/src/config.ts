@@ -38,7 +38,7 @@ export const agentSettings = {
   presenceGpioActive: z.enum(['high', 'low']).default('high').describe('Level of PRESENCE_GPIO that means someone is there'),
   pttGpio: gpioLine.optional().describe('Push-to-talk button on a GPIO line, watched with gpiomon: chip:line, e.g. gpiochip0:27 (tap: listen until you stop talking; hold: listen until release)'),
   pttGpioActive: z.enum(['high', 'low']).default('low').describe('Level of PTT_GPIO while the button is pressed (low: button to ground with a pull-up)'),
-  gpiomon: z.string().min(1).default('gpiomon').describe('gpiomon executable (libgpiod v1 syntax; apt install gpiod)'),
+  gpiomon: z.string().min(1).default('gpiomon').describe('gpiomon executable (libgpiod v1 or v2, told apart by --version; apt install gpiod)'),
 }
 
 export type AgentConfig = ReturnType<typeof loadAgentConfig>

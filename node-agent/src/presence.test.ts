@@ -94,7 +94,7 @@ describe('gpiomonSource', () => {
     const fake = path.join(dir, 'fake-gpiomon')
     writeFileSync(
       fake,
-      `#!/bin/sh\necho "$@" >> ${argsFile}\necho "event:  RISING EDGE offset: 17 timestamp: [1.0]"\nsleep 0.1\necho "event: FALLING EDGE offset: 17 timestamp: [1.1]"\nexit 2\n`,
+      `#!/bin/sh\n[ "$1" = --version ] && { echo "gpiomon (libgpiod) v1.6.3"; exit 0; }\necho "$@" >> ${argsFile}\necho "event:  RISING EDGE offset: 17 timestamp: [1.0]"\nsleep 0.1\necho "event: FALLING EDGE offset: 17 timestamp: [1.1]"\nexit 2\n`,
     )
     chmodSync(fake, 0o755)
     const { p, changes } = presence({ debounceMs: 0 })
@@ -110,6 +110,18 @@ describe('gpiomonSource', () => {
     expect(errors[0]).toMatch(/gpiomon gpiochip0 17 exited 2/)
     const { readFileSync } = await import('node:fs')
     expect(readFileSync(argsFile, 'utf8').split('\n')[0]).toBe('--num-events=0 gpiochip0 17')
+  })
+
+  it('speaks libgpiod v2\'s syntax to a v2 gpiomon', async () => {
+    const argsFile = path.join(dir, 'gpiomon2.args')
+    const fake = path.join(dir, 'fake-gpiomon2')
+    writeFileSync(fake, `#!/bin/sh\n[ "$1" = --version ] && { echo "gpiomon (libgpiod) v2.1.3"; exit 0; }\necho "$@" >> ${argsFile}\necho "1700000000.1 rising gpiochip0 17"\nsleep 5\n`)
+    chmodSync(fake, 0o755)
+    const { p, changes } = presence({ debounceMs: 0 })
+    p.add(gpiomonSource({ chip: 'gpiochip0', line: 17, bin: fake }))
+    await expect.poll(() => changes.length, { timeout: 3000 }).toBe(1)
+    const { readFileSync } = await import('node:fs')
+    expect(readFileSync(argsFile, 'utf8').trim()).toBe('-c gpiochip0 17')
   })
 
   it('reports a missing gpiomon', async () => {

@@ -1,7 +1,7 @@
 // Presence (someone in front of the mirror): PIR/radar sensors read from a sysfs/gpio value
 // file or from `gpiomon` edges, plus `set()` for HTTP/MQTT inputs. Raw inputs are
 // debounced into one state; 'change' fires with {present, since, source}.
-import { spawn, type ChildProcessByStdio } from 'node:child_process'
+import { execFile, spawn, type ChildProcessByStdio } from 'node:child_process'
 import { EventEmitter } from 'node:events'
 import { readFile } from 'node:fs/promises'
 import type { Readable } from 'node:stream'
@@ -146,7 +146,7 @@ export interface GpiomonOptions {
 }
 
 /**
- * Edges from libgpiod's `gpiomon --num-events=0 <chip> <line>` (v1 output
+ * Edges from libgpiod's `gpiomon --num-events=0 <chip> <line>` (v2: `gpiomon -c <chip> <line>`; v1 output
  * "event:  RISING EDGE offset: 17 …"; v2 lines containing "rising"/"falling" also parse).
  */
 export function gpiomonSource(opts: GpiomonOptions): PresenceInput {
@@ -162,8 +162,10 @@ export function gpiomonSource(opts: GpiomonOptions): PresenceInput {
         onError(new Error(`${opts.bin ?? 'gpiomon'} not found (apt install gpiod)`))
         return
       }
+      let args: string[] = []
       const run = (): void => {
-        const c = spawn(bin, ['--num-events=0', opts.chip, String(opts.line)], { stdio: ['ignore', 'pipe', 'pipe'] })
+        if (stopped) return
+        const c = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] })
         child = c
         let rest = ''
         let err = ''
@@ -184,7 +186,11 @@ export function gpiomonSource(opts: GpiomonOptions): PresenceInput {
           restart.unref()
         })
       }
-      run()
+      // libgpiod v2 (Debian 13, Pi OS trixie) takes `-c CHIP LINE`; v1 `CHIP LINE` (and would read -c as a chip).
+      execFile(bin, ['--version'], { timeout: 5000 }, (_err, stdout) => {
+        args = /\bv?2\.\d/.test(String(stdout)) ? ['-c', opts.chip, String(opts.line)] : ['--num-events=0', opts.chip, String(opts.line)]
+        run()
+      })
     },
     stop() {
       stopped = true
