@@ -1,5 +1,6 @@
-// The node agent: retained status + Last Will, heartbeat, hub watch (state machine),
-// local /healthz. start()/stop().
+// The node agent: retained status + Last Will, heartbeat, hub watch (state machine), the
+// voice loop with offline mode, push-to-talk and presence inputs (GPIO, MQTT, HTTP), the
+// mirror screen and local /healthz. start()/stop().
 import { createRequire } from 'node:module'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { InboundValidator, MeshClient, Registry, filterFor, topicFor, type HubState, type Logger, type Payload } from '@mirrormesh/broker'
