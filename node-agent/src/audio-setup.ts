@@ -8,7 +8,7 @@ import { KeywordSpotterWake } from './audio/kws.js'
 import type { WakeDetector } from './audio/listener.js'
 import { WakeWord } from './audio/wakeword.js'
 import type { AgentConfig } from './config.js'
-import { SileroVad } from './speech/vad-silero.js'
+import { SileroVad } from '@mirrormesh/speech'
 
 export interface WakeStatus {
   engine: 'sherpa-kws' | 'openwakeword' | 'none'

@@ -19,7 +19,7 @@ import { AckWaiter, FallbackLog, OfflineJournal, journalReplayTask, offlineTurnE
 import { OfflineRecognizer, writeGrammarDictionary, type Recognition } from './offline/recognizer.js'
 import { OfflineResponder, type OfflineAnswer } from './offline/responder.js'
 import { OfflineTimers } from './offline/timers.js'
-import { readDictionaryWords } from './speech/asr-pocketsphinx.js'
+import { readDictionaryWords } from '@mirrormesh/speech'
 import type { NodeStateMachine } from './state.js'
 import type { Screen } from './screen.js'
 import type { OfflineAnswerer, OfflineTurn, VoiceLoop } from './voice.js'

@@ -5,7 +5,7 @@ import { constants, existsSync } from 'node:fs'
 import { access, mkdir } from 'node:fs/promises'
 import path from 'node:path'
 import type { AgentConfig } from './config.js'
-import { which } from './speech/proc.js'
+import { which } from '@mirrormesh/speech'
 
 export async function agentProblems(cfg: AgentConfig): Promise<string[]> {
   const problems: string[] = []

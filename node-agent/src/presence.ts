@@ -5,7 +5,7 @@ import { execFile, spawn, type ChildProcessByStdio } from 'node:child_process'
 import { EventEmitter } from 'node:events'
 import { readFile } from 'node:fs/promises'
 import type { Readable } from 'node:stream'
-import { which } from './speech/proc.js'
+import { which } from '@mirrormesh/speech'
 
 export interface PresenceState {
   present: boolean

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { resolveClips, timeFragmentKeys, dateFragmentKeys } from '@mirrormesh/broker'
-import { EspeakTts } from '@mirrormesh/node-agent/speech'
+import { EspeakTts } from '@mirrormesh/speech'
 import { builtinSkills } from '../pipeline/skills.js'
 import { buildBundle, clipName, numberWords, ordinalWords, trimSilence, type BuiltBundle } from './builder.js'
 

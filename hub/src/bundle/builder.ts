@@ -8,7 +8,7 @@ import { copyFile, link, mkdir, open, readFile, rename, rm, stat, writeFile } fr
 import { join } from 'node:path'
 import type { BundleFile, BundleManifest, BundleReply, Logger } from '@mirrormesh/broker'
 import { monthKeys, weekdayKeys } from '@mirrormesh/broker'
-import type { TtsEngine } from '@mirrormesh/node-agent/speech'
+import type { TtsEngine } from '@mirrormesh/speech'
 import { SkillMatcher, numberPhrases, parseNumber, type Skill, type SkillEnv } from '../pipeline/skills.js'
 
 export const OFFLINE_TEXT = "I'm offline right now, I'll pass that on."

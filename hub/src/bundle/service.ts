@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto'
 import { readdir, readFile, rm, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { BundleManifest, Logger, Payload } from '@mirrormesh/broker'
-import type { TtsEngine } from '@mirrormesh/node-agent/speech'
+import type { TtsEngine } from '@mirrormesh/speech'
 import type { Skill } from '../pipeline/skills.js'
 import { buildBundle, type BuiltBundle } from './builder.js'
 

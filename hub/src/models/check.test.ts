@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeEach, describe, expect, it } from 'vitest'
 import { makeTinyGguf } from '../../../test/support/tiny-gguf.mjs'
-import { defaultSileroModelPath } from '@mirrormesh/node-agent/speech'
+import { defaultSileroModelPath } from '@mirrormesh/speech'
 import { checkModels, type CheckModelsOptions, type ModelReport } from './check.js'
 import { digestTree, hashFile, LOCK_FILE, writeLock } from './manifest.js'
 

@@ -11,7 +11,7 @@ import { existsSync } from 'node:fs'
 import { open, stat } from 'node:fs/promises'
 import path from 'node:path'
 import { asrModelConfig } from '../pipeline/engines/asr-sherpa.js'
-import { probeSherpa } from '../pipeline/engines/sherpa-host.js'
+import { probeSherpa } from '@mirrormesh/speech'
 import { ttsModelConfig } from '../pipeline/engines/tts-sherpa.js'
 import { formatBytes, hashFile, LOCK_FILE, lockEntryAt, MODEL_MANIFEST, readLock, type LockEntry, type ModelEngine, type ModelsLock } from './manifest.js'
 

@@ -1,9 +1,9 @@
 // Turns reply sentences into paced audio/out frames. Frames go out at most `leadMs`
 // ahead of real time, so a barge-in still has frames left to not send.
 import { AudioFlags, encodeAudioFrame } from '@mirrormesh/broker'
-import type { FallbackChain } from './fallback.js'
+import type { FallbackChain } from '@mirrormesh/speech'
 import { sleep } from './queue.js'
-import type { TtsEngine } from '@mirrormesh/node-agent/speech'
+import type { TtsEngine } from '@mirrormesh/speech'
 
 export interface SpeakerOptions {
   frameSamples: number

@@ -4,12 +4,12 @@
 import { AudioFlags, decodeAudioFrame, type Logger } from '@mirrormesh/broker'
 import { AdmissionControl } from './admission.js'
 import { SentenceChunker } from './chunker.js'
-import { FallbackChain, reasonOf } from './fallback.js'
+import { FallbackChain, reasonOf } from '@mirrormesh/speech'
 import type { PipelineMetrics } from './metrics.js'
 import { AsyncQueue } from './queue.js'
 import type { SkillEnv, SkillMatcher } from './skills.js'
 import { Speaker } from './speaker.js'
-import type { AsrEngine, LlmEngine, TtsEngine, VadEngine } from '@mirrormesh/node-agent/speech'
+import type { AsrEngine, LlmEngine, TtsEngine, VadEngine } from '@mirrormesh/speech'
 
 export interface TurnOptions {
   maxConcurrent: number

@@ -5,8 +5,8 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import path from 'node:path'
-import { probeInChild, sherpaPath } from '../speech/child-probe.js'
-import { EngineError } from '../speech/types.js'
+import { probeInChild, sherpaPath } from '@mirrormesh/speech'
+import { EngineError } from '@mirrormesh/speech'
 import type { WakeDetector } from './listener.js'
 
 export interface KwsOptions {

@@ -3,7 +3,7 @@
 // answer (`speaking = true`) speech onset is reported as barge-in and opens a new turn.
 import { randomInt } from 'node:crypto'
 import { EventEmitter } from 'node:events'
-import type { VadEngine, VadSession } from '../speech/types.js'
+import type { VadEngine, VadSession } from '@mirrormesh/speech'
 import { FRAME_MS, type AudioSource } from './source.js'
 
 /** A wake word engine: openWakeWord (wakeword.ts) or sherpa-onnx's keyword spotter (kws.ts). */

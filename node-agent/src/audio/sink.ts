@@ -3,7 +3,7 @@
 import { spawn, type ChildProcessByStdio } from 'node:child_process'
 import { appendFileSync, writeFileSync } from 'node:fs'
 import type { Readable, Writable } from 'node:stream'
-import { which } from '../speech/proc.js'
+import { which } from '@mirrormesh/speech'
 import { AudioSourceError, SAMPLE_RATE } from './source.js'
 
 export interface PlayOptions {

@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process'
 import { readFile } from 'node:fs/promises'
 import type { Readable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { TailBuffer, which } from '../speech/proc.js'
+import { TailBuffer, which } from '@mirrormesh/speech'
 
 export const SAMPLE_RATE = 16_000
 export const FRAME_SAMPLES = 320

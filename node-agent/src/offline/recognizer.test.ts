@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createLogger } from '@mirrormesh/broker'
-import { jsgfFromPhrases } from '../speech/asr-pocketsphinx.js'
+import { jsgfFromPhrases } from '@mirrormesh/speech'
 import { grammarWords, LevelMeter, OfflineRecognizer, phoneCounts, squeezedWord, syllables, writeGrammarDictionary, type Recognition } from './recognizer.js'
 import { concat } from './responder.js'
 
@@ -255,7 +255,7 @@ describe('offline turn end to end (bundle → grammar → recognizer → answer)
     const { BundleStore } = await import('./bundle-store.js')
     const { OfflineResponder } = await import('./responder.js')
     const { announcementOf, makeTestBundle, serveBundles } = await import('./testing.js')
-    const { readDictionaryWords } = await import('../speech/asr-pocketsphinx.js')
+    const { readDictionaryWords } = await import('@mirrormesh/speech')
     const b = makeTestBundle({ version: 'e2e' })
     const srv = await serveBundles(b)
     try {

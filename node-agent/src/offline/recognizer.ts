@@ -35,9 +35,9 @@ import fs from 'node:fs/promises'
 import path from 'node:path'
 import type { Readable, Writable } from 'node:stream'
 import type { Logger } from '@mirrormesh/broker'
-import { PocketsphinxAsr, type PocketsphinxOptions } from '../speech/asr-pocketsphinx.js'
-import { abortReason, killGroup, TailBuffer, which } from '../speech/proc.js'
-import { EngineError } from '../speech/types.js'
+import { PocketsphinxAsr, type PocketsphinxOptions } from '@mirrormesh/speech'
+import { abortReason, killGroup, TailBuffer, which } from '@mirrormesh/speech'
+import { EngineError } from '@mirrormesh/speech'
 
 export type UnconfidentReason = 'empty' | 'multiple' | 'too_quiet' | 'too_short' | 'uncovered_speech' | 'duration_mismatch'
 

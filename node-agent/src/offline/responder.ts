@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs'
 import fs from 'node:fs/promises'
 import path from 'node:path'
 import { dateFragmentKeys, monthKeys, timeFragmentKeys, weekdayKeys, type BundleReply, type Logger } from '@mirrormesh/broker'
-import { jsgfFromPhrases, type JsgfOptions } from '../speech/asr-pocketsphinx.js'
+import { jsgfFromPhrases, type JsgfOptions } from '@mirrormesh/speech'
 import type { LoadedBundle } from './bundle-store.js'
 import type { Recognition } from './recognizer.js'
 

@@ -5,13 +5,13 @@
 //   whisper     *encoder*.onnx, *decoder*.onnx, *tokens.txt                   (no joiner)
 //   sense-voice model*.onnx, tokens.txt, directory name contains "sense-voice"/"sensevoice"
 //   paraformer  model*.onnx, tokens.txt                                       (any other dir)
-// Audio is buffered until finish(); decoding runs in a worker (see sherpa-host.ts).
+// Audio is buffered until finish(); decoding runs in a worker (see @mirrormesh/speech sherpa-host.ts).
 import { existsSync, readdirSync, statSync } from 'node:fs'
 import path from 'node:path'
 import type { Logger } from '@mirrormesh/broker'
-import { EngineError, type AsrEngine, type AsrSession, type EngineHealth, type Transcript } from '@mirrormesh/node-agent/speech'
-import { abortReason, raceAbort } from '@mirrormesh/node-agent/speech'
-import { probeSherpa, SherpaWorker } from './sherpa-host.js'
+import { EngineError, type AsrEngine, type AsrSession, type EngineHealth, type Transcript } from '@mirrormesh/speech'
+import { abortReason, raceAbort } from '@mirrormesh/speech'
+import { probeSherpa, SherpaWorker } from '@mirrormesh/speech'
 
 export interface SherpaAsrOptions {
   modelDir: string

@@ -4,7 +4,7 @@ import path from 'node:path'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { createLogger } from '@mirrormesh/broker'
 import { makeTinyGguf } from '../../../../test/support/tiny-gguf.mjs'
-import { EngineError } from '@mirrormesh/node-agent/speech'
+import { EngineError } from '@mirrormesh/speech'
 import { LlamaLlm, type LlamaLlmOptions } from './llm-llama.js'
 
 const log = createLogger({ name: 'test', level: 'silent' })

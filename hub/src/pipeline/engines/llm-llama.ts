@@ -6,8 +6,8 @@
 import { existsSync } from 'node:fs'
 import { getLlama, LlamaChatSession, LlamaLogLevel, type Llama, type LlamaContext, type LlamaContextSequence, type LlamaModel } from 'node-llama-cpp'
 import { Backoff, type BackoffOptions, type Logger } from '@mirrormesh/broker'
-import { EngineError, type EngineHealth, type LlmEngine, type LlmRequest } from '@mirrormesh/node-agent/speech'
-import { abortReason } from '@mirrormesh/node-agent/speech'
+import { EngineError, type EngineHealth, type LlmEngine, type LlmRequest } from '@mirrormesh/speech'
+import { abortReason } from '@mirrormesh/speech'
 
 export interface LlamaLlmOptions {
   modelPath: string

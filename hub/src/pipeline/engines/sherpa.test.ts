@@ -5,11 +5,11 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { createLogger } from '@mirrormesh/broker'
-import { EngineError } from '@mirrormesh/node-agent/speech'
+import { EngineError } from '@mirrormesh/speech'
 import { asrModelConfig, SherpaAsr } from './asr-sherpa.js'
-import { SherpaWorker } from './sherpa-host.js'
+import { SherpaWorker } from '@mirrormesh/speech'
 import { sentences, SherpaTts, ttsModelConfig } from './tts-sherpa.js'
-import { defaultSileroModelPath } from '@mirrormesh/node-agent/speech'
+import { defaultSileroModelPath } from '@mirrormesh/speech'
 
 const log = createLogger({ name: 'test', level: 'silent' })
 const root = mkdtempSync(path.join(tmpdir(), 'mm-sherpa-'))

@@ -10,9 +10,9 @@
 import { existsSync, readdirSync, statSync } from 'node:fs'
 import path from 'node:path'
 import type { Logger } from '@mirrormesh/broker'
-import { EngineError, type EngineHealth, type TtsEngine } from '@mirrormesh/node-agent/speech'
-import { abortReason, raceAbort } from '@mirrormesh/node-agent/speech'
-import { probeSherpa, SherpaWorker } from './sherpa-host.js'
+import { EngineError, type EngineHealth, type TtsEngine } from '@mirrormesh/speech'
+import { abortReason, raceAbort } from '@mirrormesh/speech'
+import { probeSherpa, SherpaWorker } from '@mirrormesh/speech'
 
 export interface SherpaTtsOptions {
   modelDir: string

@@ -1,7 +1,7 @@
 // Stands in the chain for an engine that could not load (model missing, not
 // configured), so every turn counts the step past it with the reason.
-import type { AsrEngine, AsrSession, EngineHealth, LlmEngine, TtsEngine } from '@mirrormesh/node-agent/speech'
-import { EngineError } from '@mirrormesh/node-agent/speech'
+import type { AsrEngine, AsrSession, EngineHealth, LlmEngine, TtsEngine } from './types.js'
+import { EngineError } from './types.js'
 
 export class Unavailable implements AsrEngine, TtsEngine, LlmEngine {
   constructor(readonly name: string, readonly downReason: string, readonly detail = '') {}

@@ -2,13 +2,13 @@
 // step to the next is counted (stage, from, to, reason) and logged once per reason.
 import type { Logger } from '@mirrormesh/broker'
 import { LogLimiter } from '@mirrormesh/broker'
-import type { PipelineMetrics } from './metrics.js'
-import { EngineError, type Engine } from '@mirrormesh/node-agent/speech'
+import type { Counter } from 'prom-client'
+import { EngineError, type Engine } from './types.js'
 
 export class FallbackChain<E extends Engine> {
   private readonly logOnce = new LogLimiter(10 * 60_000)
 
-  constructor(readonly stage: string, readonly engines: E[], private readonly metrics: PipelineMetrics, private readonly log: Logger) {}
+  constructor(readonly stage: string, readonly engines: E[], private readonly metrics: { fallback: Counter<'stage' | 'from' | 'to' | 'reason'> }, private readonly log: Logger) {}
 
   /** Healthy engines in order; skipped ones are counted as fallbacks with reason `unhealthy`. */
   candidates(): E[] {

@@ -5,7 +5,8 @@
 // then never blocks the event loop. The engine code is plain CJS shared by both, so it
 // runs the same from TypeScript sources (vitest) and from dist.
 import { Worker } from 'node:worker_threads'
-import { EngineError, probeInChild, sherpaPath } from '@mirrormesh/node-agent/speech'
+import { probeInChild, sherpaPath } from './child-probe.js'
+import { EngineError } from './types.js'
 
 export type SherpaKind = 'asr' | 'tts'
 
