@@ -1,6 +1,10 @@
 // The MQTT topic contract: one typed map from topic to payload. Topic builders, the
 // parser, boundary validation and the ACL all derive from this table.
 import { z } from 'zod'
+import { nodeEvent } from './events.js'
+import { isValidId } from './ids.js'
+
+export { idPattern, isValidId } from './ids.js'
 
 export type Role = 'hub' | 'node' | 'observer'
 export type Format = 'text' | 'json' | 'binary'
@@ -28,8 +32,15 @@ export const schemas = {
     room: z.string().max(64).nullable().optional(),
   }),
   nodePresence: z.object({ ...envelope, present: z.boolean(), since: ts, source: z.string().max(64) }),
-  nodeEvents: z.looseObject({ ...envelope, type: z.string().min(1).max(64), id: z.string().max(128).optional() }),
-  nodeConfig: z.looseObject({ ...envelope, room: z.string().max(64).optional(), name: z.string().max(64).optional() }),
+  nodeEvents: nodeEvent,
+  // Published retained by the hub from its registry; the node applies it without a restart.
+  nodeConfig: z.object({
+    ...envelope,
+    room: z.string().max(64).nullable().optional().describe('the room this mirror is in (skills and the LLM prompt use it)'),
+    name: z.string().max(64).optional().describe('a name people call the mirror by, shown on its screen'),
+    wakeWord: z.string().max(64).nullable().optional().describe('wake word to listen for; null: push-to-talk only'),
+    volume: z.number().int().min(0).max(100).optional().describe('playback volume, percent'),
+  }),
   nodeProbe: z.string().max(256),
   // Commands typed by people (mosquitto_pub, Home Assistant, Node-RED): v and ts may be left
   // out; a ts, when given, lets the node drop a command that arrives stale.
@@ -56,7 +67,7 @@ export const schemas = {
     ...envelope,
     nodes: z.array(z.object({ id: z.string(), room: z.string().nullable(), since: ts, version: z.string().nullable() })),
   }),
-  cacheManifest: z.looseObject({ ...envelope, version: z.string().max(64), sha256: z.string().regex(/^[0-9a-f]{64}$/) }),
+  cacheManifest: z.object({ ...envelope, version: z.string().max(64), sha256: z.string().regex(/^[0-9a-f]{64}$/), url: z.string().max(512).optional().describe('path of the bundle manifest on the hub\'s HTTP API') }),
   action: z.looseObject({ ...envelope, action: z.string().max(64), room: z.string().max(64).nullable(), state: z.string().max(64).optional(), nodeId: z.string().max(64) }),
   weather: z.looseObject({ ...envelope, summary: z.string().max(128), temperatureC: z.number().min(-90).max(70).optional() }),
 } as const
@@ -105,12 +116,6 @@ export type HubState = Payload<'hubStatus'>
 
 export interface TopicParams { node?: string; hub?: string; component?: string }
 
-/** Ids used in topic levels: no wildcards, separators or control characters. */
-export const idPattern = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/
-
-export function isValidId(id: string): boolean {
-  return idPattern.test(id)
-}
 
 export function topicFor(base: string, name: TopicName, params: TopicParams = {}): string {
   const path = topics[name].path.replace(/\{(node|hub|component)\}/g, (_, k: keyof TopicParams) => {

@@ -1,4 +1,5 @@
 export * from './contract.js'
+export * from './events.js'
 export * from './acl.js'
 export * from './audio.js'
 export * from './auth.js'

@@ -8,7 +8,7 @@ import { Registry, collectDefaultMetrics, Counter } from 'prom-client'
 import type { FastifyInstance } from 'fastify'
 import {
   CredentialStore, InboundValidator, MeshClient, filterFor, topicFor,
-  type HubState, type Logger, type TopicName,
+  type EventBody, type HubEvent, type HubState, type Logger, type NodeEvent, type TopicName,
 } from '@mirrormesh/broker'
 import { EmbeddedBroker } from '@mirrormesh/broker/server'
 import { buildApp } from './app.js'
@@ -107,9 +107,9 @@ export class Hub {
         return
       }
       if (msg.name === 'nodeEvents') {
-        const ev = msg.data as { type: string }
+        const ev = msg.data as NodeEvent
         if (ev.type === 'offline_turn') this.offlineTurns?.handle(msg.params.node!, ev)
-        else this.pipeline?.turns.onNodeEvent(msg.params.node!, ev)
+        else if (ev.type === 'ttfa') this.pipeline?.turns.onNodeTtfa(msg.params.node!, ev)
       }
       this.registry.handle(msg.name, msg.params, msg.data)
     })
@@ -202,8 +202,8 @@ export class Hub {
   /** What the pipeline may do to the outside world: publish audio, events and house actions. */
   private turnIo(): TurnIo {
     const base = this.config.baseTopic
-    const send = (nodeId: string, event: Record<string, unknown> & { type: string }) => {
-      this.client?.publish('nodeEvents', { node: nodeId }, { v: 1, ts: Date.now(), ...event }).catch(() => undefined)
+    const send = (nodeId: string, event: EventBody<HubEvent>) => {
+      this.client?.publish('nodeEvents', { node: nodeId }, { v: 1, ts: Date.now(), ...event } as NodeEvent).catch(() => undefined)
     }
     return {
       sendAudio: (nodeId, frame) => {

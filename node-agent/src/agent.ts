@@ -3,7 +3,7 @@
 // mirror screen and local /healthz. start()/stop().
 import { createRequire } from 'node:module'
 import Fastify, { type FastifyInstance } from 'fastify'
-import { InboundValidator, MeshClient, Registry, filterFor, topicFor, type HubState, type Logger, type Payload } from '@mirrormesh/broker'
+import { InboundValidator, MeshClient, Registry, filterFor, topicFor, type HubState, type Logger, type NodeEvent, type Payload } from '@mirrormesh/broker'
 import type { AgentConfig } from './config.js'
 import { buildHeartbeat, sampleBoard, type BoardSample } from './heartbeat.js'
 import type { AudioParts } from './audio-setup.js'
@@ -85,7 +85,7 @@ export class NodeAgent {
       if (msg.name === 'hubStatus') this.state.onHubStatus(msg.data as HubState)
       else if (msg.name === 'hubHeartbeat') this.state.onHubHeartbeat()
       else if (msg.name === 'nodeAudioOut') this.voice?.onAudioOut(msg.data as Buffer)
-      else if (msg.name === 'nodeEvents') this.onEvent(msg.data as { type: string })
+      else if (msg.name === 'nodeEvents') this.onEvent(msg.data as NodeEvent)
       else if (msg.name === 'cacheManifest') this.onManifest(msg.data as { version: string; sha256: string; url?: string })
       else if (msg.name === 'nodeSet') this.onCommand(msg.data as Payload<'nodeSet'>)
     })
@@ -125,7 +125,7 @@ export class NodeAgent {
   }
 
   /** Hub events for this node: screen text, playback control. Offline mode adds journal acks. */
-  protected onEvent(ev: { type: string }): void {
+  protected onEvent(ev: NodeEvent): void {
     this.voice?.onEvent(ev)
     this.offline?.onEvent(ev)
   }

@@ -13,7 +13,7 @@
 // With a wake word, speech during the reply is not barge-in: the early answer stands.
 import { join } from 'node:path'
 import { mkdir, rm } from 'node:fs/promises'
-import type { Logger, MeshClient } from '@mirrormesh/broker'
+import type { Logger, MeshClient, NodeEvent } from '@mirrormesh/broker'
 import { BundleStore } from './offline/bundle-store.js'
 import { AckWaiter, FallbackLog, OfflineJournal, journalReplayTask, offlineTurnEvent } from './offline/journal.js'
 import { OfflineRecognizer, writeGrammarDictionary, type Recognition } from './offline/recognizer.js'
@@ -79,13 +79,13 @@ export class OfflineMode implements OfflineAnswerer {
     // stop the agent: it runs without offline answers and tries again at the next announcement.
     await this.reload().catch((err: unknown) => this.reloadFailed(err))
     this.opts.state.addRecoveryTask(journalReplayTask(this.journal,
-      (ev) => this.opts.client.publish('nodeEvents', { node: this.opts.nodeId }, ev as never),
+      (ev) => this.opts.client.publish('nodeEvents', { node: this.opts.nodeId }, ev),
       this.acks.wait, log))
   }
 
   /** A hub event for this node: journal acks trim the journal. */
-  onEvent(ev: { type: string; ids?: unknown }): void {
-    if (ev.type === 'journal_ack' && Array.isArray(ev.ids)) this.acks.onAck(ev.ids.filter((x): x is string => typeof x === 'string'))
+  onEvent(ev: NodeEvent): void {
+    if (ev.type === 'journal_ack') this.acks.onAck(ev.ids)
   }
 
   /** cache/manifest announced a bundle: fetch it if new, then rebuild the grammar. */

@@ -2,7 +2,7 @@
 // audio/in frames to the hub (online) or the offline answerer (hub gone); audio/out
 // frames → speaker. Barge-in stops playback at once and tells the hub. The node reports
 // its own TTFA (end of speech → first sample played).
-import { AudioFlags, decodeAudioFrame, encodeAudioFrame, type Logger, type MeshClient } from '@mirrormesh/broker'
+import { AudioFlags, decodeAudioFrame, encodeAudioFrame, type Logger, type MeshClient, type NodeEvent } from '@mirrormesh/broker'
 import type { AudioSink } from './audio/sink.js'
 import type { Listener } from './audio/listener.js'
 import type { Screen } from './screen.js'
@@ -141,10 +141,10 @@ export class VoiceLoop {
   }
 
   /** events from the hub: what the screen shows. */
-  onEvent(ev: { type: string; text?: unknown }): void {
-    if (ev.type === 'transcript' && typeof ev.text === 'string') this.opts.screen?.update({ transcript: ev.text })
+  onEvent(ev: NodeEvent): void {
+    if (ev.type === 'transcript') this.opts.screen?.update({ transcript: ev.text })
     // reply_partial: the reply so far, sent as each sentence starts playing; reply: all of it, at the end.
-    if ((ev.type === 'reply' || ev.type === 'reply_partial') && typeof ev.text === 'string') this.opts.screen?.update({ reply: ev.text })
+    if (ev.type === 'reply' || ev.type === 'reply_partial') this.opts.screen?.update({ reply: ev.text })
     if (ev.type === 'stop') this.opts.sink.stop()
   }
 

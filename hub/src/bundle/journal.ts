@@ -8,24 +8,11 @@
 // Node state changes go to <stateDir>/incidents/YYYY-MM-DD.jsonl (UTC day).
 import { appendFile, mkdir, open, readFile, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
-import { z } from 'zod'
 import { Counter, type Registry } from 'prom-client'
-import { idPattern, type Logger } from '@mirrormesh/broker'
+import { nodeEventSchemas, type Logger } from '@mirrormesh/broker'
 
-const offlineTurnSchema = z.object({
-  type: z.literal('offline_turn'),
-  id: z.string().min(1).max(128),
-  at: z.number().int().positive(),
-  transcript: z.string().max(2000),
-  reply: z.string().max(2000),
-  skill: z.string().max(64).optional(),
-  action: z.object({
-    component: z.string().regex(idPattern),
-    action: z.string().min(1).max(64),
-    room: z.string().max(64).nullable(),
-    state: z.string().max(64).optional(),
-  }).optional(),
-})
+// Declared once, in the contract: what a node replays.
+const offlineTurnSchema = nodeEventSchemas.offline_turn
 
 export interface OfflineTurn {
   nodeId: string

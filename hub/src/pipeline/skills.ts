@@ -1,6 +1,7 @@
 // Skills: deterministic intents answered without the LLM. Declared once as data plus
 // a small handler; the same declarations give the matcher, the ASR grammar and (later)
 // the offline reply bundle. Phrase templates: words, {slot}, and (a|b) alternatives.
+import type { EventBody, HubEvent } from '@mirrormesh/broker'
 
 export interface SkillEnv {
   nodeId: string
@@ -8,7 +9,7 @@ export interface SkillEnv {
   /** Publish a house action (Node-RED / Home Assistant act on it). */
   act(component: string, action: { action: string; room: string | null; state?: string }): void
   /** Send an event to the node (volume, stop, timer). */
-  notify(event: Record<string, unknown> & { type: string }): void
+  notify(event: EventBody<HubEvent>): void
   weather(): { summary: string; temperatureC?: number } | null
   setTimer(ms: number, label: string): void
 }
@@ -73,8 +74,9 @@ export function builtinSkills(): Skill[] {
       } },
     { id: 'volume', offline: true, phrases: ['volume (up|down)', '(turn|make) it (louder|quieter)', 'set the volume to {number}'],
       handle: (s, env) => {
-        const dir = s.updown ?? (s.louderquieter === 'louder' ? 'up' : s.louderquieter === 'quieter' ? 'down' : undefined)
-        const level = s.number !== undefined ? parseNumber(s.number) : undefined
+        const dir = (s.updown ?? (s.louderquieter === 'louder' ? 'up' : s.louderquieter === 'quieter' ? 'down' : undefined)) as 'up' | 'down' | undefined
+        const n = s.number !== undefined ? parseNumber(s.number) : undefined
+        const level = n !== undefined ? Math.min(100, Math.max(0, n)) : undefined
         env.notify({ type: 'volume', ...(dir ? { change: dir } : {}), ...(level !== undefined ? { level } : {}) })
         return { text: level !== undefined ? `Volume set to ${level}.` : `Volume ${dir}.` }
       } },

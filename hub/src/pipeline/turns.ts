@@ -1,7 +1,7 @@
 // The turn orchestrator: routes audio/in frames to turns, admits turns, and runs each
 // one: listen (VAD + streaming ASR) → skills or LLM (streamed, sentence-chunked) → TTS
 // → paced audio/out frames. Barge-in aborts LLM and TTS and stops the frames.
-import { AudioFlags, decodeAudioFrame, type Logger } from '@mirrormesh/broker'
+import { AudioFlags, decodeAudioFrame, type EventBody, type HubEvent, type Logger, type NodeEventOf, type ReplyKind } from '@mirrormesh/broker'
 import { AdmissionControl } from './admission.js'
 import { SentenceChunker } from './chunker.js'
 import { FallbackChain, reasonOf } from '@mirrormesh/speech'
@@ -25,7 +25,7 @@ export interface TurnOptions {
 
 export interface TurnIo {
   sendAudio(nodeId: string, frame: Buffer): void
-  sendEvent(nodeId: string, event: Record<string, unknown> & { type: string }): void
+  sendEvent(nodeId: string, event: EventBody<HubEvent>): void
   skillEnv(nodeId: string): SkillEnv
   room(nodeId: string): string | null
 }
@@ -43,7 +43,7 @@ export const phrasesSpoken = {
   busy: "I'm busy, try again in a moment.",
 }
 
-type Kind = 'skill' | 'llm' | 'unavailable' | 'none' | 'busy'
+type Kind = ReplyKind
 
 class Turn {
   readonly ctl = new AbortController()
@@ -106,10 +106,8 @@ export class TurnManager {
   }
 
   /** The node's own report of TTFA (end of speech → first sample played). */
-  onNodeEvent(_nodeId: string, ev: { type: string; ms?: unknown; kind?: unknown }): void {
-    if (ev.type === 'ttfa' && typeof ev.ms === 'number' && ev.ms >= 0 && ev.ms < 60_000) {
-      this.metrics.ttfa.observe({ side: 'node', kind: typeof ev.kind === 'string' ? ev.kind.slice(0, 16) : 'unknown' }, ev.ms / 1000)
-    }
+  onNodeTtfa(_nodeId: string, ev: NodeEventOf<'ttfa'>): void {
+    if (ev.ms < 60_000) this.metrics.ttfa.observe({ side: 'node', kind: ev.kind }, ev.ms / 1000)
   }
 
   /** Resolves when no turn runs or waits (drain), or after `timeoutMs`. */
@@ -142,7 +140,7 @@ export class TurnManager {
       turn.phase = 'busy'
       turn.audio.end()
       this.metrics.turns.inc({ outcome: this.draining ? 'draining' : 'busy', kind: 'busy' })
-      this.io.sendEvent(nodeId, { v: 1, ts: Date.now(), type: 'busy', turnId })
+      this.io.sendEvent(nodeId, { type: 'busy', turnId })
       void this.speakOnly(turn, phrasesSpoken.busy)
     }
     return turn
@@ -181,7 +179,7 @@ export class TurnManager {
       turn.phase = 'listening'
       transcript = await this.listen(turn, engines)
       turn.phase = 'thinking'
-      this.io.sendEvent(turn.nodeId, { v: 1, ts: Date.now(), type: 'transcript', turnId: turn.id, text: transcript })
+      this.io.sendEvent(turn.nodeId, { type: 'transcript', turnId: turn.id, text: transcript })
       const sentences = new AsyncQueue<string>()
       kind = this.reply(turn, transcript, sentences, engines)
       const spoken: string[] = []
@@ -191,7 +189,7 @@ export class TurnManager {
         spoken.push(sentence)
         // The text so far, as it starts being spoken: the mirror shows the reply while it talks
         // (`reply` itself only follows once all the audio has gone out).
-        this.io.sendEvent(turn.nodeId, { v: 1, ts: Date.now(), type: 'reply_partial', turnId: turn.id, text: spoken.join(' ') })
+        this.io.sendEvent(turn.nodeId, { type: 'reply_partial', turnId: turn.id, text: spoken.join(' ') })
         if (!(await speaker.say(sentence))) {
           this.engines.tts.step(this.engines.tts.engines.at(-1)?.name ?? 'none', 'text', 'all_failed')
           engines.tts = 'text'
@@ -200,14 +198,14 @@ export class TurnManager {
       replyText = spoken.join(' ')
       if (turn.llmFellBack) kind = 'unavailable'
       await speaker.finish()
-      this.io.sendEvent(turn.nodeId, { v: 1, ts: Date.now(), type: 'reply', turnId: turn.id, text: replyText, kind, audio: speaker.framesSent > 0 })
+      this.io.sendEvent(turn.nodeId, { type: 'reply', turnId: turn.id, text: replyText, kind, audio: speaker.framesSent > 0 })
     } catch (err) {
       outcome = signal.aborted ? String((signal.reason as Error)?.message ?? 'cancelled') : 'error'
       if (speaker.framesSent > 0) speaker.cancel()
       if (turn.bargeInAt !== undefined) this.metrics.bargeIn.observe(((speaker.lastFrameAt ?? Date.now()) - turn.bargeInAt) / 1000)
       if (!signal.aborted || outcome === 'turn_timeout') {
         this.log.error({ err, turnId: turn.id, nodeId: turn.nodeId }, 'turn failed')
-        this.io.sendEvent(turn.nodeId, { v: 1, ts: Date.now(), type: 'turn_error', turnId: turn.id, reason: outcome === 'error' ? reasonOf(err) : outcome })
+        this.io.sendEvent(turn.nodeId, { type: 'turn_error', turnId: turn.id, reason: outcome === 'error' ? reasonOf(err) : outcome })
       }
     } finally {
       clearTimeout(timeout)

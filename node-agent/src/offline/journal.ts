@@ -10,7 +10,7 @@
 import { randomUUID } from 'node:crypto'
 import fs from 'node:fs/promises'
 import path from 'node:path'
-import type { BundleReply, Logger } from '@mirrormesh/broker'
+import type { BundleReply, Logger, NodeEventOf } from '@mirrormesh/broker'
 import type { RecoveryTask } from '../state.js'
 import { fsyncDir } from './bundle-store.js'
 
@@ -33,18 +33,8 @@ export interface JournalEntry {
 
 export type NewJournalEntry = Omit<JournalEntry, 'id' | 'ts' | 'at'> & { at?: number }
 
-export interface OfflineTurnEvent {
-  v: 1
-  /** Publish time, epoch ms. */
-  ts: number
-  type: 'offline_turn'
-  id: string
-  at: number
-  transcript: string
-  reply: string
-  skill?: string
-  action?: NonNullable<BundleReply['action']>
-}
+/** What a node replays to the hub (declared in the contract). */
+export type OfflineTurnEvent = NodeEventOf<'offline_turn'>
 
 export interface JournalLimits {
   /** Newest entries kept (default 500). */
