@@ -152,7 +152,11 @@ export class LlamaLlm implements LlmEngine {
       return text
     } catch (e) {
       if (req.signal.aborted) throw abortReason(req.signal)
-      const err = e instanceof EngineError ? e : new EngineError('failed', `llama: ${(e as Error).message}`, true)
+      // Our own timer may abort the prompt before it streams (node-llama-cpp then rejects
+      // with an AbortError instead of resolving): that is a timeout, not a failure of the model.
+      const err = e instanceof EngineError ? e
+        : timeout.signal.aborted ? new EngineError('timeout', `llama: no answer within ${this.opts.timeoutMs} ms`, true)
+          : new EngineError('failed', `llama: ${(e as Error).message}`, true)
       this.failed(err)
       throw err
     } finally {
