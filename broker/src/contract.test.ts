@@ -147,6 +147,12 @@ describe('offline journal replay topics', () => {
     expect(decode(base, topic, json({ ...ok, status: 'maybe' }))).toMatchObject({ ok: false, reason: 'schema' })
     expect(decode(base, topic, json({ ...ok, data: undefined }))).toMatchObject({ ok: false, reason: 'schema' })
   })
+
+  it('no longer carries replayed turns or acks on the events topic', () => {
+    for (const type of ['offline_turn', 'journal_ack']) {
+      expect(decode(base, 'mirrormesh/nodes/kitchen/events', json({ v: 1, ts: 1_700_000_000_000, type, id: 'e1', ids: ['e1'] }))).toMatchObject({ ok: false, reason: 'schema' })
+    }
+  })
 })
 
 describe('encode', () => {
