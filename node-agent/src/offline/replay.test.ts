@@ -121,6 +121,15 @@ describe('JournalReplayer', () => {
     expect(j.size).toBe(0)
   })
 
+  it('a late answer arriving during the backoff settles the batch without asking again', async () => {
+    const j = await journal(1)
+    const { r, requests } = setup(j, async (req) => { await new Promise((res) => setTimeout(res, 100)); return keepAll(req) },
+      { timeoutMs: 50, maxAttempts: 2, backoff: { initialMs: 200, maxMs: 200, minMs: 200 } })
+    await r.task(new AbortController().signal)
+    expect(requests).toHaveLength(1)
+    expect(j.size).toBe(0)
+  })
+
   it('retries after an error answer, and gives up after maxAttempts leaving the journal for the next recovery', async () => {
     const j = await journal(2)
     const err = (req: ReplayRequest): ReplayResponse => ({ v: 1, ts: Date.now(), transaction: req.transaction, status: 'error', error: 'disk full' })

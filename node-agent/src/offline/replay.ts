@@ -50,6 +50,8 @@ export class JournalReplayer {
   /** Transactions of the batch in flight, and who waits for their answer. */
   private live = new Set<string>()
   private waiter: ((res: ReplayResponse) => void) | undefined
+  /** An answer for the batch that came while no request waited (during the backoff). */
+  private early: ReplayResponse | undefined
   private running: Promise<void> | undefined
 
   constructor(
@@ -67,11 +69,15 @@ export class JournalReplayer {
 
   /** An answer on nodes/{id}/response/replay. */
   onResponse(res: ReplayResponse): void {
-    if (!this.live.has(res.transaction) || !this.waiter) {
+    if (!this.live.has(res.transaction)) {
       this.log.debug({ transaction: res.transaction }, 'replay answer for no request in flight ignored')
       return
     }
-    this.waiter(res)
+    if (this.waiter) {
+      const w = this.waiter
+      this.waiter = undefined
+      w(res)
+    } else this.early = res
   }
 
   /** The RecoveryTask: replays every pending entry, ends when done, given up, or aborted. Never throws. */
@@ -97,13 +103,20 @@ export class JournalReplayer {
       let settled = false
       for (let attempt = 1; attempt <= this.maxAttempts && !signal.aborted; attempt++) {
         if (attempt > 1 && !(await sleep(this.backoff.next(), signal))) break
-        const transaction = `${this.prefix}-${++this.seq}`
-        this.live.add(transaction)
-        requests++
-        const outcome = await this.ask({ v: 1, ts: Date.now(), transaction, turns: batch.turns }, signal)
+        // A late answer to an earlier attempt that came during the backoff: no need to ask again.
+        const early = this.early
+        this.early = undefined
+        let outcome: Outcome
+        if (early) outcome = { kind: 'answer', res: early }
+        else {
+          const transaction = `${this.prefix}-${++this.seq}`
+          this.live.add(transaction)
+          requests++
+          outcome = await this.ask({ v: 1, ts: Date.now(), transaction, turns: batch.turns }, signal)
+        }
         if (outcome.kind === 'aborted') break
         if (outcome.kind === 'timeout') {
-          this.log.warn({ transaction, turns: batch.turns.length, attempt, timeoutMs: this.timeoutMs }, 'offline journal replay: no answer from the hub in time')
+          this.log.warn({ transaction: `${this.prefix}-${this.seq}`, turns: batch.turns.length, attempt, timeoutMs: this.timeoutMs }, 'offline journal replay: no answer from the hub in time')
           continue
         }
         const res = outcome.res
@@ -124,6 +137,7 @@ export class JournalReplayer {
       }
       this.live = new Set()
       this.waiter = undefined
+      this.early = undefined
       if (!settled) { gaveUp = !signal.aborted; break }
     }
     const left = this.journal.size
@@ -139,8 +153,8 @@ export class JournalReplayer {
     let onAbort: (() => void) | undefined
     const outcome = new Promise<Outcome>((resolve) => {
       this.waiter = (res) => resolve({ kind: 'answer', res })
-      timer = setTimeout(() => resolve({ kind: 'timeout' }), this.timeoutMs)
-      onAbort = () => resolve({ kind: 'aborted' })
+      timer = setTimeout(() => { this.waiter = undefined; resolve({ kind: 'timeout' }) }, this.timeoutMs)
+      onAbort = () => { this.waiter = undefined; resolve({ kind: 'aborted' }) }
       signal.addEventListener('abort', onAbort, { once: true })
     })
     try {
