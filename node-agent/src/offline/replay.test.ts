@@ -12,7 +12,7 @@ const root = mkdtempSync(path.join(tmpdir(), 'mm-replay-'))
 afterAll(() => rmSync(root, { recursive: true, force: true }))
 let n = 0
 const turn = (i: number) => ({ transcript: `what time is it ${i}`, reply: `It's ${i}`, skill: 'clock' })
-const fast: ReplayOptions = { timeoutMs: 300, backoff: { initialMs: 20, maxMs: 40, minMs: 10 } }
+const fast: ReplayOptions = { timeoutMs: 300, backoff: { initialMs: 20, maxMs: 40, minMs: 10 }, retryLater: false }
 
 async function journal(count: number): Promise<OfflineJournal> {
   const j = await OfflineJournal.open(path.join(root, `j${n++}`))
@@ -118,7 +118,7 @@ describe('JournalReplayer', () => {
       if (i === 0) { await retry; return keepAll(req) } // answers the first request only once the retry is out
       retried()
       return undefined // the retry itself is never answered
-    }, { timeoutMs: 100, maxAttempts: 2, backoff: { initialMs: 10, maxMs: 10, minMs: 10 } })
+    }, { timeoutMs: 100, maxAttempts: 2, backoff: { initialMs: 10, maxMs: 10, minMs: 10 }, retryLater: false })
     await r.task(new AbortController().signal)
     expect(requests).toHaveLength(2)
     expect(j.size).toBe(0)
@@ -127,7 +127,7 @@ describe('JournalReplayer', () => {
   it('a late answer arriving during the backoff settles the batch without asking again', async () => {
     const j = await journal(1)
     const { r, requests } = setup(j, async (req) => { await new Promise((res) => setTimeout(res, 100)); return keepAll(req) },
-      { timeoutMs: 50, maxAttempts: 2, backoff: { initialMs: 200, maxMs: 200, minMs: 200 } })
+      { timeoutMs: 50, maxAttempts: 2, backoff: { initialMs: 200, maxMs: 200, minMs: 200 }, retryLater: false })
     await r.task(new AbortController().signal)
     expect(requests).toHaveLength(1)
     expect(j.size).toBe(0)
@@ -143,6 +143,33 @@ describe('JournalReplayer', () => {
     const next = setup(j, keepAll)
     await next.r.task(new AbortController().signal)
     expect(j.size).toBe(0)
+  })
+
+  it('after giving up, keeps trying in the background until the recovery signal aborts', async () => {
+    const j = await journal(2)
+    let failing = true
+    const err = (req: ReplayRequest): ReplayResponse => ({ v: 1, ts: Date.now(), transaction: req.transaction, status: 'error', error: 'disk full' })
+    const ac = new AbortController()
+    const { r, requests } = setup(j, (req) => (failing ? err(req) : keepAll(req)), { ...fast, maxAttempts: 2, retryLater: { initialMs: 50, maxMs: 50, minMs: 50 } })
+    await r.task(ac.signal)
+    expect(j.size).toBe(2) // the recovery task itself gave up (the node goes online all the same)
+    await expect.poll(() => requests.length).toBeGreaterThanOrEqual(4) // background tries
+    failing = false
+    await expect.poll(() => j.size).toBe(0)
+    const sent = requests.length
+    await new Promise((res) => setTimeout(res, 150))
+    expect(requests.length).toBe(sent) // nothing left: no more tries
+
+    // Going offline (the signal aborts) stops the background tries.
+    const j2 = await journal(1)
+    const ac2 = new AbortController()
+    const quiet = setup(j2, err, { ...fast, maxAttempts: 1, retryLater: { initialMs: 50, maxMs: 50, minMs: 50 } })
+    await quiet.r.task(ac2.signal)
+    ac2.abort()
+    const n = quiet.requests.length
+    await new Promise((res) => setTimeout(res, 200))
+    expect(quiet.requests.length).toBe(n)
+    ac.abort()
   })
 
   it('ignores ids the hub answers that were not in the batch', async () => {

@@ -5,8 +5,9 @@
 // Oldest entries first, in batches bounded by count and by the request topic's maxBytes. The
 // hub answers once the kept turns are on its disk; every id it answers (kept, duplicate or
 // invalid) leaves the journal. No answer in time (or an error answer): the same batch is
-// asked again under a new transaction after a jittered backoff, a few times; then the rest
-// waits for the next recovery. At least once: the hub dedupes by id. An answer is matched by
+// asked again under a new transaction after a jittered backoff, a few times; then the node
+// goes online all the same and the rest is tried again in the background (5 s growing to
+// 60 s) until the node goes offline. At least once: the hub dedupes by id. An answer is matched by
 // transaction — any transaction issued for the batch in flight settles it (a late answer to
 // an earlier attempt is as good as the latest); others (stale, foreign) are ignored.
 import { randomUUID } from 'node:crypto'
@@ -21,6 +22,12 @@ export interface ReplayOptions {
   maxAttempts?: number
   /** Delay between attempts (default 500 ms growing to 5 s, jittered). */
   backoff?: BackoffOptions
+  /**
+   * After a recovery's replay gave up, keep trying in the background while that recovery's
+   * signal holds (the node stays online; it is aborted when the node goes offline):
+   * the delay between tries (default 5 s growing to 60 s, jittered); false: wait for the next recovery.
+   */
+  retryLater?: BackoffOptions | false
   /** Turns per request (default 50, at most the contract's 100). */
   maxTurns?: number
   /** Request size limit in bytes (default the contract's maxBytes for the request topic). */
@@ -53,6 +60,7 @@ export class JournalReplayer {
   /** An answer for the batch that came while no request waited (during the backoff). */
   private early: ReplayResponse | undefined
   private running: Promise<void> | undefined
+  private readonly later: Backoff | undefined
 
   constructor(
     private readonly journal: OfflineJournal,
@@ -65,6 +73,7 @@ export class JournalReplayer {
     this.maxTurns = Math.min(REPLAY_MAX_TURNS, Math.max(1, opts.maxTurns ?? 50))
     this.maxBytes = opts.maxBytes ?? topics.nodeReplayRequest.maxBytes
     this.backoff = new Backoff(opts.backoff ?? { initialMs: 500, maxMs: 5000, minMs: 100 }, opts.random)
+    if (opts.retryLater !== false) this.later = new Backoff(opts.retryLater ?? { initialMs: 5000, maxMs: 60_000, minMs: 1000 }, opts.random)
   }
 
   /** An answer on nodes/{id}/response/replay. */
@@ -80,12 +89,24 @@ export class JournalReplayer {
     } else this.early = res
   }
 
-  /** The RecoveryTask: replays every pending entry, ends when done, given up, or aborted. Never throws. */
+  /**
+   * The RecoveryTask: replays every pending entry, ends when done, given up, or aborted. Never
+   * throws. What is left is tried again in the background (retryLater) until `signal` aborts:
+   * NodeStateMachine aborts a recovery's signal only when the node goes offline again.
+   */
   task: RecoveryTask = (signal) => {
     // One replay at a time: a recovery that starts while the last one winds down waits for it.
     const run = (this.running ?? Promise.resolve()).then(() => this.run(signal))
     this.running = run.finally(() => { if (this.running === run) this.running = undefined })
-    return run
+    return run.then(() => this.scheduleLater(signal))
+  }
+
+  private scheduleLater(signal: AbortSignal): void {
+    if (!this.later || signal.aborted) return
+    if (this.journal.size === 0) { this.later.reset(); return }
+    const ms = this.later.next()
+    this.log.info({ left: this.journal.size, inMs: ms }, 'offline journal replay: trying again in the background')
+    void sleep(ms, signal).then((ok) => { if (ok) void this.task(signal) })
   }
 
   private async run(signal: AbortSignal): Promise<void> {
@@ -142,7 +163,7 @@ export class JournalReplayer {
     }
     const left = this.journal.size
     const ms = Math.round(performance.now() - t0)
-    if (left > 0) this.log.warn({ answered, left, requests, ms, gaveUp }, 'offline turns replayed partly; the rest on the next recovery')
+    if (left > 0) this.log.warn({ answered, left, requests, ms, gaveUp }, 'offline turns replayed partly; the rest later')
     else this.log.info({ answered, requests, ms }, 'offline turns replayed')
   }
 
