@@ -69,6 +69,29 @@ describe('canPublish', () => {
   })
 })
 
+describe('offline journal replay (request/response)', () => {
+  it('lets a node publish only its own replay request and read only its own replay response', () => {
+    expect(canPublish(base, kitchen, 'mirrormesh/nodes/kitchen/request/replay')).toBe(true)
+    expect(canPublish(base, kitchen, 'mirrormesh/nodes/hall/request/replay')).toBe(false)
+    expect(canPublish(base, kitchen, 'mirrormesh/nodes/kitchen/response/replay')).toBe(false) // only the hub answers
+    expect(canPublish(base, kitchen, 'mirrormesh/nodes/kitchen/request/other')).toBe(false)
+    expect(canPublish(base, observer, 'mirrormesh/nodes/kitchen/request/replay')).toBe(false)
+    expect(canPublish(base, hub, 'mirrormesh/nodes/kitchen/response/replay')).toBe(true)
+    expect(canSubscribe(base, kitchen, 'mirrormesh/nodes/kitchen/response/replay')).toBe(true)
+    expect(canSubscribe(base, kitchen, 'mirrormesh/nodes/hall/response/replay')).toBe(false)
+    expect(canSubscribe(base, kitchen, 'mirrormesh/nodes/+/response/replay')).toBe(false)
+    expect(canSubscribe(base, kitchen, 'mirrormesh/nodes/kitchen/request/replay')).toBe(false)
+    expect(canSubscribe(base, kitchen, 'mirrormesh/nodes/kitchen/response/#')).toBe(false)
+  })
+
+  it('renders the same rules for Mosquitto', () => {
+    const lines = renderMosquittoAcl(base, { hubs: ['hub-main'] }).split('\n')
+    expect(lines).toContain('pattern write mirrormesh/nodes/%u/request/replay')
+    expect(lines).toContain('pattern read mirrormesh/nodes/%u/response/replay')
+    expect(lines.filter((l) => l.includes('replay'))).toHaveLength(2)
+  })
+})
+
 describe('canSubscribe', () => {
   it.each(['status', 'heartbeat', 'presence', 'events', 'config', 'probe', 'audio/out', 'set'])('lets a node read its own %s', (leaf) => {
     expect(canSubscribe(base, kitchen, `mirrormesh/nodes/kitchen/${leaf}`)).toBe(true)

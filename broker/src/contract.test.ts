@@ -116,6 +116,45 @@ describe('decode', () => {
   })
 })
 
+describe('offline journal replay topics', () => {
+  const turn = { id: 'e1', at: 1_700_000_000_000, transcript: 'what time is it', reply: "It's 9", skill: 'clock' }
+  const req = { v: 1, ts: 1_700_000_000_000, transaction: 'abc-1', turns: [turn] }
+
+  it('parses the request and response topics with the node id', () => {
+    expect(parseTopic(base, 'mirrormesh/nodes/kitchen/request/replay')).toEqual({ name: 'nodeReplayRequest', params: { node: 'kitchen' } })
+    expect(parseTopic(base, 'mirrormesh/nodes/kitchen/response/replay')).toEqual({ name: 'nodeReplayResponse', params: { node: 'kitchen' } })
+  })
+
+  it('accepts a request whose turns are malformed: the hub answers each one, the batch is not dropped', () => {
+    const res = decode(base, 'mirrormesh/nodes/kitchen/request/replay', json({ ...req, turns: [turn, { id: 'bad', at: 'yesterday' }, 7] }))
+    expect(res.ok && (res.data as { turns: unknown[] }).turns).toHaveLength(3)
+  })
+
+  it.each([
+    ['no transaction', { ...req, transaction: undefined }],
+    ['empty batch', { ...req, turns: [] }],
+    ['too many turns', { ...req, turns: Array.from({ length: 101 }, () => turn) }],
+  ])('refuses a request with %s', (_what, payload) => {
+    expect(decode(base, 'mirrormesh/nodes/kitchen/request/replay', json(payload))).toMatchObject({ ok: false, reason: 'schema' })
+  })
+
+  it('accepts ok and error responses and nothing else', () => {
+    const ok = { v: 1, ts: 1_700_000_000_000, transaction: 'abc-1', status: 'ok', data: { kept: ['e1'], duplicate: [], invalid: [{ id: 'bad', error: 'at: expected number' }] } }
+    const err = { v: 1, ts: 1_700_000_000_000, transaction: 'abc-1', status: 'error', error: 'disk full' }
+    const topic = 'mirrormesh/nodes/kitchen/response/replay'
+    expect(decode(base, topic, json(ok))).toMatchObject({ ok: true, data: ok })
+    expect(decode(base, topic, json(err))).toMatchObject({ ok: true, data: err })
+    expect(decode(base, topic, json({ ...ok, status: 'maybe' }))).toMatchObject({ ok: false, reason: 'schema' })
+    expect(decode(base, topic, json({ ...ok, data: undefined }))).toMatchObject({ ok: false, reason: 'schema' })
+  })
+
+  it('no longer carries replayed turns or acks on the events topic', () => {
+    for (const type of ['offline_turn', 'journal_ack']) {
+      expect(decode(base, 'mirrormesh/nodes/kitchen/events', json({ v: 1, ts: 1_700_000_000_000, type, id: 'e1', ids: ['e1'] }))).toMatchObject({ ok: false, reason: 'schema' })
+    }
+  })
+})
+
 describe('encode', () => {
   it('serialises a valid payload that decode accepts again', () => {
     expect(encode('nodeStatus', 'online').toString()).toBe('online')

@@ -2,6 +2,7 @@
 // parser, boundary validation and the ACL all derive from this table.
 import { z } from 'zod'
 import { nodeEvent } from './events.js'
+import { replayRequest, replayResponse } from './replay.js'
 import { isValidId } from './ids.js'
 
 export { idPattern, isValidId } from './ids.js'
@@ -33,6 +34,8 @@ export const schemas = {
   }),
   nodePresence: z.object({ ...envelope, present: z.boolean(), since: ts, source: z.string().max(64) }),
   nodeEvents: nodeEvent,
+  nodeReplayRequest: replayRequest,
+  nodeReplayResponse: replayResponse,
   // Published retained by the hub from its registry; the node applies it without a restart.
   nodeConfig: z.object({
     ...envelope,
@@ -94,7 +97,10 @@ export const topics = {
   nodePresence: t({ path: 'nodes/{node}/presence', format: 'json', retain: true, qos: 1, maxBytes: 1024, publishers: ['node'], nodeReads: true, description: 'present, since, source' }),
   nodeAudioIn: t({ path: 'nodes/{node}/audio/in', format: 'binary', retain: false, qos: 0, maxBytes: 65536, publishers: ['node'], nodeReads: false, description: 'PCM16 16 kHz frames of the current utterance' }),
   nodeAudioOut: t({ path: 'nodes/{node}/audio/out', format: 'binary', retain: false, qos: 0, maxBytes: 65536, publishers: [], nodeReads: true, description: 'TTS frames for the node to play' }),
-  nodeEvents: t({ path: 'nodes/{node}/events', format: 'json', retain: false, qos: 1, maxBytes: 65536, publishers: ['node'], nodeReads: true, description: 'transcript, reply text, turn_error, replayed offline turns' }),
+  nodeEvents: t({ path: 'nodes/{node}/events', format: 'json', retain: false, qos: 1, maxBytes: 65536, publishers: ['node'], nodeReads: true, description: 'transcript, reply text, turn_error, ttfa' }),
+  // Request/response (zigbee2mqtt bridge style): the node replays its offline journal, the hub answers by transaction.
+  nodeReplayRequest: t({ path: 'nodes/{node}/request/replay', format: 'json', retain: false, qos: 1, maxBytes: 65536, publishers: ['node'], nodeReads: false, description: 'offline journal replay: {transaction, turns:[{id, at, transcript, reply, skill?, action?}]}, at most 100 turns' }),
+  nodeReplayResponse: t({ path: 'nodes/{node}/response/replay', format: 'json', retain: false, qos: 1, maxBytes: 65536, publishers: [], nodeReads: true, description: 'the hub\'s answer once kept turns are on disk: {transaction, status:"ok", data:{kept, duplicate, invalid:[{id, error}]}} or {transaction, status:"error", error}' }),
   nodeConfig: t({ path: 'nodes/{node}/config', format: 'json', retain: true, qos: 1, maxBytes: 16384, publishers: [], nodeReads: true, description: 'config pushed by the hub' }),
   nodeSet: t({ path: 'nodes/{node}/set', format: 'json', retain: false, qos: 1, maxBytes: 256, publishers: ['observer'], nodeReads: true, description: 'commands to a node: {"ptt":true|false} push-to-talk, {"present":true|false} presence; from Node-RED/HA (observer or hub credentials)' }),
   nodeProbe: t({ path: 'nodes/{node}/probe', format: 'text', retain: false, qos: 1, maxBytes: 256, publishers: ['node'], nodeReads: true, description: 'round-trip probe used by `mirrormesh check`' }),

@@ -39,23 +39,12 @@ export const hubEventSchemas = {
   volume: ev('volume', { change: z.enum(['up', 'down']).optional(), level: z.number().int().min(0).max(100).optional() }),
   /** Stop playing now ("stop" skill). */
   stop: ev('stop', {}),
-  /** Offline turns the hub has kept (or refused as duplicate/malformed): the node may trim its journal. */
-  journal_ack: ev('journal_ack', { ids: z.array(z.string().max(128)).max(1000) }),
 }
 
 /** node → hub */
 export const nodeEventSchemas = {
   /** The node's own TTFA: end of speech → first reply sample played. */
   ttfa: ev('ttfa', { turnId, ms: z.number().nonnegative().max(600_000), kind: z.string().max(16) }),
-  /** A turn answered from the offline bundle while the hub was gone, replayed from the node's journal. */
-  offline_turn: ev('offline_turn', {
-    id: z.string().min(1).max(128),
-    at: ts,
-    transcript: z.string().max(2000),
-    reply: z.string().max(2000),
-    skill: z.string().max(64).optional(),
-    action: houseAction.optional(),
-  }),
 }
 
 const all = { ...hubEventSchemas, ...nodeEventSchemas }

@@ -1,5 +1,6 @@
 export * from './contract.js'
 export * from './events.js'
+export * from './replay.js'
 export * from './features.js'
 export * from './acl.js'
 export * from './audio.js'

@@ -8,7 +8,7 @@ import { Registry, collectDefaultMetrics, Counter } from 'prom-client'
 import type { FastifyInstance } from 'fastify'
 import {
   CredentialStore, InboundValidator, MeshClient, filterFor, topicFor,
-  type EventBody, type HubEvent, type HubState, type Logger, type NodeEvent, type TopicName,
+  type EventBody, type HubEvent, type HubState, type Logger, type NodeEvent, type ReplayRequest, type TopicName,
 } from '@mirrormesh/broker'
 import { EmbeddedBroker } from '@mirrormesh/broker/server'
 import { buildApp } from './app.js'
@@ -106,10 +106,10 @@ export class Hub {
         this.weather = msg.data as { summary: string; temperatureC?: number }
         return
       }
+      if (msg.name === 'nodeReplayRequest') return void this.offlineTurns?.handle(msg.params.node!, msg.data as ReplayRequest)
       if (msg.name === 'nodeEvents') {
         const ev = msg.data as NodeEvent
-        if (ev.type === 'offline_turn') this.offlineTurns?.handle(msg.params.node!, ev)
-        else if (ev.type === 'ttfa') this.pipeline?.turns.onNodeTtfa(msg.params.node!, ev)
+        if (ev.type === 'ttfa') this.pipeline?.turns.onNodeTtfa(msg.params.node!, ev)
       }
       this.registry.handle(msg.name, msg.params, msg.data)
     })
@@ -118,7 +118,7 @@ export class Hub {
     client.on('disconnect', () => { this.subscribed = false })
     this.registry.on('state', () => this.scheduleClientsOnline())
     this.offlineTurns = new OfflineTurnLog({ stateDir: config.stateDir, metrics: this.metrics, log: log.child({ component: 'offline-turns' }), io: {
-      ack: (nodeId, ids) => void this.client?.publish('nodeEvents', { node: nodeId }, { v: 1, ts: Date.now(), type: 'journal_ack', ids }).catch(() => undefined),
+      respond: (nodeId, res) => void this.client?.publish('nodeReplayResponse', { node: nodeId }, res).catch(() => undefined),
       act: (component, a) => void this.client?.publish('action', { component }, { v: 1, ts: Date.now(), ...a }).catch(() => undefined),
     } })
     await this.offlineTurns.start()
@@ -171,7 +171,7 @@ export class Hub {
     const { config } = this
     const client = this.client!
     try {
-      const names: TopicName[] = ['nodeStatus', 'nodeHeartbeat', 'nodePresence', 'nodeEvents', 'weather']
+      const names: TopicName[] = ['nodeStatus', 'nodeHeartbeat', 'nodePresence', 'nodeEvents', 'nodeReplayRequest', 'weather']
       if (this.pipeline) names.push('nodeAudioIn')
       await client.subscribe(names.map((n) => filterFor(config.baseTopic, n)))
       this.subscribed = true

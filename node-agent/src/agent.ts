@@ -3,7 +3,7 @@
 // mirror screen and local /healthz. start()/stop().
 import { createRequire } from 'node:module'
 import Fastify, { type FastifyInstance } from 'fastify'
-import { InboundValidator, MeshClient, Registry, filterFor, topicFor, type HubState, type Logger, type NodeEvent, type Payload } from '@mirrormesh/broker'
+import { InboundValidator, MeshClient, Registry, filterFor, topicFor, type HubState, type Logger, type NodeEvent, type Payload, type ReplayResponse } from '@mirrormesh/broker'
 import type { AgentConfig } from './config.js'
 import { buildHeartbeat, sampleBoard, type BoardSample } from './heartbeat.js'
 import type { AudioParts } from './audio-setup.js'
@@ -77,7 +77,7 @@ export class NodeAgent {
     const own = { node: config.nodeId }
     const audioOutTopic = topicFor(base, 'nodeAudioOut', own)
     const eventsTopic = topicFor(base, 'nodeEvents', own)
-    client.on('connect', () => void this.onConnect([hubStatusTopic, hubHeartbeatTopic, filterFor(base, 'nodeConfig', own), audioOutTopic, eventsTopic, topicFor(base, 'cacheManifest'), topicFor(base, 'nodeSet', own)]))
+    client.on('connect', () => void this.onConnect([hubStatusTopic, hubHeartbeatTopic, filterFor(base, 'nodeConfig', own), audioOutTopic, eventsTopic, topicFor(base, 'nodeReplayResponse', own), topicFor(base, 'cacheManifest'), topicFor(base, 'nodeSet', own)]))
     client.on('disconnect', () => this.state.onBrokerLost())
     client.on('message', (topic, payload) => {
       const msg = validator.accept(topic, payload)
@@ -86,6 +86,7 @@ export class NodeAgent {
       else if (msg.name === 'hubHeartbeat') this.state.onHubHeartbeat()
       else if (msg.name === 'nodeAudioOut') this.voice?.onAudioOut(msg.data as Buffer)
       else if (msg.name === 'nodeEvents') this.onEvent(msg.data as NodeEvent)
+      else if (msg.name === 'nodeReplayResponse') this.offline?.onReplayResponse(msg.data as ReplayResponse)
       else if (msg.name === 'cacheManifest') this.onManifest(msg.data as { version: string; sha256: string; url?: string })
       else if (msg.name === 'nodeSet') this.onCommand(msg.data as Payload<'nodeSet'>)
     })
@@ -124,10 +125,9 @@ export class NodeAgent {
     log.info({ nodeId: config.nodeId, health: this.healthAddress }, 'node agent started')
   }
 
-  /** Hub events for this node: screen text, playback control. Offline mode adds journal acks. */
+  /** Hub events for this node: screen text, playback control. */
   protected onEvent(ev: NodeEvent): void {
     this.voice?.onEvent(ev)
-    this.offline?.onEvent(ev)
   }
 
   /** Push-to-talk from any input: pressed opens a turn now (no wake word); released ends the turn it opened. */

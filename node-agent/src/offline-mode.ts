@@ -13,9 +13,10 @@
 // With a wake word, speech during the reply is not barge-in: the early answer stands.
 import { join } from 'node:path'
 import { mkdir, rm } from 'node:fs/promises'
-import type { Logger, MeshClient, NodeEvent } from '@mirrormesh/broker'
+import type { Logger, MeshClient, ReplayResponse } from '@mirrormesh/broker'
 import { BundleStore } from './offline/bundle-store.js'
-import { AckWaiter, FallbackLog, OfflineJournal, journalReplayTask, offlineTurnEvent } from './offline/journal.js'
+import { FallbackLog, OfflineJournal } from './offline/journal.js'
+import { JournalReplayer, replayTurn } from './offline/replay.js'
 import { OfflineRecognizer, writeGrammarDictionary, type Recognition } from './offline/recognizer.js'
 import { OfflineResponder, type OfflineAnswer } from './offline/responder.js'
 import { OfflineTimers } from './offline/timers.js'
@@ -40,7 +41,7 @@ export class OfflineMode implements OfflineAnswerer {
   private responder: OfflineResponder | undefined
   private recognizer: OfflineRecognizer | undefined
   private loadedVersion: string | undefined
-  private readonly acks = new AckWaiter()
+  private replayer: JournalReplayer | undefined
   private readonly timers: OfflineTimers
   private hubHttpUrl = ''
   private pendingEarly: PendingEarly | undefined
@@ -78,14 +79,14 @@ export class OfflineMode implements OfflineAnswerer {
     // A bundle that cannot be made ready (e.g. no room for its grammar on a full disk) must not
     // stop the agent: it runs without offline answers and tries again at the next announcement.
     await this.reload().catch((err: unknown) => this.reloadFailed(err))
-    this.opts.state.addRecoveryTask(journalReplayTask(this.journal,
-      (ev) => this.opts.client.publish('nodeEvents', { node: this.opts.nodeId }, ev),
-      this.acks.wait, log))
+    this.replayer = new JournalReplayer(this.journal,
+      (req) => this.opts.client.publish('nodeReplayRequest', { node: this.opts.nodeId }, req), log)
+    this.opts.state.addRecoveryTask(this.replayer.task)
   }
 
-  /** A hub event for this node: journal acks trim the journal. */
-  onEvent(ev: NodeEvent): void {
-    if (ev.type === 'journal_ack') this.acks.onAck(ev.ids)
+  /** The hub's answer on nodes/{id}/response/replay: the journal loses what it answered. */
+  onReplayResponse(res: ReplayResponse): void {
+    this.replayer?.onResponse(res)
   }
 
   /** cache/manifest announced a bundle: fetch it if new, then rebuild the grammar. */
@@ -198,8 +199,8 @@ export class OfflineMode implements OfflineAnswerer {
     this.timers.cancelAll()
   }
 
-  /** For tests and the bug bundle: the journal entries not yet acknowledged. */
+  /** For tests and the bug bundle: the journal entries the hub has not answered, as replayed. */
   pending() {
-    return this.journal.pending().map((e) => offlineTurnEvent(e))
+    return this.journal.pending().map((e) => replayTurn(e))
   }
 }

@@ -3,18 +3,22 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Registry } from 'prom-client'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { createLogger } from '@mirrormesh/broker'
+import { createLogger, decode, encode, type ReplayResponse } from '@mirrormesh/broker'
 import { buildApp } from '../app.js'
 import { NodeRegistry } from '../registry.js'
 import { OfflineTurnLog, type OfflineTurnIo } from './journal.js'
 
 const log = createLogger({ name: 'test', level: 'silent' })
 let stateDir: string
-let acks: { nodeId: string; ids: string[] }[]
+let answers: { nodeId: string; res: ReplayResponse }[]
 let actions: { component: string; action: Record<string, unknown> }[]
 let metrics: Registry
 const io: OfflineTurnIo = {
-  ack: (nodeId, ids) => acks.push({ nodeId, ids }),
+  respond: (nodeId, res) => {
+    // What the hub answers is what the contract lets a node read.
+    expect(decode('mm', `mm/nodes/${nodeId}/response/replay`, encode('nodeReplayResponse', res)).ok).toBe(true)
+    answers.push({ nodeId, res })
+  },
   act: (component, action) => actions.push({ component, action }),
 }
 const open: OfflineTurnLog[] = []
@@ -28,7 +32,7 @@ async function newLog(): Promise<OfflineTurnLog> {
 }
 
 const turn = (id: string, extra: Record<string, unknown> = {}) => ({
-  v: 1, ts: Date.now(), type: 'offline_turn', id, at: 1_700_000_000_000 + Number(id.replace(/\D/g, '') || 0),
+  id, at: 1_700_000_000_000 + Number(id.replace(/\D/g, '') || 0),
   transcript: 'are you there', reply: "Yes, I'm here.", skill: 'presence', ...extra,
 })
 
@@ -39,7 +43,7 @@ async function total(result: string): Promise<number> {
 
 beforeEach(async () => {
   stateDir = await mkdtemp(join(tmpdir(), 'mm-journal-'))
-  acks = []
+  answers = []
   actions = []
 })
 afterEach(async () => {
@@ -47,17 +51,21 @@ afterEach(async () => {
   await rm(stateDir, { recursive: true, force: true })
 })
 
+let tx = 0
+const req = (...turns: unknown[]) => ({ v: 1 as const, ts: Date.now(), transaction: `t-${++tx}`, turns })
+const data = (kept: string[] = [], duplicate: string[] = [], invalid: { id: string; error: string }[] = []) => ({ kept, duplicate, invalid })
+
 describe('OfflineTurnLog', () => {
-  it('keeps each turn once, acks new and duplicate ids, publishes late actions', async () => {
+  it('keeps each turn once, answers by transaction with kept and duplicate ids, publishes late actions', async () => {
     const l = await newLog()
     const light = { component: 'light', action: 'set', room: 'kitchen', state: 'on' }
-    expect(l.handle('mirror-1', turn('t1'))).toBe('new')
-    expect(l.handle('mirror-1', turn('t2', { skill: 'light', transcript: 'turn on the kitchen light', reply: 'Turning on the kitchen light.', action: light }))).toBe('new')
-    expect(l.handle('mirror-1', turn('t1'))).toBe('duplicate')
+    const first = req(turn('t1'), turn('t2', { skill: 'light', transcript: 'turn on the kitchen light', reply: 'Turning on the kitchen light.', action: light }), turn('t1'))
+    const res = await l.handle('mirror-1', first)
+    expect(res).toEqual({ v: 1, ts: expect.any(Number), transaction: first.transaction, status: 'ok', data: data(['t1', 't2'], ['t1']) })
     // Same id from another node is another turn.
-    expect(l.handle('mirror-2', turn('t1'))).toBe('new')
-    await l.flush()
-    expect(acks).toEqual([{ nodeId: 'mirror-1', ids: ['t1', 't2'] }, { nodeId: 'mirror-2', ids: ['t1'] }])
+    const other = req(turn('t1'))
+    expect((await l.handle('mirror-2', other))).toMatchObject({ transaction: other.transaction, status: 'ok', data: data(['t1']) })
+    expect(answers.map((a) => [a.nodeId, a.res.transaction])).toEqual([['mirror-1', first.transaction], ['mirror-2', other.transaction]])
     expect(actions).toEqual([{ component: 'light', action: { action: 'set', room: 'kitchen', state: 'on', nodeId: 'mirror-1', offline: true, at: turn('t2').at } }])
     expect(l.list().map((t) => `${t.nodeId}/${t.id}`)).toEqual(['mirror-2/t1', 'mirror-1/t2', 'mirror-1/t1'])
     expect(await total('new')).toBe(3)
@@ -67,35 +75,74 @@ describe('OfflineTurnLog', () => {
     expect(JSON.parse(lines[1]!)).toMatchObject({ nodeId: 'mirror-1', id: 't2', action: light })
   })
 
-  it('dedups across a restart and still acks the replay', async () => {
+  it('answers only once the kept turns are fsync\'d', async () => {
+    const l = await newLog()
+    const fh = (l as unknown as { fh: { sync(): Promise<void> } }).fh
+    const sync = fh.sync.bind(fh)
+    let answeredBeforeSync: number | undefined
+    fh.sync = async () => {
+      await new Promise((r) => setTimeout(r, 50))
+      answeredBeforeSync = answers.length
+      await sync()
+    }
+    await l.handle('mirror-1', req(turn('t1')))
+    expect(answeredBeforeSync).toBe(0)
+    expect(answers).toHaveLength(1)
+    expect(await readFile(l.file, 'utf8')).toContain('"id":"t1"')
+  })
+
+  it('answers with an error (and keeps nothing) when the turns cannot be written; a retry is kept', async () => {
+    const l = await newLog()
+    await (l as unknown as { fh: { close(): Promise<void> } }).fh.close() // every write now fails
+    const res = await l.handle('mirror-1', req(turn('t1')))
+    expect(res).toMatchObject({ status: 'error', error: expect.stringMatching(/write failed/) })
+    expect(l.list()).toEqual([])
+    await l.start() // the file is reopened
+    expect((await l.handle('mirror-1', req(turn('t1'))))).toMatchObject({ status: 'ok', data: data(['t1']) })
+  })
+
+  it('a retry racing the first request is answered duplicate only after the first is on disk', async () => {
+    const l = await newLog()
+    const [a, b] = await Promise.all([l.handle('mirror-1', req(turn('t1'))), l.handle('mirror-1', req(turn('t1')))])
+    expect(a).toMatchObject({ status: 'ok', data: data(['t1']) })
+    expect(b).toMatchObject({ status: 'ok', data: data([], ['t1']) })
+    expect((await readFile(l.file, 'utf8')).trim().split('\n')).toHaveLength(1)
+  })
+
+  it('dedups across a restart and still answers the replay', async () => {
     const a = await newLog()
-    a.handle('mirror-1', turn('t1'))
-    a.handle('mirror-1', turn('t2'))
+    await a.handle('mirror-1', req(turn('t1'), turn('t2')))
     await a.close()
     open.splice(0)
-    acks = []
+    answers = []
 
     const b = await newLog()
     expect(b.list()).toHaveLength(2)
-    expect(b.handle('mirror-1', turn('t1'))).toBe('duplicate')
-    expect(b.handle('mirror-1', turn('t2'))).toBe('duplicate')
-    expect(b.handle('mirror-1', turn('t3'))).toBe('new')
-    await b.flush()
-    expect(acks).toEqual([{ nodeId: 'mirror-1', ids: ['t1', 't2', 't3'] }])
+    const res = await b.handle('mirror-1', req(turn('t1'), turn('t2'), turn('t3')))
+    expect(res).toMatchObject({ status: 'ok', data: data(['t3'], ['t1', 't2']) })
     expect(actions).toEqual([])
     const lines = (await readFile(join(stateDir, 'incidents', 'offline-turns.jsonl'), 'utf8')).trim().split('\n')
     expect(lines.map((x) => JSON.parse(x).id)).toEqual(['t1', 't2', 't3'])
   })
 
-  it('acks malformed turns that have an id, and batches acks without flush()', async () => {
+  it('checks each turn on its own: malformed ones are answered invalid by id, the rest of the batch is kept', async () => {
     const l = await newLog()
-    expect(l.handle('mirror-1', { type: 'offline_turn', id: 'bad', at: 'yesterday' })).toBe('invalid')
-    expect(l.handle('mirror-1', { type: 'offline_turn' })).toBe('invalid')
-    expect(l.handle('mirror-1', turn('t1', { action: { component: '../x', action: 'set', room: null } }))).toBe('invalid')
-    await new Promise((r) => setTimeout(r, 80))
-    expect(acks).toEqual([{ nodeId: 'mirror-1', ids: ['bad', 't1'] }])
-    expect(l.list()).toEqual([])
-    expect(await total('invalid')).toBe(3)
+    const res = await l.handle('mirror-1', req(
+      { id: 'bad', at: 'yesterday' },
+      { transcript: 'no id' },
+      'not even an object',
+      turn('t1', { action: { component: '../x', action: 'set', room: null } }),
+      turn('t2'),
+    ))
+    expect(res.status).toBe('ok')
+    if (res.status !== 'ok') return
+    expect(res.data.kept).toEqual(['t2'])
+    expect(res.data.invalid.map((i) => i.id)).toEqual(['bad', 't1'])
+    expect(res.data.invalid[0]!.error).toMatch(/^at: /)
+    expect(res.data.invalid[1]!.error).toMatch(/^action\.component: /)
+    expect(l.list().map((t) => t.id)).toEqual(['t2'])
+    expect(await total('invalid')).toBe(4)
+    expect(await total('new')).toBe(1)
   })
 
   it('writes node state changes to the daily incident journal', async () => {
@@ -115,9 +162,8 @@ describe('OfflineTurnLog', () => {
 
   it('GET /api/offline-turns lists newest first', async () => {
     const l = await newLog()
-    l.handle('mirror-1', turn('t1'))
-    l.handle('mirror-1', turn('t2'))
-    await l.flush()
+    await l.handle('mirror-1', req(turn('t1')))
+    await l.handle('mirror-1', req(turn('t2')))
     const registry = new NodeRegistry({ staleMs: 3000, metrics, log })
     const app = buildApp({ registry, metrics, readiness: () => ({ ready: true, checks: {} }), uptimeS: () => 1, drain: () => undefined, offlineTurns: l })
     const res = await app.inject({ method: 'GET', url: '/api/offline-turns' })

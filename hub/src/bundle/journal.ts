@@ -1,18 +1,16 @@
 // Offline-turn journal ingest and the incident journal.
 // Nodes answer from the offline bundle while the hub is gone and keep a journal; once back
-// they replay it as nodeEvents {type:'offline_turn', id, at, transcript, reply, skill?, action?}.
-// The hub keeps each turn once (dedup by node + id, persisted in
-// <stateDir>/incidents/offline-turns.jsonl, fsync'd before the ack), publishes a late house
-// action, and acknowledges with nodeEvents {type:'journal_ack', ids} — duplicates and
-// malformed turns too, so the node can trim its journal either way.
+// they replay it as a request, nodes/{id}/request/replay {transaction, turns:[…]}. The hub
+// checks each turn on its own (offlineTurn, declared in the contract), keeps each once (dedup
+// by node + id, persisted in <stateDir>/incidents/offline-turns.jsonl), publishes a late house
+// action, and answers on nodes/{id}/response/replay {transaction, status:'ok', data:{kept,
+// duplicate, invalid}} only once the kept turns are fsync'd — or {status:'error'} when they
+// could not be written, so that the node keeps them and asks again.
 // Node state changes go to <stateDir>/incidents/YYYY-MM-DD.jsonl (UTC day).
 import { appendFile, mkdir, open, readFile, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Counter, type Registry } from 'prom-client'
-import { nodeEventSchemas, type Logger } from '@mirrormesh/broker'
-
-// Declared once, in the contract: what a node replays.
-const offlineTurnSchema = nodeEventSchemas.offline_turn
+import { offlineTurn as offlineTurnSchema, type Logger, type ReplayRequest, type ReplayResponse, type ReplayResult } from '@mirrormesh/broker'
 
 export interface OfflineTurn {
   nodeId: string
@@ -27,8 +25,8 @@ export interface OfflineTurn {
 }
 
 export interface OfflineTurnIo {
-  /** nodeEvents to the node: {type:'journal_ack', ids}. The hub adds v and ts. */
-  ack(nodeId: string, ids: string[]): void
+  /** nodes/{id}/response/replay: the answer to a replay request. */
+  respond(nodeId: string, response: ReplayResponse): void
   /** actions/{component}: the house acts late rather than never. */
   act(component: string, action: { action: string; room: string | null; state?: string; nodeId: string; offline: true; at: number }): void
 }
@@ -40,12 +38,17 @@ export interface OfflineTurnLogOptions {
   metrics?: Registry
   /** Turns kept in memory for GET /api/offline-turns (default 1000). */
   maxInMemory?: number
-  /** Acks are batched per node over this window (default 20 ms). */
-  ackDelayMs?: number
+  /** Requests arriving within this window share one write + fsync (default 10 ms). */
+  commitDelayMs?: number
   now?: () => number
 }
 
 type Result = 'new' | 'duplicate' | 'invalid'
+
+const key = (nodeId: string, id: string): string => `${nodeId}\u0000${id}`
+
+/** Turns waiting for one write + fsync, and who waits for it. */
+interface Commit { turns: OfflineTurn[]; done: (ok: boolean) => void }
 
 export class OfflineTurnLog {
   readonly dir: string
@@ -53,9 +56,7 @@ export class OfflineTurnLog {
   private readonly seen = new Set<string>()
   private turns: OfflineTurn[] = []
   private fh: FileHandle | undefined
-  /** New turns waiting to be written, and ids waiting for an ack, per node. */
-  private pending: OfflineTurn[] = []
-  private pendingAcks = new Map<string, string[]>()
+  private queued: Commit[] = []
   private flushTimer: NodeJS.Timeout | undefined
   private flushing: Promise<void> = Promise.resolve()
   private incidentChain: Promise<void> = Promise.resolve()
@@ -111,24 +112,56 @@ export class OfflineTurnLog {
     return this.seen.size
   }
 
-  /** A nodeEvents payload with type 'offline_turn' from `nodeId`. */
-  handle(nodeId: string, event: unknown): Result {
-    const res = offlineTurnSchema.safeParse(event)
+  /**
+   * A replay request from `nodeId` (nodes/{id}/request/replay, already checked against the
+   * contract; its turns are checked here, one by one). Answers through io.respond once the
+   * kept turns are on disk, and resolves with that answer. Never rejects.
+   */
+  async handle(nodeId: string, req: ReplayRequest): Promise<ReplayResponse> {
+    const data: ReplayResult = { kept: [], duplicate: [], invalid: [] }
+    const fresh: OfflineTurn[] = []
+    let unnamed = 0
+    for (const raw of req.turns) {
+      const r = this.classify(nodeId, raw)
+      if (r.result === 'new') { fresh.push(r.turn); data.kept.push(r.turn.id) }
+      else if (r.result === 'duplicate') data.duplicate.push(r.id)
+      else if (r.id !== undefined) data.invalid.push({ id: r.id, error: r.error })
+      else unnamed++
+      this.counter?.inc({ result: r.result })
+    }
+    if (unnamed) this.opts.log.warn({ nodeId, transaction: req.transaction, unnamed }, 'offline turns without a usable id refused; they cannot be answered')
+    // A duplicate may be a turn of another request still waiting for its fsync: answering
+    // it waits for that write too (the commit chain is in order), and is checked after it.
+    const ok = await this.commit(fresh)
+    const lost = data.duplicate.filter((id) => !this.seen.has(key(nodeId, id)))
+    const res: ReplayResponse = ok && lost.length === 0
+      ? { v: 1, ts: this.now(), transaction: req.transaction, status: 'ok', data }
+      : { v: 1, ts: this.now(), transaction: req.transaction, status: 'error', error: 'offline-turn journal write failed; replay again later' }
+    if (res.status === 'ok') {
+      for (const t of fresh) {
+        if (t.action) this.opts.io.act(t.action.component, { action: t.action.action, room: t.action.room, ...(t.action.state !== undefined ? { state: t.action.state } : {}), nodeId: t.nodeId, offline: true, at: t.at })
+      }
+    }
+    this.opts.log.info({ nodeId, transaction: req.transaction, status: res.status, kept: data.kept.length, duplicate: data.duplicate.length, invalid: data.invalid.length + unnamed }, 'offline turns replayed')
+    this.opts.io.respond(nodeId, res)
+    return res
+  }
+
+  private classify(nodeId: string, raw: unknown):
+    | { result: 'new'; turn: OfflineTurn }
+    | { result: 'duplicate'; id: string }
+    | { result: 'invalid'; id: string | undefined; error: string } {
+    const res = offlineTurnSchema.safeParse(raw)
     if (!res.success) {
-      const id = (event as { id?: unknown } | null)?.id
-      this.opts.log.warn({ nodeId, id, issue: res.error.issues[0]?.message }, 'offline turn rejected')
-      this.counter?.inc({ result: 'invalid' })
-      // Ack it anyway (when it has an id) so a malformed entry is not replayed forever.
-      if (typeof id === 'string' && id.length > 0 && id.length <= 128) this.queueAck(nodeId, id)
-      return 'invalid'
+      const id = (raw as { id?: unknown } | null)?.id
+      const issue = res.error.issues[0]
+      const error = (issue ? `${issue.path.join('.') || '(root)'}: ${issue.message}` : 'invalid').slice(0, 256)
+      this.opts.log.warn({ nodeId, id, issue: error }, 'offline turn rejected')
+      // Named in the answer (when it has a usable id) so that the node trims it: never replayed forever.
+      return { result: 'invalid', id: typeof id === 'string' && id.length > 0 && id.length <= 128 ? id : undefined, error }
     }
     const e = res.data
-    const key = `${nodeId}\u0000${e.id}`
-    if (this.seen.has(key)) {
-      this.counter?.inc({ result: 'duplicate' })
-      this.queueAck(nodeId, e.id)
-      return 'duplicate'
-    }
+    if (this.seen.has(key(nodeId, e.id))) return { result: 'duplicate', id: e.id }
     const turn: OfflineTurn = {
       nodeId, id: e.id, at: e.at, transcript: e.transcript, reply: e.reply,
       ...(e.skill !== undefined ? { skill: e.skill } : {}),
@@ -136,10 +169,15 @@ export class OfflineTurnLog {
       receivedAt: this.now(),
     }
     this.remember(turn)
-    this.pending.push(turn)
-    this.counter?.inc({ result: 'new' })
-    this.queueAck(nodeId, e.id)
-    return 'new'
+    return { result: 'new', turn }
+  }
+
+  /** Queues turns for the next write + fsync (shared by requests within commitDelayMs); true once durable. */
+  private commit(turns: OfflineTurn[]): Promise<boolean> {
+    return new Promise((resolve) => {
+      this.queued.push({ turns, done: resolve })
+      this.flushTimer ??= setTimeout(() => { this.flushTimer = undefined; void this.flush() }, this.opts.commitDelayMs ?? 10)
+    })
   }
 
   /** Registry 'state' listener: one incident line per node state change. */
@@ -159,7 +197,7 @@ export class OfflineTurnLog {
     return this.incidentChain
   }
 
-  /** Resolves once everything handled so far is on disk and acknowledged. */
+  /** Resolves once everything handled so far is on disk (or has failed to be) and answered. */
   flush(): Promise<void> {
     if (this.flushTimer) { clearTimeout(this.flushTimer); this.flushTimer = undefined }
     this.flushing = this.flushing.then(() => this.doFlush())
@@ -167,48 +205,33 @@ export class OfflineTurnLog {
   }
 
   private remember(t: OfflineTurn): void {
-    const key = `${t.nodeId}\u0000${t.id}`
-    if (this.seen.has(key)) return
-    this.seen.add(key)
+    const k = key(t.nodeId, t.id)
+    if (this.seen.has(k)) return
+    this.seen.add(k)
     this.turns.push(t)
     const max = this.opts.maxInMemory ?? 1000
     if (this.turns.length > max * 2) this.turns = this.turns.slice(-max)
   }
 
-  private queueAck(nodeId: string, id: string): void {
-    const ids = this.pendingAcks.get(nodeId) ?? []
-    ids.push(id)
-    this.pendingAcks.set(nodeId, ids)
-    this.flushTimer ??= setTimeout(() => { this.flushTimer = undefined; void this.flush() }, this.opts.ackDelayMs ?? 20)
-  }
-
   private async doFlush(): Promise<void> {
-    const turns = this.pending
-    const acks = this.pendingAcks
-    this.pending = []
-    this.pendingAcks = new Map()
+    const commits = this.queued
+    this.queued = []
+    const turns = commits.flatMap((c) => c.turns)
+    let ok = true
     if (turns.length) {
       try {
         if (!this.fh) throw new Error('offline-turn journal is not open')
         await this.fh.appendFile(turns.map((t) => JSON.stringify(t) + '\n').join(''))
         await this.fh.sync()
       } catch (err) {
-        // Not durable: forget them and send no ack, so the node replays them later.
-        for (const t of turns) this.seen.delete(`${t.nodeId}\u0000${t.id}`)
-        const lost = new Set(turns.map((t) => `${t.nodeId}\u0000${t.id}`))
-        this.turns = this.turns.filter((t) => !lost.has(`${t.nodeId}\u0000${t.id}`))
-        for (const [nodeId, ids] of acks) acks.set(nodeId, ids.filter((id) => !lost.has(`${nodeId}\u0000${id}`)))
-        this.opts.log.error({ err: (err as Error).message, count: turns.length }, 'offline-turn journal write failed; not acknowledging them')
-        turns.length = 0
+        // Not durable: forget them and answer with an error, so the node replays them later.
+        ok = false
+        const lost = new Set(turns.map((t) => key(t.nodeId, t.id)))
+        for (const k of lost) this.seen.delete(k)
+        this.turns = this.turns.filter((t) => !lost.has(key(t.nodeId, t.id)))
+        this.opts.log.error({ err: (err as Error).message, count: turns.length }, 'offline-turn journal write failed; answering with an error')
       }
     }
-    for (const t of turns) {
-      if (t.action) this.opts.io.act(t.action.component, { action: t.action.action, room: t.action.room, ...(t.action.state !== undefined ? { state: t.action.state } : {}), nodeId: t.nodeId, offline: true, at: t.at })
-    }
-    // At most 200 ids an ack keeps the message far below the 64 KiB nodeEvents limit.
-    for (const [nodeId, ids] of acks) {
-      const unique = [...new Set(ids)]
-      for (let i = 0; i < unique.length; i += 200) this.opts.io.ack(nodeId, unique.slice(i, i + 200))
-    }
+    for (const c of commits) c.done(ok)
   }
 }

@@ -3,11 +3,8 @@ import fs from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
-import { createLogger } from '@mirrormesh/broker'
-import { NodeStateMachine } from '../state.js'
-import { AckWaiter, FallbackLog, journalReplayTask, OfflineJournal, type OfflineTurnEvent } from './journal.js'
+import { FallbackLog, OfflineJournal } from './journal.js'
 
-const log = createLogger({ name: 'test', level: 'silent' })
 const root = mkdtempSync(path.join(tmpdir(), 'mm-journal-'))
 afterAll(() => rmSync(root, { recursive: true, force: true }))
 let n = 0
@@ -70,86 +67,6 @@ describe('OfflineJournal', () => {
     expect(await j.ack([es[0]!.id, es[2]!.id, 'unknown'])).toBe(2)
     expect(j.pending()).toEqual([es[1], es[3]])
     expect((await OfflineJournal.open(dir)).pending()).toEqual([es[1], es[3]])
-  })
-})
-
-describe('journalReplayTask', () => {
-  async function setup(count: number) {
-    const j = await OfflineJournal.open(freshDir())
-    for (let i = 0; i < count; i++) await j.append(turn(i))
-    return j
-  }
-
-  it('publishes offline_turn events and trims what the hub acknowledged', async () => {
-    const j = await setup(3)
-    const acks = new AckWaiter()
-    const sent: OfflineTurnEvent[] = []
-    const task = journalReplayTask(j, async (e) => {
-      sent.push(e)
-      queueMicrotask(() => acks.onAck([e.id])) // the hub acks each one
-    }, acks.wait, log)
-    await task(new AbortController().signal)
-    expect(sent.map((e) => e.transcript)).toEqual(['what time is it 0', 'what time is it 1', 'what time is it 2'])
-    expect(sent[0]).toEqual({ v: 1, type: 'offline_turn', id: expect.any(String), transcript: 'what time is it 0', reply: "It's 0", skill: 'clock', at: expect.any(Number), ts: expect.any(Number) })
-    expect(j.pending()).toEqual([])
-  })
-
-  it('leaves unacknowledged entries for next time (ack timeout)', async () => {
-    const j = await setup(3)
-    const acks = new AckWaiter()
-    const ids = j.pending().map((e) => e.id)
-    const task = journalReplayTask(j, async (e) => {
-      if (e.id !== ids[1]) acks.onAck([e.id]) // the hub lost the second one
-    }, acks.wait, log, { ackTimeoutMs: 200 })
-    const t0 = performance.now()
-    await task(new AbortController().signal)
-    expect(performance.now() - t0).toBeGreaterThanOrEqual(150)
-    expect(j.pending().map((e) => e.id)).toEqual([ids[1]])
-    // Next recovery: replayed again (at least once) and acked.
-    const again: string[] = []
-    await journalReplayTask(j, async (e) => { again.push(e.id); acks.onAck([e.id]) }, acks.wait, log)(new AbortController().signal)
-    expect(again).toEqual([ids[1]])
-    expect(j.pending()).toEqual([])
-  })
-
-  it('stops at a failed publish and keeps the rest', async () => {
-    const j = await setup(4)
-    const acks = new AckWaiter()
-    let n = 0
-    await journalReplayTask(j, async (e) => {
-      if (++n === 3) throw new Error('broker gone')
-      acks.onAck([e.id])
-    }, acks.wait, log, { ackTimeoutMs: 100 })(new AbortController().signal)
-    expect(j.pending().map((e) => e.transcript)).toEqual(['what time is it 2', 'what time is it 3'])
-  })
-
-  it('works in batches and ends quickly when recovery is aborted', async () => {
-    const j = await setup(5)
-    const acks = new AckWaiter()
-    const ac = new AbortController()
-    const sent: string[] = []
-    const p = journalReplayTask(j, async (e) => { sent.push(e.id) }, acks.wait, log, { batchSize: 2, ackTimeoutMs: 10_000 })(ac.signal)
-    await new Promise((r) => setTimeout(r, 50))
-    acks.onAck([sent[0]!])
-    ac.abort()
-    await p
-    expect(sent).toHaveLength(2)
-    expect(j.size).toBe(4)
-  })
-
-  it('runs as a NodeStateMachine recovery task before online', async () => {
-    const j = await setup(2)
-    const acks = new AckWaiter()
-    const sm = new NodeStateMachine(60_000)
-    const states: string[] = []
-    sm.on('state', (c) => states.push(`${c.to}:${j.size}`))
-    sm.addRecoveryTask(journalReplayTask(j, async (e) => { setTimeout(() => acks.onAck([e.id]), 5) }, acks.wait, log))
-    sm.onBrokerConnected()
-    sm.onHubStatus('online')
-    sm.onHubHeartbeat()
-    await expect.poll(() => sm.state).toBe('online')
-    expect(states).toEqual(['recovering:2', 'online:0'])
-    sm.stop()
   })
 })
 

@@ -1,20 +1,18 @@
 // What the node did while the hub was away, for the hub once it is back.
 //   OfflineJournal: <dir>/offline-journal.jsonl, one JSON entry per line, appended with fsync;
-//     bounded (newest maxEntries / maxBytes kept); entries leave it when the hub acknowledges
-//     them (journal_ack). Re-read at open; a torn last line (power cut mid-append) is dropped.
+//     bounded (newest maxEntries / maxBytes kept); entries leave it when the hub has answered
+//     them (replay.ts: request/response by transaction). Re-read at open; a torn last line (power cut mid-append) is dropped.
 //     A full disk never loses a turn the process still holds, nor throws: an entry that cannot
 //     be written stays in memory (replayed to the hub all the same), a half-written line is cut
 //     off again, and the next write that succeeds rewrites the whole file.
 //   FallbackLog: <dir>/fallback.log, human-readable lines, rotated by size to fallback.log.1.
-//   journalReplayTask: the RecoveryTask that replays pending entries at least once.
 import { randomUUID } from 'node:crypto'
 import fs from 'node:fs/promises'
 import path from 'node:path'
-import type { BundleReply, Logger, NodeEventOf } from '@mirrormesh/broker'
-import type { RecoveryTask } from '../state.js'
+import type { BundleReply, Logger } from '@mirrormesh/broker'
 import { fsyncDir } from './bundle-store.js'
 
-// Field types follow the hub's offline-turn schema (hub/src/bundle/journal.ts): `at` epoch ms,
+// Field types follow the contract's offlineTurn (broker/src/replay.ts): `at` epoch ms,
 // `skill` and `action` left out when there are none.
 export interface JournalEntry {
   id: string
@@ -32,9 +30,6 @@ export interface JournalEntry {
 }
 
 export type NewJournalEntry = Omit<JournalEntry, 'id' | 'ts' | 'at'> & { at?: number }
-
-/** What a node replays to the hub (declared in the contract). */
-export type OfflineTurnEvent = NodeEventOf<'offline_turn'>
 
 export interface JournalLimits {
   /** Newest entries kept (default 500). */
@@ -155,7 +150,7 @@ export class OfflineJournal {
     }
   }
 
-  /** Entries the hub has not acknowledged, oldest first. */
+  /** Entries the hub has not answered, oldest first. */
   pending(): JournalEntry[] {
     return [...this.entries]
   }
@@ -204,7 +199,7 @@ export class OfflineJournal {
     })
   }
 
-  /** Removes acknowledged entries; returns how many were removed. Never rejects for a failed write. */
+  /** Removes entries the hub answered; returns how many were removed. Never rejects for a failed write. */
   ack(ids: Iterable<string>): Promise<number> {
     const set = new Set(ids)
     return this.queue.run(async () => {
@@ -260,120 +255,6 @@ export class OfflineJournal {
     this.unsaved = true
     this.log?.error({ file: this.file, err: (err as Error)?.message, pending: this.entries.length },
       `offline journal not written: ${diskError(err)}; its ${this.entries.length} pending turn(s) are kept in memory for the hub and written out at the next journal write`)
-  }
-}
-
-export function offlineTurnEvent(e: JournalEntry, now = Date.now()): OfflineTurnEvent {
-  const ev: OfflineTurnEvent = { v: 1, ts: now, type: 'offline_turn', id: e.id, at: e.at, transcript: e.transcript, reply: e.reply }
-  if (e.skill) ev.skill = e.skill
-  if (e.action) ev.action = e.action
-  return ev
-}
-
-export interface ReplayOptions {
-  /** How long to wait for the hub's journal_ack after the last publish (default 10 s). */
-  ackTimeoutMs?: number
-  /** Entries per round: publish, then wait for their acks (default 50). */
-  batchSize?: number
-}
-
-/**
- * A RecoveryTask: publishes every pending entry as an offline_turn event, waits for the hub's
- * journal_ack (ids) and removes only acknowledged entries. The rest stay for the next recovery
- * (at least once: the hub dedupes by id). Never throws (except on abort, which ends it quietly).
- *
- * `waitAck(ids, signal)` is called after the batch is published; it resolves with the ids
- * acknowledged — all of them, or those acked so far when `signal` aborts (ack timeout or
- * recovery abort) — and must count acks that arrived before the call. AckWaiter implements it.
- */
-export function journalReplayTask(
-  journal: OfflineJournal,
-  publish: (event: OfflineTurnEvent) => Promise<void>,
-  waitAck: (ids: string[], signal: AbortSignal) => Promise<string[]>,
-  log: Logger,
-  opts: ReplayOptions = {},
-): RecoveryTask {
-  return async (signal) => {
-    const all = journal.pending()
-    if (all.length === 0) return
-    const t0 = performance.now()
-    const batchSize = Math.max(1, opts.batchSize ?? 50)
-    let acked = 0
-    let published = 0
-    for (let i = 0; i < all.length && !signal.aborted; i += batchSize) {
-      const batch = all.slice(i, i + batchSize)
-      const sent: string[] = []
-      for (const e of batch) {
-        if (signal.aborted) break
-        try {
-          await publish(offlineTurnEvent(e))
-          sent.push(e.id)
-        } catch (err) {
-          log.warn({ err: (err as Error).message, id: e.id }, 'offline turn replay: publish failed')
-          break
-        }
-      }
-      published += sent.length
-      if (sent.length === 0) break
-      let ids: string[] = []
-      try {
-        // The hub may ack the first entries before the last is out: waitAck must count acks
-        // that arrived before it was called (AckWaiter does).
-        ids = await waitAck(sent, AbortSignal.any([signal, AbortSignal.timeout(opts.ackTimeoutMs ?? 10_000)]))
-      } catch (err) {
-        if (!signal.aborted) log.warn({ err: (err as Error).message }, 'offline turn replay: waiting for acks failed')
-      }
-      const mine = new Set(batch.map((e) => e.id))
-      const ok = ids.filter((id) => mine.has(id))
-      if (ok.length > 0) acked += await journal.ack(ok)
-      if (sent.length < batch.length || ok.length < sent.length) break // hub not keeping up: retry next recovery
-    }
-    const left = journal.size
-    const ms = Math.round(performance.now() - t0)
-    if (left > 0) log.warn({ published, acked, left, ms }, 'offline turns replayed partly; the rest on the next recovery')
-    else log.info({ published, acked, ms }, 'offline turns replayed')
-  }
-}
-
-/**
- * Collects journal_ack events (feed it with `onAck(ids)` from the MQTT handler) and answers
- * journalReplayTask's `waitAck`. Acks that arrive before anyone waits are remembered (bounded).
- */
-export class AckWaiter {
-  private readonly seen = new Set<string>()
-  private readonly waiters = new Set<() => void>()
-
-  onAck(ids: Iterable<string>): void {
-    for (const id of ids) this.seen.add(id)
-    if (this.seen.size > 10_000) {
-      const drop = this.seen.size - 10_000
-      let n = 0
-      for (const id of this.seen) {
-        if (n++ >= drop) break
-        this.seen.delete(id)
-      }
-    }
-    for (const w of [...this.waiters]) w()
-  }
-
-  wait = (ids: string[], signal: AbortSignal): Promise<string[]> => {
-    const got = (): string[] => ids.filter((id) => this.seen.has(id))
-    return new Promise((resolve) => {
-      const done = (): void => {
-        this.waiters.delete(check)
-        signal.removeEventListener('abort', done)
-        const acked = got()
-        for (const id of acked) this.seen.delete(id)
-        resolve(acked)
-      }
-      const check = (): void => {
-        if (got().length === ids.length) done()
-      }
-      if (signal.aborted) return done()
-      this.waiters.add(check)
-      signal.addEventListener('abort', done, { once: true })
-      check()
-    })
   }
 }
 
