@@ -22,6 +22,11 @@ export interface ReplyOptions {
   llmMaxTokens: number
 }
 
+export const defaultReplyOptions: ReplyOptions = {
+  persona: 'You are the voice of a smart mirror in a home. Answer in one or two short, friendly sentences.',
+  llmMaxTokens: 96,
+}
+
 export class ReplyStage implements Stage<ReplyContext> {
   constructor(private readonly skills: SkillMatcher, private readonly llm: FallbackChain<LlmEngine>, private readonly opts: ReplyOptions) {}
 

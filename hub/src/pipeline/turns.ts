@@ -211,7 +211,7 @@ export class TurnManager {
     const outcome = turn.failed ? 'error' : turn.replied ? 'ok' : signal.aborted ? String((signal.reason as Error)?.message ?? 'cancelled') : 'error'
     if (turn.bargeInAt !== undefined && outcome !== 'ok') this.metrics.bargeIn.observe(((turn.lastFrameAt ?? Date.now()) - turn.bargeInAt) / 1000)
     if (outcome === 'error' || outcome === 'turn_timeout') {
-      this.log.error({ err: turn.error, turnId: turn.turnId, nodeId: turn.nodeId }, 'turn failed')
+      this.log.error({ err: turn.error ?? signal.reason, turnId: turn.turnId, nodeId: turn.nodeId }, 'turn failed')
       this.io.sendEvent(turn.nodeId, { type: 'turn_error', turnId: turn.turnId, reason: outcome === 'error' ? (turn.error === undefined ? 'error' : reasonOf(turn.error)) : outcome })
     }
     turn.finished = true
