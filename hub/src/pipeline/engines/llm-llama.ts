@@ -152,7 +152,11 @@ export class LlamaLlm implements LlmEngine {
       return text
     } catch (e) {
       if (req.signal.aborted) throw abortReason(req.signal)
-      const err = e instanceof EngineError ? e : new EngineError('failed', `llama: ${(e as Error).message}`, true)
+      // The timeout can land before generation starts (prompt evaluation), where the
+      // library throws an AbortError instead of stopping: that is still a timeout.
+      const err = e instanceof EngineError ? e
+        : timeout.signal.aborted ? new EngineError('timeout', `llama: no answer within ${this.opts.timeoutMs} ms`, true)
+          : new EngineError('failed', `llama: ${(e as Error).message}`, true)
       this.failed(err)
       throw err
     } finally {
