@@ -53,7 +53,7 @@ function setup(opts: Partial<TurnOptions> & { asr?: AsrEngine; tts?: TtsEngine; 
   return { ...m, turns, events, audio, say, control, eventsOf }
 }
 
-async function until(cond: () => boolean | Promise<boolean>, what: string, timeoutMs = 3000): Promise<void> {
+async function until(cond: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
   const end = Date.now() + timeoutMs
   while (!(await cond())) {
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
@@ -123,7 +123,9 @@ describe('TurnManager', () => {
     await until(() => t.turns.active === 0, 'turn ended')
     const last = t.audio.at(-1)!
     expect(last.flags).toBe(AudioFlags.cancel)
-    expect(t.audio.length).toBeLessThan(20)
+    // Stopped part-way: not the 100 frames of the whole sentence, and no end frame.
+    expect(t.audio.length).toBeLessThan(100)
+    expect(t.audio.some((a) => a.flags & AudioFlags.end)).toBe(false)
     await sleep(50)
     expect(t.audio.at(-1)).toBe(last) // nothing after the cancel
     expect(t.eventsOf('kitchen', 'reply')).toEqual([])
@@ -162,7 +164,7 @@ describe('TurnManager', () => {
   it('drain waits for running turns, then new turns hear busy (draining)', async () => {
     const t = setup()
     t.say('kitchen', 1)
-    const drained = t.turns.drain(3000)
+    const drained = t.turns.drain(10_000)
     expect(t.turns.draining).toBe(true)
     await drained
     expect(t.turns.active).toBe(0)
