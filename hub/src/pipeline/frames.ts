@@ -1,25 +1,32 @@
 // The frames a voice turn passes between its stages (router → listen → reply → speak →
-// the node), as one discriminated union on `type`. Control frames (cancel, barge-in) do
-// not wait behind data: the router acts on them at once by aborting the turn, and every
-// stage drops the data frames still queued once the turn's signal has aborted. A stage
+// the node), as one discriminated union on `type`. Control frames are start, end, cancel
+// and barge-in; cancel and barge-in do not wait behind data: the router acts on them at
+// once by aborting the turn, and every stage drops the data frames still queued once the
+// turn's signal has aborted. A stage
 // handles the frames it knows and passes every other frame on unchanged, so the sink at
 // the end of the chain sees the whole turn in order (pipecat `frames/frames.py`).
 import type { ReplyKind } from '@mirrormesh/broker'
 import type { SkillEnv } from './skills.js'
 
 // ── control: from the node, through the router ───────────────────────────────────────
+// Interrupts jump the queue: the router hands them to the turn at once, which aborts, and
+// every stage drops the data still queued. Start and end are ordered with the audio.
 /** The node stopped this turn (cancel flag) or a new turn replaced it. */
 export interface CancelFrame { type: 'cancel'; reason: 'node_cancel' | 'new_turn' }
 /** New speech while the reply plays: stop the LLM, TTS and the audio/out frames. */
 export interface BargeInFrame { type: 'barge_in'; at: number }
-export type ControlFrame = CancelFrame | BargeInFrame
+export type InterruptFrame = CancelFrame | BargeInFrame
+/** A turn opened (the node's start flag): the first frame of its input. */
+export interface StartFrame { type: 'start'; at: number }
+/** The node's end flag: the utterance is over. */
+export interface InputEndFrame { type: 'input_end'; at: number }
+export type ControlFrame = InterruptFrame | StartFrame | InputEndFrame
 
 // ── data: into listen ──────────────────────────────────────────────────────────────────
 /** Utterance PCM16 16 kHz, in sequence order. */
 export interface AudioInFrame { type: 'audio_in'; seq: number; pcm: Int16Array }
-/** The node's end flag: the utterance is over. */
-export interface InputEndFrame { type: 'input_end'; at: number }
-export type InputFrame = AudioInFrame | InputEndFrame
+/** What the router queues for a turn, in order. */
+export type InputFrame = StartFrame | AudioInFrame | InputEndFrame
 
 // ── listen → reply ─────────────────────────────────────────────────────────────────────
 /** End of speech (VAD, the node's end flag or the utterance limit); TTFA counts from `at`. */
@@ -45,15 +52,11 @@ export interface TextOnlyFrame { type: 'text_only'; text: string }
 /** One encoded audio/out frame (start/end/cancel flags and sequence number already set). */
 export interface AudioOutFrame { type: 'audio_out'; seq: number; flags: number; samples: number; payload: Buffer }
 
-export type DataFrame = InputFrame | EndOfSpeechFrame | TranscriptFrame | ReplyStartFrame | SentenceFrame | ReplyEndFrame
+export type DataFrame = AudioInFrame | EndOfSpeechFrame | TranscriptFrame | ReplyStartFrame | SentenceFrame | ReplyEndFrame
   | SpokenTextFrame | TtsStartedFrame | TextOnlyFrame | AudioOutFrame
 export type Frame = ControlFrame | DataFrame
 export type FrameType = Frame['type']
 export type FrameOf<T extends FrameType> = Extract<Frame, { type: T }>
-
-export function isControl(f: Frame): f is ControlFrame {
-  return f.type === 'cancel' || f.type === 'barge_in'
-}
 
 /** Where a stage puts its output frames. */
 export type Sink = (frame: Frame) => void

@@ -1,16 +1,16 @@
 import { describe, expect, it } from 'vitest'
 import { AudioFlags, encodeAudioFrame } from '@mirrormesh/broker'
-import type { ControlFrame, InputFrame } from './frames.js'
+import type { InputFrame, InterruptFrame } from './frames.js'
 import { Router, type RoutedTurn } from './router.js'
 
 class FakeTurn implements RoutedTurn {
   state: RoutedTurn['state'] = 'open'
   inputEnded = false
   readonly pushed: InputFrame[] = []
-  readonly controls: ControlFrame[] = []
+  readonly controls: InterruptFrame[] = []
   constructor(readonly turnId: number) {}
   push(f: InputFrame): void { this.pushed.push(f); if (f.type === 'input_end') this.inputEnded = true }
-  control(f: ControlFrame): void { this.controls.push(f); this.state = 'done' }
+  interrupt(f: InterruptFrame): void { this.controls.push(f); this.state = 'done' }
 }
 
 function setup(opts: { busy?: boolean } = {}) {
@@ -39,7 +39,7 @@ describe('Router', () => {
     expect(r.opened).toHaveLength(1)
     const turn = r.opened[0]!.turn
     expect(turn.turnId).toBe(1)
-    expect(turn.pushed.map((f) => f.type)).toEqual(['audio_in', 'audio_in', 'audio_in', 'input_end'])
+    expect(turn.pushed.map((f) => f.type)).toEqual(['start', 'audio_in', 'audio_in', 'audio_in', 'input_end'])
     expect(turn.pushed.filter((f) => f.type === 'audio_in').map((f) => f.seq)).toEqual([0, 1, 2])
     expect(r.dropped).toEqual([])
     expect(r.lost()).toBe(0)
@@ -69,7 +69,7 @@ describe('Router', () => {
     r.send('kitchen', 1, 4)
     expect(r.lost()).toBe(2)
     expect(r.dropped).toEqual(['reordered'])
-    expect(r.opened[0]!.turn.pushed.map((f) => (f.type === 'audio_in' ? f.seq : -1))).toEqual([0, 3, 4])
+    expect(r.opened[0]!.turn.pushed.flatMap((f) => (f.type === 'audio_in' ? [f.seq] : []))).toEqual([0, 3, 4])
   })
 
   it('frames after the input ended are dropped as after_end', () => {
@@ -96,7 +96,7 @@ describe('Router', () => {
     r.send('kitchen', 2, 0, AudioFlags.cancel, 0)
     expect(r.opened[0]!.turn.controls).toEqual([])
     r.send('kitchen', 1, 1)
-    expect(r.opened[0]!.turn.pushed).toHaveLength(2)
+    expect(r.opened[0]!.turn.pushed.filter((f) => f.type === 'audio_in')).toHaveLength(2)
   })
 
   it('barge-in stops the running turn whatever id it names, and is not counted lost', () => {
@@ -121,7 +121,7 @@ describe('Router', () => {
     r.send('kitchen', 1, 1)
     expect(r.dropped).toEqual(['cancelled_turn'])
     r.send('kitchen', 2, 1)
-    expect(r.opened[1]!.turn.pushed).toHaveLength(2)
+    expect(r.opened[1]!.turn.pushed.filter((f) => f.type === 'audio_in')).toHaveLength(2)
   })
 
   it('barge-in with a start flag stops the reply and opens the new turn in one frame', () => {
@@ -129,7 +129,7 @@ describe('Router', () => {
     r.send('kitchen', 1, 0, AudioFlags.start | AudioFlags.end)
     r.send('kitchen', 2, 0, AudioFlags.start | AudioFlags.bargeIn)
     expect(r.opened[0]!.turn.controls.map((c) => c.type)).toEqual(['barge_in'])
-    expect(r.opened[1]!.turn.pushed.map((f) => f.type)).toEqual(['audio_in'])
+    expect(r.opened[1]!.turn.pushed.map((f) => f.type)).toEqual(['start', 'audio_in'])
   })
 
   it('nodes are routed apart: one node\'s start does not touch another\'s turn', () => {

@@ -3,7 +3,7 @@
 // a running turn); data frames then go through the sequence checks. Every frame that
 // goes nowhere is counted by reason; sequence gaps are counted as lost frames.
 import { AudioFlags, decodeAudioFrame } from '@mirrormesh/broker'
-import type { ControlFrame, InputFrame } from './frames.js'
+import type { InputFrame, InterruptFrame } from './frames.js'
 
 /** A turn as the router sees it. */
 export interface RoutedTurn {
@@ -14,8 +14,8 @@ export interface RoutedTurn {
   readonly inputEnded: boolean
   /** A data frame for this turn, in sequence order. */
   push(frame: InputFrame): void
-  /** A control frame: acted on at once, ahead of any queued data. */
-  control(frame: ControlFrame): void
+  /** Cancel or barge-in: acted on at once, ahead of any queued data. */
+  interrupt(frame: InterruptFrame): void
 }
 
 export interface RouterTarget {
@@ -63,6 +63,7 @@ export class Router {
       if (cur && cur.turn.state !== 'done' && cur.turn.turnId !== f.turnId) this.cancel(node, cur.turn, { type: 'cancel', reason: 'new_turn' })
       if (!cur || cur.turn.turnId !== f.turnId || cur.turn.state === 'done') {
         cur = node.current = { turn: this.target.open(nodeId, f.turnId), expectedSeq: 0 }
+        if (cur.turn.state === 'open') cur.turn.push({ type: 'start', at: Date.now() })
       }
     }
     if (!cur || cur.turn.turnId !== f.turnId) return this.count.dropped(node.cancelled.includes(f.turnId) ? 'cancelled_turn' : 'unknown_turn')
@@ -76,10 +77,10 @@ export class Router {
     if (f.flags & AudioFlags.end) turn.push({ type: 'input_end', at: Date.now() })
   }
 
-  private cancel(node: NodeRoute, turn: RoutedTurn, frame: ControlFrame): void {
+  private cancel(node: NodeRoute, turn: RoutedTurn, frame: InterruptFrame): void {
     node.cancelled.push(turn.turnId)
     if (node.cancelled.length > cancelledKept) node.cancelled.shift()
-    turn.control(frame)
+    turn.interrupt(frame)
   }
 
   private node(nodeId: string): NodeRoute {

@@ -7,7 +7,7 @@ import type { EventBody, HubEvent, Logger, NodeEventOf, ReplyKind } from '@mirro
 import type { AsrEngine, FallbackChain, LlmEngine, TtsEngine, VadEngine } from '@mirrormesh/speech'
 import { reasonOf } from '@mirrormesh/speech'
 import { AdmissionControl } from './admission.js'
-import type { ControlFrame, Frame, InputFrame, ReplyContext, Sink } from './frames.js'
+import type { Frame, InputFrame, InterruptFrame, ReplyContext, Sink } from './frames.js'
 import { ListenStage } from './listen.js'
 import type { PipelineMetrics } from './metrics.js'
 import { AsyncQueue } from './queue.js'
@@ -74,7 +74,7 @@ class Turn implements RoutedTurn {
   ttsEngine: string | undefined
   ttsFirstChunkMs: number | undefined
 
-  constructor(readonly nodeId: string, readonly turnId: number, private readonly onControl: (turn: Turn, f: ControlFrame) => void) {}
+  constructor(readonly nodeId: string, readonly turnId: number, private readonly onInterrupt: (turn: Turn, f: InterruptFrame) => void) {}
 
   get state(): RoutedTurn['state'] {
     if (this.finished || this.ctl.signal.aborted) return 'done'
@@ -85,7 +85,7 @@ class Turn implements RoutedTurn {
 
   push(frame: InputFrame): void { this.input.push(frame) }
 
-  control(frame: ControlFrame): void { this.onControl(this, frame) }
+  interrupt(frame: InterruptFrame): void { this.onInterrupt(this, frame) }
 
   abort(reason: string): void {
     if (this.ctl.signal.aborted) return
@@ -140,7 +140,7 @@ export class TurnManager {
   }
 
   private begin(nodeId: string, turnId: number): Turn {
-    const turn = new Turn(nodeId, turnId, (t, f) => this.control(t, f))
+    const turn = new Turn(nodeId, turnId, (t, f) => this.interrupt(t, f))
     const how = this.draining ? 'busy' : this.admission.admit(turn, () => void this.run(turn))
     this.metrics.queueDepth.set(this.queued)
     if (how === 'busy') {
@@ -154,7 +154,7 @@ export class TurnManager {
   }
 
   /** Cancel or barge-in, at once: a queued turn leaves the queue, a running one aborts. */
-  private control(turn: Turn, f: ControlFrame): void {
+  private interrupt(turn: Turn, f: InterruptFrame): void {
     if (turn.state === 'done') return
     if (f.type === 'barge_in') turn.bargeInAt = f.at
     if (turn.queued && this.admission.withdraw(turn)) turn.finished = true
