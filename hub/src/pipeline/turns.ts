@@ -103,7 +103,7 @@ export class TurnManager {
   private readonly speak: SpeakStage
   draining = false
 
-  constructor(private readonly engines: TurnEngines, skills: SkillMatcher, private readonly io: TurnIo,
+  constructor(engines: TurnEngines, skills: SkillMatcher, private readonly io: TurnIo,
     private readonly opts: TurnOptions, private readonly metrics: PipelineMetrics, private readonly log: Logger) {
     this.admission = new AdmissionControl(opts.maxConcurrent, opts.queueMax)
     this.router = new Router({ open: (nodeId, turnId) => this.begin(nodeId, turnId) }, {
