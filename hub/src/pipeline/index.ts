@@ -1,4 +1,5 @@
-// Builds the pipeline from config: engines in fallback order, skills, turn manager.
+// Builds the pipeline from config: engines in fallback order, skills, and the turn
+// manager that runs each turn as stages: router → listen → reply → speak (see turns.ts).
 // Engines that cannot load are logged once with the reason and stand in the chain as
 // Unavailable, so turns fall through to the next engine and the step is counted.
 import { mkdir, writeFile } from 'node:fs/promises'
@@ -17,6 +18,7 @@ import { SileroVad } from '@mirrormesh/speech'
 import { FallbackChain, reasonOf } from '@mirrormesh/speech'
 import { pipelineMetrics } from './metrics.js'
 import { SkillMatcher, builtinSkills, numberPhrases } from './skills.js'
+import { defaultSpeakerOptions } from './speaker.js'
 import { TurnManager, type TurnIo } from './turns.js'
 import type { AsrEngine, Engine, LlmEngine, TtsEngine, VadEngine } from '@mirrormesh/speech'
 import { Unavailable } from '@mirrormesh/speech'
@@ -99,8 +101,7 @@ export async function createPipeline(config: HubConfig, io: TurnIo, registry: Re
     turnTimeoutMs: config.turnTimeoutMs,
     persona: config.persona,
     llmMaxTokens: config.llmMaxTokens,
-    frameSamples: 320,
-    leadMs: 300,
+    ...defaultSpeakerOptions,
   }, metrics, plog)
 
   const engines: Engine[] = [...(vad ? [vad] : []), ...asr, ...tts, llm]

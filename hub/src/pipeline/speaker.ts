@@ -2,17 +2,24 @@
 // ahead of real time, so a barge-in still has frames left to not send.
 import { AudioFlags, encodeAudioFrame } from '@mirrormesh/broker'
 import type { FallbackChain } from '@mirrormesh/speech'
+import type { Sink } from './frames.js'
 import { sleep } from './queue.js'
 import type { TtsEngine } from '@mirrormesh/speech'
 
 export interface SpeakerOptions {
+  /** Samples per audio/out frame (320 = 20 ms at 16 kHz). */
   frameSamples: number
+  /** How far ahead of real time frames may be sent. */
   leadMs: number
 }
+
+export const defaultSpeakerOptions: SpeakerOptions = { frameSamples: 320, leadMs: 300 }
 
 export class Speaker {
   seq = 0
   framesSent = 0
+  /** The end frame has gone out. */
+  ended = false
   firstFrameAt: number | undefined
   lastFrameAt: number | undefined
   ttsEngine: string | undefined
@@ -22,7 +29,8 @@ export class Speaker {
 
   constructor(
     private readonly turnId: number,
-    private readonly send: (frame: Buffer) => void,
+    /** Gets `audio_out` frames and a `tts_started` frame per sentence. */
+    private readonly out: Sink,
     private readonly tts: FallbackChain<TtsEngine>,
     private readonly opts: SpeakerOptions,
     private readonly signal: AbortSignal,
@@ -39,6 +47,7 @@ export class Speaker {
             got = true
             this.ttsEngine = engine.name
             this.ttsFirstChunkMs ??= Date.now() - started
+            this.out({ type: 'tts_started', engine: engine.name, firstChunkMs: Date.now() - started })
           }
           await this.push(chunk)
         }
@@ -55,7 +64,10 @@ export class Speaker {
   async finish(): Promise<void> {
     if (this.pending.length) await this.frame(this.pending, 0)
     this.pending = new Int16Array(0)
-    if (this.framesSent > 0) this.sendFrame(new Int16Array(0), AudioFlags.end)
+    if (this.framesSent > 0) {
+      this.sendFrame(new Int16Array(0), AudioFlags.end)
+      this.ended = true
+    }
   }
 
   /** Tell the node to stop playing this turn. */
@@ -85,7 +97,8 @@ export class Speaker {
 
   private sendFrame(samples: Int16Array, flags: number): void {
     if (this.framesSent === 0) flags |= AudioFlags.start
-    this.send(encodeAudioFrame({ flags, turnId: this.turnId, seq: this.seq++, samples }))
+    const seq = this.seq++
+    this.out({ type: 'audio_out', seq, flags, samples: samples.length, payload: encodeAudioFrame({ flags, turnId: this.turnId, seq, samples }) })
     const now = Date.now()
     this.firstFrameAt ??= now
     this.lastFrameAt = now

@@ -1,0 +1,95 @@
+// Listen: audio_in frames → end_of_speech → transcript. The first ASR engine decodes
+// while the node still streams; the VAD (or the node's end flag, or the utterance limit)
+// ends the utterance. If that engine fails, the next ones get the buffered audio and each
+// step is counted. Every engine failing gives an empty transcript, never an exception.
+import type { AsrEngine, AsrSession, FallbackChain, VadEngine } from '@mirrormesh/speech'
+import { reasonOf } from '@mirrormesh/speech'
+import type { Histogram } from 'prom-client'
+import type { Frame, Sink, Stage, StageContext } from './frames.js'
+import type { AsyncQueue } from './queue.js'
+
+export interface ListenOptions {
+  /** Longest utterance accepted; also ends a turn whose node stopped sending. */
+  maxUtteranceMs: number
+}
+
+export const defaultListenOptions: ListenOptions = { maxUtteranceMs: 15_000 }
+
+/** A VAD session may answer now or (run off the event loop) later. */
+const settle = async <T>(v: T | Promise<T>): Promise<T> => v
+
+export class ListenStage implements Stage {
+  constructor(
+    private readonly vad: VadEngine | undefined,
+    private readonly asr: FallbackChain<AsrEngine>,
+    private readonly opts: ListenOptions,
+    private readonly metrics: { stage: Histogram<'stage' | 'engine'> },
+  ) {}
+
+  /** `input` is the turn's own queue: listen ends it once the utterance is over. */
+  async run(input: AsyncQueue<Frame>, out: Sink, ctx: StageContext): Promise<void> {
+    const { signal } = ctx
+    const asrList = this.asr.candidates()
+    const buffered: Int16Array[] = []
+    let session: AsrSession | undefined
+    let firstErr: unknown
+    try {
+      session = asrList[0]?.start(signal)
+    } catch (err) {
+      firstErr = err
+    }
+    let eos: number | undefined
+    let received = 0
+    const limit = setTimeout(() => { eos ??= Date.now(); input.end() }, this.opts.maxUtteranceMs)
+    try {
+      const vad = this.vad?.start()
+      for await (const f of input) {
+        if (f.type === 'input_end') {
+          eos ??= f.at
+          break
+        }
+        if (f.type !== 'audio_in') { out(f); continue }
+        buffered.push(f.pcm)
+        received += f.pcm.length
+        if (session) {
+          try { session.write(f.pcm) } catch (err) { firstErr = err; session = undefined }
+        }
+        if (vad && (await settle(vad.push(f.pcm)))) break
+        if (received > this.opts.maxUtteranceMs * 16) break
+      }
+    } catch (err) {
+      ctx.error('listen', err)
+      return
+    } finally {
+      clearTimeout(limit)
+      input.end() // frames after this are dropped as `after_end`
+    }
+    eos ??= Date.now()
+    if (signal.aborted) return
+    out({ type: 'end_of_speech', at: eos })
+
+    // ASR: the streaming session first, then the others on the buffered audio.
+    for (let i = 0; i < asrList.length; i++) {
+      const engine = asrList[i]!
+      try {
+        let s: AsrSession
+        if (i === 0) {
+          if (!session) throw firstErr
+          s = session
+        } else {
+          s = engine.start(signal)
+          for (const pcm of buffered) s.write(pcm)
+        }
+        const { text } = await s.finish()
+        const at = Date.now()
+        this.metrics.stage.observe({ stage: 'asr', engine: engine.name }, (at - eos) / 1000)
+        out({ type: 'transcript', text: text.trim(), engine: engine.name, at })
+        return
+      } catch (err) {
+        if (signal.aborted) return
+        this.asr.step(engine.name, asrList[i + 1]?.name ?? 'none', reasonOf(err), err)
+      }
+    }
+    out({ type: 'transcript', text: '', engine: 'none', at: Date.now() })
+  }
+}
