@@ -1,0 +1,32 @@
+// `npx mirrormesh` after `npm ci`: npm links the committed ops/bin wrapper (npm skips a bin whose
+// target is missing, and ops/dist does not exist on a fresh clone until the first build).
+import { execFile } from 'node:child_process'
+import { copyFile, mkdir, readlink } from 'node:fs/promises'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
+import { describe, expect, it } from 'vitest'
+import { root, tempDir } from './support/harness.mjs'
+
+const run = promisify(execFile)
+
+describe('the mirrormesh bin', () => {
+  it('node_modules/.bin/mirrormesh is the ops/bin wrapper and `--help` lists the commands', async () => {
+    const bin = join(root, 'node_modules', '.bin', 'mirrormesh')
+    expect(await readlink(bin)).toMatch(/ops\/bin\/mirrormesh\.js$/)
+    const { stdout } = await run(bin, ['--help'])
+    expect(stdout).toMatch(/^Usage: mirrormesh /)
+    for (const cmd of ['hub', 'agent', 'nodes', 'node', 'check', 'models', 'broker', 'doctor']) {
+      expect(stdout).toMatch(new RegExp(`^  ${cmd} `, 'm'))
+    }
+  })
+
+  it('without dist and without the repo\'s TypeScript it says what to run and exits 1', async () => {
+    const dir = await tempDir()
+    await mkdir(join(dir, 'ops', 'bin'), { recursive: true })
+    const wrapper = join(dir, 'ops', 'bin', 'mirrormesh.js')
+    await copyFile(join(root, 'ops', 'bin', 'mirrormesh.js'), wrapper)
+    const err = await run(process.execPath, [wrapper, '--help']).then(() => undefined, (e: { code: number; stderr: string }) => e)
+    expect(err?.code).toBe(1)
+    expect(err?.stderr).toMatch(/ops\/dist\/cli\.js is missing: the CLI is not built\.\nFix: in the repository run `npm ci && npm run build`/)
+  })
+})
