@@ -1,13 +1,23 @@
 // `npx mirrormesh` after `npm ci`: npm links the committed ops/bin wrapper (npm skips a bin whose
 // target is missing, and ops/dist does not exist on a fresh clone until the first build).
 import { execFile } from 'node:child_process'
-import { copyFile, cp, mkdir, readdir, readlink, symlink } from 'node:fs/promises'
+import { copyFile, cp, mkdir, readdir, readlink, rm, symlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
-import { describe, expect, it } from 'vitest'
-import { root, tempDir } from './support/harness.mjs'
+import { afterAll, describe, expect, it } from 'vitest'
+import { root, tempDir as newTempDir } from './support/harness.mjs'
 
 const run = promisify(execFile)
+const dirs: string[] = []
+async function tempDir(): Promise<string> {
+  const dir = await newTempDir()
+  dirs.push(dir)
+  return dir
+}
+afterAll(async () => {
+  // rm does not follow the symlinks into the repo's node_modules.
+  await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })))
+})
 
 describe('the mirrormesh bin', () => {
   it('node_modules/.bin/mirrormesh is the ops/bin wrapper and `--help` lists the commands', async () => {
