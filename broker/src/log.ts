@@ -1,7 +1,11 @@
 // pino everywhere. Bindings convention: component, nodeId, turnId.
 // Secret-named keys are redacted wherever they appear (top level or one level down);
 // transcripts and prompts go under `pii`, redacted unless LOG_PII is on.
+// On a terminal the lines are pretty-printed (pino-pretty, loaded only then: a Pi under systemd
+// never pays for it); to systemd, a pipe or a test they stay JSON. LOG_FORMAT=json|pretty overrides.
+import { createRequire } from 'node:module'
 import { pino, type Logger, type LevelWithSilent } from 'pino'
+import type { PrettyOptions } from 'pino-pretty'
 
 export type { Logger }
 
@@ -20,15 +24,47 @@ export interface LoggerOptions {
   pii?: boolean
   /** Where to write; defaults to stdout. */
   destination?: NodeJS.WritableStream
+  /** json, pretty (human-readable), or auto (default): pretty when writing to a terminal stdout. */
+  format?: LogFormat | 'auto'
+  /** Read for LOG_FORMAT when `format` is auto; defaults to process.env. */
+  env?: Record<string, string | undefined>
+}
+
+export const logFormats = ['json', 'pretty'] as const
+export type LogFormat = (typeof logFormats)[number]
+
+/** The format a logger writes: `format`, else LOG_FORMAT, else pretty only on a terminal stdout. */
+export function resolveLogFormat(opts: Pick<LoggerOptions, 'format' | 'destination' | 'env'>): LogFormat {
+  if (opts.format && opts.format !== 'auto') return opts.format
+  const fromEnv = (opts.env ?? process.env).LOG_FORMAT
+  if (fromEnv) {
+    if ((logFormats as readonly string[]).includes(fromEnv)) return fromEnv as LogFormat
+    throw new Error(`LOG_FORMAT="${fromEnv}" is invalid. Fix: set LOG_FORMAT to json or pretty, or unset it (pretty on a terminal, JSON otherwise)`)
+  }
+  return !opts.destination && process.stdout.isTTY ? 'pretty' : 'json'
 }
 
 export function createLogger(opts: LoggerOptions): Logger {
+  const pretty = resolveLogFormat(opts) === 'pretty'
   return pino({
     level: opts.level ?? 'info',
     // `name` is the process; children add `component` (registry, mqtt, broker, …).
     name: opts.name,
+    // Redaction happens before a line is written, so it holds for pretty output as well.
     redact: { paths: redactPaths(opts.pii ?? false), censor: '[redacted]' },
-  }, (opts.destination ?? pino.destination({ sync: false })) as pino.DestinationStream)
+  }, (pretty ? prettyStream(opts.destination) : opts.destination ?? pino.destination({ sync: false })) as pino.DestinationStream)
+}
+
+function prettyStream(destination: NodeJS.WritableStream | undefined): NodeJS.WritableStream {
+  // Required on demand: pino-pretty and its dependencies stay unloaded in JSON mode.
+  const pinoPretty = createRequire(import.meta.url)('pino-pretty') as (o: PrettyOptions) => NodeJS.WritableStream
+  return pinoPretty({
+    destination: destination ?? 1,
+    colorize: destination ? false : process.stdout.isTTY === true,
+    translateTime: 'SYS:HH:MM:ss.l',
+    ignore: 'pid,hostname',
+    sync: !destination,
+  })
 }
 
 /** Logs at most once per `windowMs` per key (e.g. "rejected payload from node X"). */

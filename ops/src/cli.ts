@@ -22,7 +22,7 @@ const program = new Command('mirrormesh')
   })
 
 program.command('hub').description('run the hub: embedded broker (or MQTT_URL), node registry, HTTP API')
-  .action(async () => { process.exitCode = await (await import('@mirrormesh/hub')).runHub() })
+  .action(async () => { process.exitCode = await (await (await import('./hub.js')).importHub('hub')).runHub() })
 
 program.command('agent').description('run a node agent (mirror Pi): status, heartbeat, hub watch')
   .action(async () => { process.exitCode = await (await import('@mirrormesh/node-agent')).runAgent() })

@@ -2,6 +2,7 @@
 import { constants } from 'node:fs'
 import { access, mkdir } from 'node:fs/promises'
 import { ConfigError, CredentialStore } from '@mirrormesh/broker'
+import { importHub } from './hub.js'
 
 export async function doctorCommand(opts: { role?: 'hub' | 'agent' }): Promise<number> {
   const role = opts.role ?? (process.env.NODE_ID ? 'agent' : 'hub')
@@ -9,7 +10,7 @@ export async function doctorCommand(opts: { role?: 'hub' | 'agent' }): Promise<n
   try {
     if (role === 'hub') {
       // Imported on demand: a mirror node installs without the hub package.
-      const { loadHubConfig } = await import('@mirrormesh/hub')
+      const { loadHubConfig } = await importHub('doctor --role hub')
       const cfg = loadHubConfig(process.env)
       try {
         await mkdir(cfg.stateDir, { recursive: true })

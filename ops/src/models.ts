@@ -3,6 +3,7 @@
 import path from 'node:path'
 import { ConfigError } from '@mirrormesh/broker'
 import type { HubConfig, ModelReport } from '@mirrormesh/hub' // types only: erased at build time
+import { importHub } from './hub.js'
 import { renderTable } from './table.js'
 
 type HubModule = typeof import('@mirrormesh/hub')
@@ -14,7 +15,7 @@ interface Loaded { hub: HubModule; cfg: HubConfig; llmModel: string | undefined 
  * An LLM_MODEL that does not exist is a model problem, reported by `check`, not a reason to stop.
  */
 async function loadHub(modelsDir: string | undefined): Promise<Loaded | { problems: string[] }> {
-  const hub = await import('@mirrormesh/hub')
+  const hub = await importHub('models')
   const env: Record<string, string | undefined> = { ...process.env, ...(modelsDir ? { MIRRORMESH_MODELS_DIR: modelsDir } : {}) }
   try {
     const cfg = hub.loadHubConfig(env)

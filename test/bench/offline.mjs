@@ -311,7 +311,7 @@ export async function main() {
     await sleep(1500)
 
     // ---------------------------------------------------------------- 1. latency
-    let lat = []
+    const lat = []
     if (nLat) {
       const sysL = systemCpu()
       for (let i = 0; i < latItems.length; i++) {
@@ -359,7 +359,7 @@ export async function main() {
     }
 
     // ---------------------------------------------------------------- 2. accuracy
-    let accAll = []
+    const accAll = []
     if (nAcc) {
       const res = accAll
       for (let i = 0; i < accItems.length; i++) {

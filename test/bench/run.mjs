@@ -36,7 +36,7 @@ for (const sig of ['SIGINT', 'SIGTERM']) {
     if (interrupted) return
     interrupted = true
     console.error(`\n${sig}: cleaning up`)
-    cleanup().finally(() => process.exit(130))
+    void cleanup().finally(() => process.exit(130))
   })
 }
 
