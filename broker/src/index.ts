@@ -1,6 +1,7 @@
 export * from './contract.js'
 export * from './events.js'
 export * from './features.js'
+export * from './http.js'
 export * from './acl.js'
 export * from './audio.js'
 export * from './auth.js'
