@@ -1,9 +1,9 @@
 // The hub's own MQTT client (critical): Last Will on hub status, subscribes to every
 // contract topic some feature handles, validates each message at the boundary and hands
 // it to the feature host. Other features publish through it and hook its (re)connects.
-import { Counter, type Registry } from 'prom-client'
+import type { Registry } from 'prom-client'
 import {
-  InboundValidator, MeshClient, filterFor, topicFor,
+  InboundValidator, MeshClient, filterFor, getOrCreateCounter, topicFor,
   type Feature, type FeatureHost, type Logger, type Message, type Payload, type TopicName, type TopicParams,
 } from '@mirrormesh/broker'
 import type { HubConfig } from '../config.js'
@@ -40,7 +40,7 @@ export class MqttFeature implements Feature {
     const conn = this.broker.connection
     if (!conn) throw new Error('broker connection unknown (the broker feature did not start)')
     const validator = new InboundValidator(config.baseTopic, this.metrics, log.child({ component: 'inbound' }))
-    const received = new Counter({ name: 'mirrormesh_hub_messages_received_total', help: 'Messages the hub received, by topic kind', labelNames: ['topic'], registers: [this.metrics] })
+    const received = getOrCreateCounter(this.metrics, 'mirrormesh_hub_messages_received_total', 'Messages the hub received, by topic kind', ['topic'])
     const client = new MeshClient({
       url: conn.url,
       base: config.baseTopic,
