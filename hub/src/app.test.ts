@@ -96,4 +96,27 @@ describe('hub HTTP API', () => {
     expect(drain).toHaveBeenCalledTimes(1)
     expect(drain).toHaveBeenCalledWith('api')
   })
+
+  it('GET/PUT /api/nodes/:id/config: 200 with the config, 400 for a bad body, 404 for an unknown node', async () => {
+    const fail = (code: string, message: string) => Object.assign(new Error(message), { code })
+    const nodeConfig = {
+      get: async (id: string) => { if (id !== 'kitchen') throw fail('unknown_node', `no node "${id}"`); return { id, config: { room: 'kitchen' }, updatedAt: 5 } },
+      update: async (id: string, body: unknown) => {
+        if ((body as { volume?: number }).volume === 140) throw fail('bad_config', 'invalid node config: volume: Too big')
+        return { id, config: body as { volume: number }, updatedAt: 6 }
+      },
+    }
+    const a = buildApp({ registry, metrics: new Registry(), readiness: () => ready, uptimeS: () => 1, drain, nodeConfig })
+    expect((await a.inject({ method: 'GET', url: '/api/nodes/kitchen/config' })).json()).toEqual({ id: 'kitchen', config: { room: 'kitchen' }, updatedAt: 5 })
+    const missing = await a.inject({ method: 'GET', url: '/api/nodes/attic/config' })
+    expect(missing.statusCode).toBe(404)
+    expect(missing.json()).toEqual({ error: 'unknown_node', message: 'no node "attic"' })
+    const bad = await a.inject({ method: 'PUT', url: '/api/nodes/kitchen/config', payload: { volume: 140 } })
+    expect(bad.statusCode).toBe(400)
+    expect(bad.json()).toEqual({ error: 'bad_config', message: 'invalid node config: volume: Too big' })
+    const ok = await a.inject({ method: 'PUT', url: '/api/nodes/kitchen/config', payload: { volume: 30 } })
+    expect(ok.statusCode).toBe(200)
+    expect(ok.json()).toEqual({ id: 'kitchen', config: { volume: 30 }, updatedAt: 6 })
+    await a.close()
+  })
 })

@@ -20,6 +20,7 @@ export const hubSettings = {
   httpHost: z.string().default('127.0.0.1').describe('Address of the HTTP API and /metrics (set 0.0.0.0 for a remote Prometheus)'),
   httpPort: envPort().default(8080).describe('HTTP API port (0 picks a free port)'),
   heartbeatIntervalMs: envInt(100, 60_000).default(1000).describe('How often the hub publishes its heartbeat'),
+  healthIntervalMs: envInt(200, 600_000).default(3000).describe('How often the hub checks its components (engines, broker, bundle) and publishes retained health/{component} on a change'),
   nodeStaleMs: envInt(500, 600_000).default(3000).describe('A node whose last heartbeat is older than this is marked stale'),
   drainTimeoutMs: envInt(0, 600_000).default(10_000).describe('How long a drain waits for running turns before stopping'),
   pipelineEnabled: envBool().default(true).describe('Run the voice pipeline (audio/in → VAD → ASR → skills/LLM → TTS → audio/out)'),
@@ -61,6 +62,8 @@ export function loadHubConfig(env: Record<string, string | undefined> = process.
     if (c.mqttUrl === undefined && (c.mqttUsername || c.mqttPassword)) problem('mqttUrl', 'is required when MQTT_USERNAME/MQTT_PASSWORD are set (they are for an external broker). Fix: set MQTT_URL, or unset them.')
   })
   const stateDir = resolve(cfg.stateDir)
-  return Object.freeze({ ...cfg, stateDir, modelsDir: resolve(cfg.modelsDir ?? resolve(stateDir, 'models')), credentialsFile: defaultCredentialsPath({ CREDENTIALS_FILE: cfg.credentialsFile, MIRRORMESH_STATE_DIR: stateDir }) })
+  // ROOMS parsed once here; the pipeline, skills and the offline bundle take the list.
+  const roomList = cfg.rooms.split('|').map((r) => r.trim().toLowerCase()).filter(Boolean)
+  return Object.freeze({ ...cfg, stateDir, roomList, modelsDir: resolve(cfg.modelsDir ?? resolve(stateDir, 'models')), credentialsFile: defaultCredentialsPath({ CREDENTIALS_FILE: cfg.credentialsFile, MIRRORMESH_STATE_DIR: stateDir }) })
 }
 

@@ -5,30 +5,9 @@
 // offline: status offline (Last Will or clean stop)
 import { EventEmitter } from 'node:events'
 import { Gauge, Histogram, type Registry } from 'prom-client'
-import { SampleRing, quantile, type Logger, type NodeHeartbeat, type Payload, type TopicName, type TopicParams } from '@mirrormesh/broker'
+import { SampleRing, nodeStates, quantile, type HeartbeatStatsResponse, type Logger, type NodeHeartbeat, type NodeState, type NodeView, type Payload, type TopicName, type TopicParams } from '@mirrormesh/broker'
 
-export const nodeStates = ['online', 'recovering', 'stale', 'offline'] as const
-export type NodeState = (typeof nodeStates)[number]
-
-export interface NodeView {
-  id: string
-  state: NodeState
-  stateSince: number
-  status: 'online' | 'offline' | 'unknown'
-  mode: NodeHeartbeat['mode'] | null
-  lastHeartbeatAt: number | null
-  heartbeatAgeMs: number | null
-  /** Node clock minus hub clock at receipt (ms); includes transit time, which is small on a LAN. */
-  clockSkewMs: number | null
-  seq: number | null
-  uptimeS: number | null
-  cpuPct: number | null
-  memPct: number | null
-  temperatureC: number | null
-  versions: Record<string, string>
-  room: string | null
-  presence: Payload<'nodePresence'> | null
-}
+export { nodeStates, type NodeState, type NodeView } from '@mirrormesh/broker'
 
 interface NodeRecord {
   id: string
@@ -144,7 +123,7 @@ export class NodeRegistry extends EventEmitter<RegistryEvents> {
     return this.list().filter((n) => n.state === 'online')
   }
 
-  delayStats() {
+  delayStats(): HeartbeatStatsResponse {
     const v = this.delays.values()
     return { samples: v.length, total: this.delays.total, p50Ms: quantile(v, 0.5), p95Ms: quantile(v, 0.95), p99Ms: quantile(v, 0.99), maxMs: quantile(v, 1) }
   }

@@ -1,4 +1,4 @@
-import type { NodeView } from '@mirrormesh/hub' // type only: erased at build time
+import type { NodeView, NodesResponse } from '@mirrormesh/broker'
 import { renderTable } from './table.js'
 
 const fmtMs = (ms: number | null) => (ms === null ? '-' : ms < 10_000 ? `${(ms / 1000).toFixed(1)}s` : `${Math.round(ms / 1000)}s`)
@@ -8,7 +8,7 @@ export async function nodesCommand(opts: { hub: string; json?: boolean }): Promi
   try {
     const res = await fetch(new URL('/api/nodes', opts.hub), { signal: AbortSignal.timeout(5000) })
     if (!res.ok) throw new Error(`HTTP ${res.status}`)
-    nodes = ((await res.json()) as { nodes: NodeView[] }).nodes
+    nodes = ((await res.json()) as NodesResponse).nodes
   } catch (err) {
     process.stderr.write(`mirrormesh nodes: cannot reach the hub at ${opts.hub} (${(err as Error).message}). Is it running? Set --hub or HUB_URL.\n`)
     return 1

@@ -49,7 +49,7 @@ beforeEach(async () => {
   stateDir = await mkdtemp(join(tmpdir(), 'mm-bundle-svc-'))
   client = new FakeClient()
   tts = new ToneTts()
-  svc = new BundleService({ stateDir, skills, rooms: ['kitchen'], tts, voice: 'tone', client, log, delayMs: 0 })
+  svc = new BundleService({ stateDir, skills, rooms: ['kitchen'], tts, voice: 'tone', client, httpPort: () => 8123, log, delayMs: 0 })
 })
 afterEach(async () => {
   await svc.stop()
@@ -97,7 +97,7 @@ describe('BundleService + /api/bundle', () => {
 
     await until(() => client.published.length >= 1)
     const ann = client.published.at(-1)!
-    expect(ann).toMatchObject({ v: 1, version: m.version, sha256: built!.manifestSha256, url: `/api/bundle/${m.version}/manifest.json` })
+    expect(ann).toMatchObject({ v: 1, version: m.version, sha256: built!.manifestSha256, url: `/api/bundle/${m.version}/manifest.json`, httpPort: 8123 })
     const n = client.published.length
     client.emit('connect')
     await until(() => client.published.length === n + 1)

@@ -26,6 +26,8 @@ export interface BundleServiceOptions {
   voice: string
   client?: BundlePublisher
   weather?: () => { summary: string; temperatureC?: number } | null
+  /** The port the hub's HTTP API listens on, for the manifest (a node need not be told it). */
+  httpPort?: () => number | undefined
   log: Logger
   concurrency?: number
   /** Wait before the first build so start-up work goes first (default 1000 ms). */
@@ -117,8 +119,10 @@ export class BundleService {
     const c = this.current
     const client = this.opts.client
     if (!c || !client?.connected) return
+    const httpPort = this.opts.httpPort?.()
     await client.publish('cacheManifest', {}, {
       v: 1, ts: Date.now(), version: c.version, sha256: c.manifestSha256, url: `/api/bundle/${c.version}/manifest.json`,
+      ...(httpPort ? { httpPort } : {}),
     }).catch((err: Error) => this.opts.log.warn({ err: err.message }, 'bundle: announcing cache/manifest failed'))
   }
 

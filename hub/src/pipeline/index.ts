@@ -38,7 +38,7 @@ export interface Pipeline {
 export async function createPipeline(config: HubConfig, io: TurnIo, registry: Registry, log: Logger): Promise<Pipeline> {
   const plog = log.child({ component: 'pipeline' })
   const metrics = pipelineMetrics(registry)
-  const rooms = config.rooms.split('|').map((r) => r.trim().toLowerCase()).filter(Boolean)
+  const rooms = config.roomList
   const skills = new SkillMatcher(builtinSkills(), { room: rooms, number: numberPhrases })
 
   const tryLoad = async <E>(name: string, load: () => Promise<E>): Promise<E | Unavailable> => {
