@@ -134,7 +134,8 @@ export function registerScreen(app: FastifyInstance, opts: ScreenOptions): Scree
     res.on('close', gone)
     res.on('error', gone)
   })
-  app.addHook('onClose', async () => screen.close())
+  // preClose: open SSE streams would otherwise keep the server's close() waiting forever.
+  app.addHook('preClose', async () => screen.close())
 
   const screen: Screen = {
     get state() {
