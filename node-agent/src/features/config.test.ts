@@ -7,7 +7,6 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { createLogger, type Message } from '@mirrormesh/broker'
 import { loadAgentConfig } from '../config.js'
 import { ConfigFeature, wakeWordModel, type NodeSettings } from './config.js'
-import { defaultHubHttpUrl } from './offline.js'
 
 const log = createLogger({ name: 'test', level: 'silent' })
 const root = mkdtempSync(join(tmpdir(), 'mm-nodecfg-'))
@@ -88,13 +87,5 @@ describe('ConfigFeature', () => {
     const again = make()
     await again.start()
     expect(again.settings.room).toBe('office')
-  })
-})
-
-describe('defaultHubHttpUrl', () => {
-  it('uses the MQTT host with the port the manifest names, 8080 without one', () => {
-    expect(defaultHubHttpUrl('mqtt://hub.lan:1883', 9090)).toBe('http://hub.lan:9090')
-    expect(defaultHubHttpUrl('mqtts://10.0.0.2:8883')).toBe('http://10.0.0.2:8080')
-    expect(defaultHubHttpUrl('mqtt://[fd00::1]:1883', 8081)).toBe('http://[fd00::1]:8081')
   })
 })
