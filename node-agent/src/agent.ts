@@ -80,7 +80,7 @@ export class NodeAgent {
     for (const f of features) if (f) host.add(f)
     host.on('state', (s) => { if (s.state === 'failed') log.warn({ feature: s.name, reason: s.reason }, 'feature not running') })
     await host.start()
-    log.info({ nodeId: config.nodeId, health: this.healthAddress, features: host.states() }, 'node agent started')
+    log.info({ health: this.healthAddress, features: host.states() }, 'node agent started')
   }
 
   get client(): MeshClient | undefined { return this.parts?.mqtt.client }
