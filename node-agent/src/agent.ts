@@ -78,7 +78,6 @@ export class NodeAgent {
       mqtt,
     ]
     for (const f of features) if (f) host.add(f)
-    host.on('state', (s) => { if (s.state === 'failed') log.warn({ feature: s.name, reason: s.reason }, 'feature not running') })
     await host.start()
     log.info({ health: this.healthAddress, features: host.states() }, 'node agent started')
   }
