@@ -2,6 +2,8 @@
 // hub; audio/out from the hub → speaker; the hub's turn events → the screen. Loaded only with
 // a microphone (VAD, wake word and onnxruntime cost memory a headless node need not pay).
 // A microphone or model that fails here leaves the rest of the agent running.
+import { existsSync } from 'node:fs'
+import { join } from 'node:path'
 import { topicFor, type Feature, type Handlers, type Logger, type MeshClient } from '@mirrormesh/broker'
 import type { AudioParts } from '../audio-setup.js'
 import type { AgentConfig } from '../config.js'
@@ -32,14 +34,25 @@ export class VoiceFeature implements Feature {
     const { VoiceLoop } = await import('../voice.js')
     // The hub's wake word (kept from an earlier run) is used when the listener is built; a
     // change while running waits for the next start (see ConfigFeature.wakeWordPending).
-    const hubWake = settings.settings.wakeWord
-    const wakeWord = (typeof hubWake === 'string' ? wakeWordModel(hubWake) : undefined) ?? config.wakeWord
+    const wakeWord = this.hubWakeWord() ?? config.wakeWord
     this.audio = await buildAudio({ ...config, wakeWord }, log)
     settings.wakeWordInUse = wakeWord
     this.audio.sink.volume = settings.settings.volume
     settings.on('change', this.onSettings)
     this.loop = new VoiceLoop({ nodeId: config.nodeId, client, audioInTopic: topicFor(config.baseTopic, 'nodeAudioIn', { node: config.nodeId }), state, listener: this.audio.listener, sink: this.audio.sink, screen, log: log.child({ component: 'voice' }) })
     this.loop.start()
+  }
+
+  /** The hub's wake word, if this node has an openWakeWord model for it: a name without one would leave the mirror on push-to-talk only. */
+  private hubWakeWord(): string | undefined {
+    const { config, settings, log } = this.deps
+    const asked = settings.settings.wakeWord
+    if (typeof asked !== 'string') return undefined
+    const name = wakeWordModel(asked)
+    const dir = config.wakeWordModelDir
+    if (name && dir && [`${name}.onnx`, `${name}_v0.1.onnx`].some((f) => existsSync(join(dir, f)))) return name
+    log.warn({ wakeWord: asked, modelDir: dir ?? null, using: config.wakeWord }, 'no wake word model for the hub\'s wake word on this node; keeping WAKE_WORD')
+    return undefined
   }
 
   async stop(): Promise<void> {
