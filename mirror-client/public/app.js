@@ -35,7 +35,8 @@
     setText('activity-label', LABELS[act])
     setText('transcript', s.transcript || '')
     setText('reply', s.reply || '')
-    setText('room', s.room || s.nodeId || '')
+    // The name people call the mirror, then its room (both from the hub); the node id until the hub names it.
+    setText('room', [s.name, s.room].filter(Boolean).join(' · ') || s.nodeId || '')
     setText('latency', typeof s.hubLatencyMs === 'number' ? 'hub ' + Math.round(s.hubLatencyMs) + ' ms' : '')
     var banner = s.state && s.state !== 'online' ? (s.banner || OFFLINE) : s.banner
     var b = $('banner')

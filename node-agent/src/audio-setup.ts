@@ -1,5 +1,6 @@
 // Builds the node's microphone, speaker, VAD, wake word and listener from config.
 import { existsSync } from 'node:fs'
+import { access } from 'node:fs/promises'
 import type { Logger } from '@mirrormesh/broker'
 import { Listener } from './audio/listener.js'
 import { aplaySink, fileSink, type AudioSink } from './audio/sink.js'
@@ -25,6 +26,8 @@ export interface AudioParts {
 }
 
 export async function buildAudio(config: AgentConfig, log: Logger): Promise<AudioParts> {
+  // The file source reads lazily; a missing file must fail here, where the voice feature reports it.
+  if (config.audioSource === 'file') await access(config.audioFile!).catch((err: Error) => { throw new Error(`AUDIO_FILE ${config.audioFile}: ${err.message}`) })
   const ctl = new AbortController()
   const source: AudioSource =
     config.audioSource === 'arecord' ? arecordSource({ device: config.audioDevice, signal: ctl.signal })

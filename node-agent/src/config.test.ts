@@ -29,11 +29,22 @@ describe('loadAgentConfig', () => {
     expect(problems[0]).toMatch(/^NODE_ID ?="kitchen\/\+" is invalid/)
   })
 
-  it.each([['1000', '1000'], ['800', '1000']])('requires HUB_STALE_MS=%s to exceed HEARTBEAT_INTERVAL_MS=%s', (stale, interval) => {
-    const problems = problemsOf({ NODE_ID: 'kitchen', MQTT_PASSWORD: 'pw', HUB_STALE_MS: stale, HEARTBEAT_INTERVAL_MS: interval })
+  // The node watches the hub's heartbeats: its own HEARTBEAT_INTERVAL_MS says nothing about them.
+  it.each([['1500', '1000'], ['3000', '2000']])('requires HUB_STALE_MS=%s to span two HUB_HEARTBEAT_INTERVAL_MS=%s', (stale, interval) => {
+    const problems = problemsOf({ NODE_ID: 'kitchen', MQTT_PASSWORD: 'pw', HUB_STALE_MS: stale, HUB_HEARTBEAT_INTERVAL_MS: interval })
     expect(problems).toEqual([
-      `HUB_STALE_MS: must be longer than HEARTBEAT_INTERVAL_MS (${interval}). Fix: raise HUB_STALE_MS to at least 3× the heartbeat interval.`,
+      `HUB_STALE_MS: must be at least twice HUB_HEARTBEAT_INTERVAL_MS (${interval}), or one lost hub heartbeat puts the node offline. Fix: raise HUB_STALE_MS to about 3× the hub's HEARTBEAT_INTERVAL_MS (and set HUB_HEARTBEAT_INTERVAL_MS to it).`,
     ])
+  })
+
+  it("does not tie HUB_STALE_MS to the node's own HEARTBEAT_INTERVAL_MS", () => {
+    // A node beating every 5 s still watches a hub beating every second (the default).
+    expect(loadAgentConfig({ NODE_ID: 'kitchen', MQTT_PASSWORD: 'pw', HUB_STALE_MS: '3000', HEARTBEAT_INTERVAL_MS: '5000' })).toMatchObject({ hubStaleMs: 3000, heartbeatIntervalMs: 5000, hubHeartbeatIntervalMs: 1000 })
+    expect(problemsOf({ NODE_ID: 'kitchen', MQTT_PASSWORD: 'pw', HUB_STALE_MS: '1000' })[0]).toMatch(/^HUB_STALE_MS: must be at least twice HUB_HEARTBEAT_INTERVAL_MS \(1000\)/)
+  })
+
+  it('requires AUDIO_FILE with AUDIO_SOURCE=file', () => {
+    expect(problemsOf({ NODE_ID: 'kitchen', MQTT_PASSWORD: 'pw', AUDIO_SOURCE: 'file' })).toEqual(['AUDIO_FILE: is required when AUDIO_SOURCE=file. Fix: set AUDIO_FILE to a 16 kHz mono PCM16 WAV.'])
   })
 
   it('defaults the username to the node id', () => {

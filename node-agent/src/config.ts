@@ -8,17 +8,18 @@ const id = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, 'letters, digit
 export const agentSettings = {
   ...commonSettings,
   nodeId: id.describe('This node\'s id: its MQTT username and topic level (nodes/{id}/…)'),
-  room: z.string().max(64).optional().describe('Room the mirror is in, reported to the hub'),
+  room: z.string().max(64).optional().describe('Room the mirror is in, reported to the hub, until the hub\'s node config (nodes/{id}/config) says otherwise'),
   mqttUrl: z.url({ protocol: /^(mqtt|mqtts|ws|wss|tcp)$/ }).default('mqtt://127.0.0.1:1883').describe('Broker the node connects to (the hub\'s embedded broker or an external one)'),
   mqttUsername: z.string().optional().describe('MQTT username (default: the node id)'),
   mqttPassword: z.string().optional().describe('MQTT password from `mirrormesh node add`; never logged'),
   mqttPasswordFile: z.string().optional().describe('File holding the MQTT password (systemd credentials); used when MQTT_PASSWORD is unset'),
   heartbeatIntervalMs: envInt(100, 60_000).default(1000).describe('How often the node publishes its heartbeat'),
+  hubHeartbeatIntervalMs: envInt(100, 60_000).default(1000).describe('How often the hub publishes its heartbeat (its HEARTBEAT_INTERVAL_MS); HUB_STALE_MS must cover two of them'),
   hubStaleMs: envInt(300, 600_000).default(3000).describe('Hub heartbeat older than this puts the node in offline mode'),
   healthHost: z.string().default('127.0.0.1').describe('Address of the node\'s local /healthz'),
   healthPort: envPort().default(8081).describe('Port of the node\'s local /healthz, the mirror screen and push-to-talk (0 picks a free port)'),
   stateDir: z.string().min(1).default('.state/agent').meta({ env: 'MIRRORMESH_STATE_DIR', description: 'Folder for the offline reply bundle, the offline journal and the fallback log' }),
-  hubHttpUrl: z.url({ protocol: /^https?$/ }).optional().describe('Hub HTTP API, for the offline reply bundle (default: the MQTT host, port 8080)'),
+  hubHttpUrl: z.url({ protocol: /^https?$/ }).optional().describe('Hub HTTP API, for the offline reply bundle (default: the MQTT host, on the port the hub announces in cache/manifest, else 8080)'),
   audioSource: z.enum(['none', 'arecord', 'stdin', 'file']).default('none').describe('Microphone: arecord (ALSA), stdin (raw PCM16 16 kHz mono, e.g. piped from elsewhere), a WAV file, or none'),
   audioDevice: z.string().default('default').describe('ALSA device for arecord/aplay'),
   audioFile: z.string().optional().describe('WAV file (16 kHz mono PCM16) played as the microphone when AUDIO_SOURCE=file'),
@@ -47,9 +48,12 @@ export function loadAgentConfig(env: Record<string, string | undefined> = proces
   const cfg = loadConfig(agentSettings, env, (c, problem) => {
     requireExistingPath(c, 'mqttPasswordFile', problem)
     if (!c.mqttPassword && !c.mqttPasswordFile) problem('mqttPassword', 'is required (or MQTT_PASSWORD_FILE). Fix: run `mirrormesh node add <id>` on the hub and set the password it prints.')
-    if (c.hubStaleMs !== undefined && c.heartbeatIntervalMs !== undefined && c.hubStaleMs <= c.heartbeatIntervalMs) {
-      problem('hubStaleMs', `must be longer than HEARTBEAT_INTERVAL_MS (${c.heartbeatIntervalMs}). Fix: raise HUB_STALE_MS to at least 3× the heartbeat interval.`)
+    // The node watches the hub's heartbeats, not its own: one lost heartbeat (QoS 0) must not
+    // put the mirror offline, so the stale limit has to span two of the hub's intervals.
+    if (c.hubStaleMs !== undefined && c.hubHeartbeatIntervalMs !== undefined && c.hubStaleMs < 2 * c.hubHeartbeatIntervalMs) {
+      problem('hubStaleMs', `must be at least twice HUB_HEARTBEAT_INTERVAL_MS (${c.hubHeartbeatIntervalMs}), or one lost hub heartbeat puts the node offline. Fix: raise HUB_STALE_MS to about 3× the hub's HEARTBEAT_INTERVAL_MS (and set HUB_HEARTBEAT_INTERVAL_MS to it).`)
     }
+    if (c.audioSource === 'file' && !c.audioFile) problem('audioFile', 'is required when AUDIO_SOURCE=file. Fix: set AUDIO_FILE to a 16 kHz mono PCM16 WAV.')
   })
   const password = cfg.mqttPassword ?? readFileSync(cfg.mqttPasswordFile!, 'utf8').trim()
   return Object.freeze({ ...cfg, mqttUsername: cfg.mqttUsername ?? cfg.nodeId, mqttPassword: password })

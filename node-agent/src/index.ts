@@ -1,4 +1,5 @@
 export * from './agent.js'
+export { buildAgentApp, type AgentAppDeps, type AgentApp } from './app.js'
 export * from './config.js'
 export * from './heartbeat.js'
 export * from './state.js'

@@ -89,9 +89,9 @@ export class OfflineMode implements OfflineAnswerer {
     this.replayer?.onResponse(res)
   }
 
-  /** cache/manifest announced a bundle: fetch it if new, then rebuild the grammar. */
-  async onManifest(m: { version: string; sha256: string; url?: string }): Promise<void> {
-    await this.store.sync({ version: m.version, sha256: m.sha256, url: m.url ?? `/api/bundle/${m.version}/manifest.json` }, this.hubHttpUrl)
+  /** cache/manifest announced a bundle: fetch it if new (from `hubHttpUrl`: the manifest may name the hub's port), then rebuild the grammar. */
+  async onManifest(m: { version: string; sha256: string; url?: string }, hubHttpUrl = this.hubHttpUrl): Promise<void> {
+    await this.store.sync({ version: m.version, sha256: m.sha256, url: m.url ?? `/api/bundle/${m.version}/manifest.json` }, hubHttpUrl)
     // Also when the bundle was already installed: an earlier reload may have failed (disk full).
     await this.reload().catch((err: unknown) => this.reloadFailed(err))
   }

@@ -18,6 +18,8 @@ export interface ScreenState {
   clock?: number
   nodeId: string
   room: string | null
+  /** What people call this mirror (from the hub's node config). */
+  name: string | null
   state: ScreenMode
   activity: ScreenActivity
   presence: boolean
@@ -67,6 +69,7 @@ export function registerScreen(app: FastifyInstance, opts: ScreenOptions): Scree
   const state: ScreenState = {
     nodeId: '',
     room: null,
+    name: null,
     state: 'online',
     activity: 'idle',
     presence: true,
@@ -131,7 +134,8 @@ export function registerScreen(app: FastifyInstance, opts: ScreenOptions): Scree
     res.on('close', gone)
     res.on('error', gone)
   })
-  app.addHook('onClose', async () => screen.close())
+  // preClose: open SSE streams would otherwise keep the server's close() waiting forever.
+  app.addHook('preClose', async () => screen.close())
 
   const screen: Screen = {
     get state() {

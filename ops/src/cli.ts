@@ -24,7 +24,7 @@ const program = new Command('mirrormesh')
 program.command('hub').description('run the hub: embedded broker (or MQTT_URL), node registry, HTTP API')
   .action(async () => { process.exitCode = await (await (await import('./hub.js')).importHub('hub')).runHub() })
 
-program.command('agent').description('run a node agent (mirror Pi): status, heartbeat, hub watch')
+program.command('agent').description('run a node agent (mirror Pi): wake word and voice turns with the hub, offline answers while the hub is down, the mirror screen, push-to-talk and presence (GPIO, MQTT, HTTP), status and heartbeat')
   .action(async () => { process.exitCode = await (await import('@mirrormesh/node-agent')).runAgent() })
 
 program.command('nodes').description('list every node: state, heartbeat age, mode, clock skew, versions')

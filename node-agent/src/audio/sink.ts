@@ -26,6 +26,12 @@ export interface AudioSink {
   /** Resolves when everything queued so far has played out (or was stopped). */
   readonly idle: Promise<void>
   readonly playing: boolean
+  /**
+   * Playback volume, percent (default 100: samples as given). Applied as a PCM gain of
+   * (volume/100)² — loudness follows the square more closely than the level — on audio
+   * released from now on, so a change is heard within the sink's lead (tens of ms).
+   */
+  volume: number
   close(): Promise<void>
 }
 
@@ -63,6 +69,8 @@ abstract class PacedSink implements AudioSink {
   private readonly seenTurns: number[] = []
   protected segment: PlayRecord | undefined
   protected closed = false
+  private gain = 1
+  private level = 100
 
   constructor(private readonly leadMs: number) {}
 
@@ -72,6 +80,16 @@ abstract class PacedSink implements AudioSink {
 
   get playing(): boolean {
     return this.resolveIdle !== undefined
+  }
+
+  get volume(): number {
+    return this.level
+  }
+
+  set volume(v: number) {
+    if (!Number.isFinite(v) || v < 0 || v > 100) throw new RangeError(`volume must be 0–100, got ${v}`)
+    this.level = v
+    this.gain = (v / 100) ** 2
   }
 
   onFirstSample(cb: (e: FirstSample) => void): void {
@@ -125,7 +143,7 @@ abstract class PacedSink implements AudioSink {
         if (this.seenTurns.length > 64) this.seenTurns.shift()
         for (const cb of this.firstCbs) cb({ turnId: q.turnId, at: this.releasedUntil })
       }
-      this.emit(chunk, q.turnId)
+      this.emit(this.gain === 1 ? chunk : applyGain(chunk, this.gain), q.turnId)
       seg.samples += chunk.length
       this.releasedUntil += (chunk.length * 1000) / SAMPLE_RATE
       q.off += chunk.length
@@ -164,6 +182,13 @@ abstract class PacedSink implements AudioSink {
   /** Everything played out. */
   protected drained(): void {}
   protected record(_r: PlayRecord): void {}
+}
+
+/** A scaled copy (the queued audio is the caller's and is not changed). */
+function applyGain(pcm: Int16Array, gain: number): Int16Array {
+  const out = new Int16Array(pcm.length)
+  for (let i = 0; i < pcm.length; i++) out[i] = Math.round(pcm[i]! * gain)
+  return out
 }
 
 export interface AplaySinkOptions {

@@ -1,0 +1,52 @@
+// The node's own heartbeat: every HEARTBEAT_INTERVAL_MS, at once when its mode changes, on
+// every (re)connect and when its room changes. The board (cpu, memory, temperature) is
+// sampled every fifth beat: systeminformation costs a few ms per read on a Pi.
+import { createRequire } from 'node:module'
+import type { Feature, MeshClient } from '@mirrormesh/broker'
+import type { AgentConfig } from '../config.js'
+import { buildHeartbeat, sampleBoard, type BoardSample } from '../heartbeat.js'
+import type { NodeStateMachine } from '../state.js'
+import type { MqttFeature } from './mqtt.js'
+
+const pkg = createRequire(import.meta.url)('../../package.json') as { version: string }
+export const agentVersions: Record<string, string> = { agent: pkg.version, node: process.versions.node }
+
+export class HeartbeatFeature implements Feature {
+  readonly name = 'heartbeat'
+  private timer: NodeJS.Timeout | undefined
+  private seq = 0
+  private board: BoardSample = { cpuPct: null, memPct: null, temperatureC: null }
+  private readonly startedAt = Date.now()
+  private readonly beat = (): void => this.publish()
+
+  constructor(private readonly deps: { config: AgentConfig; client: MeshClient; mqtt: MqttFeature; state: NodeStateMachine; room: () => string | null }) {}
+
+  start(): void {
+    const { config, mqtt, state } = this.deps
+    state.on('state', this.beat) // tell the hub our mode at once
+    mqtt.on('ready', this.beat)
+    void this.refreshBoard()
+    this.timer = setInterval(() => {
+      this.publish()
+      if (this.seq % 5 === 0) void this.refreshBoard()
+    }, config.heartbeatIntervalMs)
+  }
+
+  publish(): void {
+    const { client, config, state, room } = this.deps
+    if (!client.connected) return
+    const hb = buildHeartbeat(this.seq++, state.state, this.board, agentVersions, this.startedAt, room())
+    client.publish('nodeHeartbeat', { node: config.nodeId }, hb).catch(() => undefined)
+  }
+
+  private async refreshBoard(): Promise<void> {
+    this.board = await sampleBoard(true)
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer)
+    this.timer = undefined
+    this.deps.state.off('state', this.beat)
+    this.deps.mqtt.off('ready', this.beat)
+  }
+}

@@ -1,0 +1,19 @@
+// Where the node fetches the offline reply bundle: HUB_HTTP_URL, else the MQTT host on the
+// port the hub announces in cache/manifest (8080 only when it announces none).
+import { describe, expect, it } from 'vitest'
+import { loadAgentConfig } from '../config.js'
+import { OfflineFeature, defaultHubHttpUrl } from './offline.js'
+
+describe('defaultHubHttpUrl', () => {
+  it('uses the MQTT host with the port the manifest names, 8080 without one', () => {
+    expect(defaultHubHttpUrl('mqtt://hub.lan:1883', 9090)).toBe('http://hub.lan:9090')
+    expect(defaultHubHttpUrl('mqtts://10.0.0.2:8883')).toBe('http://10.0.0.2:8080')
+    expect(defaultHubHttpUrl('mqtt://[fd00::1]:1883', 8081)).toBe('http://[fd00::1]:8081')
+  })
+
+  it('HUB_HTTP_URL, when set, wins over the manifest', () => {
+    const offline = (env: Record<string, string>) => new OfflineFeature({ config: loadAgentConfig({ NODE_ID: 'hall', MQTT_PASSWORD: 'pw', MQTT_URL: 'mqtt://hub.lan:1883', ...env }) } as unknown as ConstructorParameters<typeof OfflineFeature>[0])
+    expect(offline({}).hubHttpUrl(8443)).toBe('http://hub.lan:8443')
+    expect(offline({ HUB_HTTP_URL: 'https://proxy.lan/mm' }).hubHttpUrl(8443)).toBe('https://proxy.lan/mm')
+  })
+})

@@ -1,0 +1,59 @@
+// Offline mode (offline-mode.ts) under the voice loop: keeps the hub's reply bundle in sync
+// from cache/manifest, answers from it while the hub is gone, replays its journal when the hub
+// is back (nodes/{id}/request/replay → response/replay). Needs the voice loop; without a microphone it is not added at all.
+import { join } from 'node:path'
+import type { Feature, Handlers, Logger, MeshClient, Payload } from '@mirrormesh/broker'
+import type { AgentConfig } from '../config.js'
+import type { OfflineMode } from '../offline-mode.js'
+import type { Screen } from '../screen.js'
+import type { NodeStateMachine } from '../state.js'
+import type { VoiceFeature } from './voice.js'
+
+/** The hub's HTTP API when HUB_HTTP_URL is unset: the MQTT host, on the port the manifest gives (8080 when it gives none). */
+export function defaultHubHttpUrl(mqttUrl: string, httpPort = 8080): string {
+  const host = new URL(mqttUrl).hostname || '127.0.0.1'
+  return `http://${host.includes(':') && !host.startsWith('[') ? `[${host}]` : host}:${httpPort}`
+}
+
+export class OfflineFeature implements Feature {
+  readonly name = 'offline'
+  readonly handlers: Handlers
+  mode: OfflineMode | undefined
+
+  constructor(private readonly deps: { config: AgentConfig; client: MeshClient; state: NodeStateMachine; voice: VoiceFeature; screen: Screen; log: Logger }) {
+    this.handlers = {
+      cacheManifest: (m) => this.onManifest(m.data),
+      nodeReplayResponse: (m) => this.mode?.onReplayResponse(m.data),
+    }
+  }
+
+  async start(): Promise<void> {
+    const { config, client, state, voice, screen, log } = this.deps
+    const loop = voice.loop
+    if (!loop) throw new Error('needs the voice loop, which did not start (see the voice feature)')
+    const { OfflineMode } = await import('../offline-mode.js')
+    const mode = new OfflineMode({
+      dir: join(config.stateDir, 'offline'), nodeId: config.nodeId, hubHttpUrl: this.hubHttpUrl(),
+      client, state, voice: loop, screen, log: log.child({ component: 'offline' }),
+      endpoint: { silenceMs: config.offlineEndpointSilenceMs, resumeWindowMs: config.vadEndSilenceMs },
+    })
+    await mode.start()
+    this.mode = mode
+    loop.offline = mode
+  }
+
+  /** HUB_HTTP_URL wins; else the MQTT host with the port the hub put in the manifest. */
+  hubHttpUrl(manifestPort?: number): string {
+    return this.deps.config.hubHttpUrl ?? defaultHubHttpUrl(this.deps.config.mqttUrl, manifestPort)
+  }
+
+  /** A new offline reply bundle was announced: fetch it (kept atomically; a bad one is refused). */
+  private onManifest(m: Payload<'cacheManifest'>): void {
+    this.mode?.onManifest(m, this.hubHttpUrl(m.httpPort)).catch((err: unknown) => this.deps.log.warn({ err }, 'bundle sync failed; keeping the current bundle'))
+  }
+
+  stop(): void {
+    if (this.deps.voice.loop?.offline === this.mode) this.deps.voice.loop!.offline = undefined
+    this.mode?.close()
+  }
+}
