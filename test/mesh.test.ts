@@ -198,12 +198,24 @@ describe.each(brokerKinds)('mesh on the %s broker', (kind) => {
 })
 
 describe('embedded broker extras', () => {
-  it('serves MQTT over WebSocket with the same credentials and ACL', async () => {
+  // The ACL over WebSocket, case by case, is in ws-acl.test.ts (in process); this is the hub's own WS port.
+  it('serves MQTT over WebSocket on the hub: a node reaches the registry, another node\'s topic is refused', async () => {
     const mesh = await createMesh('embedded')
-    const ws = await mesh.client('kitchen', { url: `ws://127.0.0.1:${mesh.hub.wsPort}` })
+    const url = `ws://127.0.0.1:${mesh.hub.wsPort}`
+    const ws = await mesh.client('kitchen', { url })
     await ws.publishAsync(`${BASE}/nodes/kitchen/status`, 'online', { qos: 1, retain: true })
     await mesh.waitNode('kitchen', 'recovering')
+    const intruder = await mesh.client('a', { url })
+    intruder.on('error', () => undefined)
+    const closed = new Promise<string>((r) => intruder.once('close', () => r('closed')))
+    const outcome = await Promise.race([intruder.publishAsync(`${BASE}/nodes/hall/status`, 'online', { qos: 1, retain: true }).then(() => 'acked', () => 'failed'), closed, sleep(1000).then(() => 'no answer')])
+    expect(outcome).not.toBe('acked')
+    await sleep(300)
+    expect(await mesh.hub.node('hall')).toMatchObject({ error: 'not_found' })
+    expect(await mesh.sub(`${BASE}/nodes/hall/status`, { seconds: 1 })).toBeNull()
+    expect(await mesh.metric('mirrormesh_acl_denied_total')).toBeGreaterThanOrEqual(1)
     ws.end(true)
+    intruder.end(true)
   })
 
   it('SIGTERM drains: /readyz turns 503 while the hub says draining, then exits 0', async () => {
