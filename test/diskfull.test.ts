@@ -1,5 +1,5 @@
 // A mirror node on a REAL full disk: the node agent runs in its own user + mount namespace
-// with its state dir on a small tmpfs (test/support/small-disk.mjs), against a real hub that
+// with its state dir on a small tmpfs (test/support/small-disk.js), against a real hub that
 // builds, serves and announces the offline reply bundle.
 //   1. The first bundle fits and is installed.
 //   2. The hub restarts with another room: a changed bundle (new version) is announced, and
@@ -13,10 +13,10 @@ import { existsSync } from 'node:fs'
 import { mkdir, open, readdir, readFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
-import { killAll, removeDir, sleep, tempDir, waitFor } from './support/harness.mjs'
-import { createMesh } from './support/mesh.mjs'
-import { probeUserMountNamespace, startAgentOnTmpfs } from './support/small-disk.mjs'
-import { speak, synth } from './support/voice.mjs'
+import { killAll, removeDir, sleep, tempDir, waitFor } from './support/harness.js'
+import { createMesh } from './support/mesh.js'
+import { probeUserMountNamespace, startAgentOnTmpfs } from './support/small-disk.js'
+import { speak, synth } from './support/voice.js'
 
 const PAGE = 4096
 const pages = (bytes: number) => Math.ceil(bytes / PAGE) * PAGE
