@@ -8,9 +8,9 @@ import { join } from 'node:path'
 import type { MqttClient } from 'mqtt'
 import { afterEach, describe, expect, it } from 'vitest'
 import { AudioFlags, decodeAudioFrame } from '@mirrormesh/broker'
-import { killAll, startAgent, tempDir, waitFor } from './support/harness.mjs'
-import { createMesh } from './support/mesh.mjs'
-import { liveMic } from './support/voice.mjs'
+import { killAll, startAgent, tempDir, waitFor } from './support/harness.js'
+import { createMesh } from './support/mesh.js'
+import { liveMic } from './support/voice.js'
 
 let clients: MqttClient[] = []
 let closers: Array<() => Promise<void> | void> = []

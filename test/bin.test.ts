@@ -5,7 +5,7 @@ import { copyFile, cp, mkdir, readdir, readlink, rm, symlink } from 'node:fs/pro
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { afterAll, describe, expect, it } from 'vitest'
-import { root, tempDir as newTempDir } from './support/harness.mjs'
+import { root, tempDir as newTempDir } from './support/harness.js'
 
 const run = promisify(execFile)
 const dirs: string[] = []

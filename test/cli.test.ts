@@ -2,7 +2,7 @@
 import { mkdir, readFile, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
-import { cli, killAll, startAgent, startHub, tempDir } from './support/harness.mjs'
+import { cli, killAll, startAgent, startHub, tempDir } from './support/harness.js'
 
 afterEach(async () => {
   await killAll()
@@ -118,7 +118,7 @@ describe('README', () => {
   it('configuration tables match the settings schemas', async () => {
     const { execFile } = await import('node:child_process')
     const { promisify } = await import('node:util')
-    const { root } = await import('./support/harness.mjs')
+    const { root } = await import('./support/harness.js')
     const { stdout } = await promisify(execFile)(process.execPath, [join(root, 'ops/dist/config-doc.js'), join(root, 'README.md'), '--check'])
     expect(stdout).toMatch(/up to date/)
   })

@@ -8,8 +8,8 @@ import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { afterEach, describe, expect, it } from 'vitest'
 import { CredentialStore } from '@mirrormesh/broker'
-import { killAll, startHub, tempDir, waitFor } from './support/harness.mjs'
-import { BASE, createMesh } from './support/mesh.mjs'
+import { killAll, startHub, tempDir, waitFor } from './support/harness.js'
+import { BASE, createMesh } from './support/mesh.js'
 
 const exec = promisify(execFile)
 

@@ -8,10 +8,10 @@ import { join } from 'node:path'
 import type { MqttClient } from 'mqtt'
 import { afterEach, describe, expect, it } from 'vitest'
 import { AudioFlags, decodeAudioFrame } from '@mirrormesh/broker'
-import { killAll, sleep, startAgent, tempDir, waitFor } from './support/harness.mjs'
-import { brokerKinds, createMesh, metricValue } from './support/mesh.mjs'
-import { liveMic, synth } from './support/voice.mjs'
-import { makeTinyKws } from './support/tiny-kws.mjs'
+import { killAll, sleep, startAgent, tempDir, waitFor } from './support/harness.js'
+import { brokerKinds, createMesh, metricValue } from './support/mesh.js'
+import { liveMic, synth } from './support/voice.js'
+import { makeTinyKws } from './support/tiny-kws.js'
 
 interface Seen { flags: number; turnId: number; at: number }
 
@@ -166,7 +166,7 @@ describe('GPIO push-to-talk button and presence sensor (gpiomon)', () => {
 
 describe('sherpa-onnx keyword spotter as the wake word', () => {
   // No trained KWS weights can be fetched here: the model is generated at test time and
-  // "hears" its keyword in any loud burst after a pause (test/support/tiny-kws.mjs).
+  // "hears" its keyword in any loud burst after a pause (test/support/tiny-kws.ts).
   it('loads (after a probe in a child process), ignores a quiet room, and opens a turn when the keyword is heard', async () => {
     const mesh = await createMesh('embedded')
     const models = await tempDir('mm-kws-')

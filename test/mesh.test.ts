@@ -1,8 +1,8 @@
 // The mesh core, end to end with real processes: a hub, node agents and a broker
 // (the hub's embedded aedes, then an external Mosquitto through MQTT_URL).
 import { afterEach, describe, expect, it } from 'vitest'
-import { killAll, startAgent, sleep, waitFor } from './support/harness.mjs'
-import { BASE, brokerKinds, createMesh } from './support/mesh.mjs'
+import { killAll, startAgent, sleep, waitFor } from './support/harness.js'
+import { BASE, brokerKinds, createMesh } from './support/mesh.js'
 
 afterEach(async () => {
   await killAll()
@@ -107,7 +107,7 @@ describe.each(brokerKinds)('mesh on the %s broker', (kind) => {
     const bad = await mesh.pub(`${BASE}/nodes/a/heartbeat`, '{}', { username: 'a', password: 'wrong' })
     expect(bad.code).not.toBe(0)
     expect(bad.stderr).toMatch(/not authori[sz]ed|bad user name or password|refused/i)
-    const { cli } = await import('./support/harness.mjs')
+    const { cli } = await import('./support/harness.js')
     const wrong = await cli(['check', '--url', mesh.url, '--username', 'a', '--password', 'nope'])
     expect(wrong.code).toBe(1)
     expect(wrong.stderr).toMatch(/FAILED: .*refused/)
@@ -168,7 +168,7 @@ describe.each(brokerKinds)('mesh on the %s broker', (kind) => {
     await mesh.pub(`${BASE}/hub/main/heartbeat`, '\u0001\u0002 binary, not json', { username: 'ops' })
     await mesh.pub(`${BASE}/hub/main/status`, 'sideways', { username: 'ops' })
     const agentMetrics = async () => (await fetch(`http://127.0.0.1:${agent.healthPort}/metrics`)).text()
-    const { metricValue } = await import('./support/mesh.mjs')
+    const { metricValue } = await import('./support/mesh.js')
     await waitFor(async () => metricValue(await agentMetrics(), 'mirrormesh_payload_rejected_total', { topic: 'hubHeartbeat', reason: 'not_json' }) >= 1, { what: 'agent counts bad hub heartbeat' })
     await waitFor(async () => metricValue(await agentMetrics(), 'mirrormesh_payload_rejected_total', { topic: 'hubStatus', reason: 'schema' }) >= 1, { what: 'agent counts bad hub status' })
     expect((await mesh.hub.http('/healthz')).status).toBe(200)
@@ -198,12 +198,24 @@ describe.each(brokerKinds)('mesh on the %s broker', (kind) => {
 })
 
 describe('embedded broker extras', () => {
-  it('serves MQTT over WebSocket with the same credentials and ACL', async () => {
+  // The ACL over WebSocket, case by case, is in ws-acl.test.ts (in process); this is the hub's own WS port.
+  it('serves MQTT over WebSocket on the hub: a node reaches the registry, another node\'s topic is refused', async () => {
     const mesh = await createMesh('embedded')
-    const ws = await mesh.client('kitchen', { url: `ws://127.0.0.1:${mesh.hub.wsPort}` })
+    const url = `ws://127.0.0.1:${mesh.hub.wsPort}`
+    const ws = await mesh.client('kitchen', { url })
     await ws.publishAsync(`${BASE}/nodes/kitchen/status`, 'online', { qos: 1, retain: true })
     await mesh.waitNode('kitchen', 'recovering')
+    const intruder = await mesh.client('a', { url })
+    intruder.on('error', () => undefined)
+    const closed = new Promise<string>((r) => intruder.once('close', () => r('closed')))
+    const outcome = await Promise.race([intruder.publishAsync(`${BASE}/nodes/hall/status`, 'online', { qos: 1, retain: true }).then(() => 'acked', () => 'failed'), closed, sleep(1000).then(() => 'no answer')])
+    expect(outcome).not.toBe('acked')
+    await sleep(300)
+    expect(await mesh.hub.node('hall')).toMatchObject({ error: 'not_found' })
+    expect(await mesh.sub(`${BASE}/nodes/hall/status`, { seconds: 1 })).toBeNull()
+    expect(await mesh.metric('mirrormesh_acl_denied_total')).toBeGreaterThanOrEqual(1)
     ws.end(true)
+    intruder.end(true)
   })
 
   it('SIGTERM drains: /readyz turns 503 while the hub says draining, then exits 0', async () => {

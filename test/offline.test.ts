@@ -8,9 +8,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { chromium, type BrowserContext } from 'playwright-core'
 import { afterEach, describe, expect, it } from 'vitest'
-import { killAll, sleep, startAgent, tempDir, waitFor } from './support/harness.mjs'
-import { createMesh } from './support/mesh.mjs'
-import { speak, synth } from './support/voice.mjs'
+import { killAll, sleep, startAgent, tempDir, waitFor } from './support/harness.js'
+import { createMesh } from './support/mesh.js'
+import { speak, synth } from './support/voice.js'
 
 const CHROMIUM = '/usr/bin/chromium'
 let context: BrowserContext | undefined

@@ -6,10 +6,10 @@ import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { AudioFlags, encodeAudioFrame } from '@mirrormesh/broker'
-import { killAll, sleep, tempDir, waitFor } from './support/harness.mjs'
-import { BASE, createMesh } from './support/mesh.mjs'
-import { makeTinyGguf } from './support/tiny-gguf.mjs'
-import { VoiceNode, rms, synth } from './support/voice.mjs'
+import { killAll, sleep, tempDir, waitFor } from './support/harness.js'
+import { BASE, createMesh } from './support/mesh.js'
+import { makeTinyGguf } from './support/tiny-gguf.js'
+import { VoiceNode, rms, synth } from './support/voice.js'
 
 const EXTRA = 'tell me a joke|what should i cook tonight'
 let lightCmd: Int16Array
@@ -53,9 +53,9 @@ describe('voice pipeline', () => {
     expect(rms(pcm)).toBeGreaterThan(500)
     const seqs = frames.map((f: { frame: { seq: number } }) => f.frame.seq)
     expect(seqs).toEqual(seqs.map((_: number, i: number) => i))
-    expect(frames[0].frame.flags & AudioFlags.start).toBeTruthy()
+    expect(frames[0]!.frame.flags & AudioFlags.start).toBeTruthy()
     // First audio well before the end of the reply: the hub streams.
-    expect(firstFrameAt - endOfSpeechAt).toBeLessThan(3000)
+    expect(firstFrameAt! - endOfSpeechAt).toBeLessThan(3000)
     expect(await mesh.metric('mirrormesh_ttfa_seconds_count', { side: 'hub', kind: 'skill' })).toBe(1)
     watcher.end(true)
   })
@@ -135,7 +135,7 @@ describe('voice pipeline', () => {
     expect(first.reply.text).toBe("Yes, I'm here.")
     const second = await b.reply(tb.turnId, 30000)
     expect(second.reply.text).toBe("Yes, I'm here.")
-    expect(second.firstFrameAt).toBeGreaterThan(first.firstFrameAt)
+    expect(second.firstFrameAt).toBeGreaterThan(first.firstFrameAt!)
     const busy = await c.event(tc.turnId, 'busy')
     expect(busy.type).toBe('busy')
     await waitFor(() => c.turn(tc.turnId).ended, { what: 'busy reply audio' })

@@ -4,8 +4,8 @@
 // under its id nor read its answers, and a node cannot forge the hub's answer.
 import { afterEach, describe, expect, it } from 'vitest'
 import type { MqttClient } from 'mqtt'
-import { killAll, sleep, waitFor } from './support/harness.mjs'
-import { BASE, brokerKinds, createMesh } from './support/mesh.mjs'
+import { killAll, sleep, waitFor } from './support/harness.js'
+import { BASE, brokerKinds, createMesh } from './support/mesh.js'
 
 afterEach(async () => {
   await killAll()

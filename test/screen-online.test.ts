@@ -9,9 +9,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { chromium, type BrowserContext } from 'playwright-core'
 import { afterEach, describe, expect, it } from 'vitest'
-import { killAll, startAgent, tempDir, waitFor } from './support/harness.mjs'
-import { createMesh } from './support/mesh.mjs'
-import { liveMic, synth } from './support/voice.mjs'
+import { killAll, startAgent, tempDir, waitFor } from './support/harness.js'
+import { createMesh } from './support/mesh.js'
+import { liveMic, synth } from './support/voice.js'
 
 const CHROMIUM = '/usr/bin/chromium'
 const ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync']

@@ -1,11 +1,12 @@
 // Per-client credentials, stored hashed (scrypt from node:crypto) in a JSON file that
 // `mirrormesh node add` writes and the broker re-reads when it changes.
 import { randomBytes, scrypt, timingSafeEqual, createHash } from 'node:crypto'
-import { mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises'
+import { mkdir, readFile, stat } from 'node:fs/promises'
 import { dirname, resolve } from 'node:path'
 import type { Role } from './contract.js'
 import { isValidId } from './contract.js'
 import type { Principal } from './acl.js'
+import { writeAtomic } from './durable.js'
 
 export interface CredentialRecord { role: Role; hash: string; createdAt: string }
 interface CredentialFile { version: 1; users: Record<string, CredentialRecord> }
@@ -105,9 +106,7 @@ export class CredentialStore {
 
   private async save(): Promise<void> {
     await mkdir(dirname(this.path), { recursive: true })
-    const tmp = `${this.path}.${process.pid}.tmp`
-    await writeFile(tmp, JSON.stringify(this.file, null, 2) + '\n', { mode: 0o600 })
-    await rename(tmp, this.path)
+    await writeAtomic(this.path, JSON.stringify(this.file, null, 2) + '\n', { mode: 0o600 })
     this.mtimeMs = (await stat(this.path)).mtimeMs
     // A rotated or removed password must stop working at once, also in this process.
     this.verified.clear()

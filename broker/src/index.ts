@@ -16,3 +16,4 @@ export * from './log.js'
 export { Counter, Registry } from './metrics.js'
 // The embedded broker (aedes, LevelDB, ws) is at '@mirrormesh/broker/server', so nodes don't load it.
 export * from './stats.js'
+export * from './durable.js'

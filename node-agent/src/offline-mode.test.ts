@@ -8,7 +8,7 @@ import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createLogger, type MeshClient } from '@mirrormesh/broker'
 import { OfflineMode } from './offline-mode.js'
-import { announcementOf, makeTestBundle, serveBundles, type BundleServer } from './offline/testing.js'
+import { announcementOf, makeTestBundle, serveBundles, type BundleServer } from '../../test/support/offline-bundle.js'
 import type { NodeStateMachine } from './state.js'
 import type { OfflineTurn, VoiceLoop } from './voice.js'
 

@@ -3,7 +3,7 @@
 // online, (b) hub SIGSTOP -> agent offline (then SIGCONT -> agent online). Times come from the
 // agent's own 'node state changed' log line (its `time` field); /healthz polling every 10 ms is
 // reported alongside as a cross-check.
-import { startHub, startAgent, addNode, sleep, waitFor } from '../support/harness.mjs'
+import { startHub, startAgent, addNode, sleep, waitFor } from '../support/dist/harness.js'
 import { envInt, fmt, table, printMachine, quantile, logLines, startHubRetry, systemCpu, trackDir } from './lib.mjs'
 
 const NODE = 'bench-agent'

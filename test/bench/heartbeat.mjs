@@ -11,7 +11,7 @@ import { promisify } from 'node:util'
 import { randomBytes } from 'node:crypto'
 import mqtt from 'mqtt'
 import { CredentialStore } from '../../broker/dist/index.js'
-import { startHub, startMosquitto, spawnTracked, cli, tempDir, waitFor, sleep, killAll } from '../support/harness.mjs'
+import { startHub, startMosquitto, spawnTracked, cli, tempDir, waitFor, sleep, killAll } from '../support/dist/harness.js'
 import { sampler, envInt, fmt, table, printMachine, trackChild, killChildren, logLines, quantile, startHubRetry, systemCpu, trackDir, removeTrackedDirs } from './lib.mjs'
 
 const exec = promisify(execFile)

@@ -81,12 +81,8 @@ function sumCpu(pid) {
 
 export const mean = (v) => (v.length ? v.reduce((a, b) => a + b, 0) / v.length : NaN)
 
-/** Nearest-rank quantile (same definition as the hub's). */
-export function quantile(values, q) {
-  if (!values.length) return NaN
-  const s = [...values].sort((a, b) => a - b)
-  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))]
-}
+/** Nearest-rank quantile: the hub's own (broker/src/stats.ts), not a copy. */
+export { quantile } from '../../broker/dist/index.js'
 
 export const fmt = (v, d = 1) => (v === null || v === undefined || Number.isNaN(v) ? '-' : typeof v === 'number' ? v.toFixed(d) : String(v))
 

@@ -30,9 +30,9 @@ import { spawnSync } from 'node:child_process'
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { loadavg, totalmem } from 'node:os'
 import { join } from 'node:path'
-import { killAll, sleep, startAgent, tempDir, waitFor } from '../support/harness.mjs'
-import { createMesh } from '../support/mesh.mjs'
-import { synth } from '../support/voice.mjs'
+import { killAll, sleep, startAgent, tempDir, waitFor } from '../support/dist/harness.js'
+import { createMesh } from '../support/dist/mesh.js'
+import { synth } from '../support/dist/voice.js'
 import { fmt, logLines, memOf, printMachine, quantile, systemCpu, table, trackDir } from './lib.mjs'
 
 const FRAME = 320 // 20 ms at 16 kHz

@@ -22,11 +22,11 @@ import { cpus, release, availableParallelism, totalmem, loadavg } from 'node:os'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import mqtt from 'mqtt'
-import { AudioFlags, CredentialStore, decodeAudioFrame, encodeAudioFrame } from '../../broker/dist/index.js'
-import { killAll, removeDir, sleep, startHub, tempDir, waitFor } from '../support/harness.mjs'
-import { metricValue } from '../support/mesh.mjs'
-import { makeTinyGguf } from '../support/tiny-gguf.mjs'
-import { synth } from '../support/voice.mjs'
+import { AudioFlags, CredentialStore, decodeAudioFrame, encodeAudioFrame, quantile as hubQuantile } from '../../broker/dist/index.js'
+import { killAll, removeDir, sleep, startHub, tempDir, waitFor } from '../support/dist/harness.js'
+import { metricValue } from '../support/dist/mesh.js'
+import { makeTinyGguf } from '../support/dist/tiny-gguf.js'
+import { synth } from '../support/dist/voice.js'
 
 const here = fileURLToPath(import.meta.url)
 const BASE = 'mirrormesh'
@@ -46,13 +46,8 @@ const envInt = (name, def) => {
 
 // ---------------------------------------------------------------- small helpers
 
-/** Nearest-rank quantile (the hub's definition). */
-function quantile(values, q) {
-  const v = values.filter((x) => typeof x === 'number' && Number.isFinite(x))
-  if (!v.length) return NaN
-  const s = [...v].sort((a, b) => a - b)
-  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))]
-}
+/** Nearest-rank quantile of the finite numbers in `values` (the hub's own, broker/src/stats.ts). */
+const quantile = (values, q) => hubQuantile(values.filter((x) => typeof x === 'number' && Number.isFinite(x)), q)
 const num = (v) => (typeof v === 'number' && Number.isFinite(v) ? v : undefined)
 const fmt = (v, d = 0) => (v === undefined || v === null || Number.isNaN(v) ? '-' : typeof v === 'number' ? v.toFixed(d) : String(v))
 const r1 = (v) => (typeof v === 'number' && Number.isFinite(v) ? Math.round(v * 10) / 10 : null)

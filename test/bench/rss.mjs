@@ -14,7 +14,7 @@ import { execFile } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
-import { addNode, agentEnv, freePort, root, sleep, spawnTracked, startHub, waitFor } from '../support/harness.mjs'
+import { addNode, agentEnv, freePort, root, sleep, spawnTracked, startHub, waitFor } from '../support/dist/harness.js'
 import { envInt, fmt, table, printMachine, memOf, quantile, cpuSecondsOf, startHubRetry, systemCpu, trackDir } from './lib.mjs'
 
 const exec = promisify(execFile)

@@ -1,6 +1,6 @@
 // Benchmark dispatcher: `npm run bench -- <name>` (heartbeat, failure, rss, pipeline, offline, all).
 // Benchmarks print figures; they never fail on timing. Every process they start is killed on exit.
-import { killAll } from '../support/harness.mjs'
+import { killAll } from '../support/dist/harness.js'
 import { killChildren, removeTrackedDirs } from './lib.mjs'
 
 const benches = {

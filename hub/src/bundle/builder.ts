@@ -4,10 +4,10 @@
 // by a hash of voice + text; clips are cached across rebuilds in <outDir>/.clips. The
 // bundle folder <outDir>/<version> appears atomically (built under .tmp-*, then renamed).
 import { createHash, randomBytes } from 'node:crypto'
-import { copyFile, link, mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
+import { copyFile, link, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { BundleFile, BundleManifest, BundleReply, Logger } from '@mirrormesh/broker'
-import { monthKeys, weekdayKeys } from '@mirrormesh/broker'
+import { monthKeys, weekdayKeys, writeFileDurable } from '@mirrormesh/broker'
 import type { TtsEngine } from '@mirrormesh/speech'
 import { SkillMatcher, numberPhrases, parseNumber, type Skill, type SkillEnv } from '../pipeline/skills.js'
 
@@ -182,16 +182,6 @@ async function exists(p: string): Promise<boolean> {
   try { await stat(p); return true } catch { return false }
 }
 
-async function writeFileSynced(path: string, data: Buffer | string): Promise<void> {
-  const fh = await open(path, 'w')
-  try {
-    await fh.writeFile(data)
-    await fh.sync()
-  } finally {
-    await fh.close()
-  }
-}
-
 /** Run `fn` over items, at most `n` at a time. */
 async function pool<T>(items: T[], n: number, fn: (item: T) => Promise<void>): Promise<void> {
   let next = 0
@@ -271,7 +261,7 @@ export async function buildBundle(opts: BuildBundleOptions): Promise<BuiltBundle
       await link(src, dst).catch(() => copyFile(src, dst))
     }
     const raw = Buffer.from(JSON.stringify(manifest))
-    await writeFileSynced(join(tmpDir, 'manifest.json'), raw)
+    await writeFileDurable(join(tmpDir, 'manifest.json'), raw)
     await rename(tmpDir, dir)
     const s = stats(false)
     log?.info({ version, ...s }, 'offline bundle built')

@@ -4,7 +4,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSy
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeEach, describe, expect, it } from 'vitest'
-import { makeTinyGguf } from '../../../test/support/tiny-gguf.mjs'
+import { makeTinyGguf } from '../../../test/support/tiny-gguf.js'
 import { defaultSileroModelPath } from '@mirrormesh/speech'
 import { checkModels, type CheckModelsOptions, type ModelReport } from './check.js'
 import { digestTree, hashFile, LOCK_FILE, writeLock } from './manifest.js'

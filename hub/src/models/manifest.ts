@@ -10,8 +10,9 @@
 // that does not match.
 import { createHash } from 'node:crypto'
 import { createReadStream } from 'node:fs'
-import { lstat, readdir, readFile, rename, writeFile } from 'node:fs/promises'
+import { lstat, readdir, readFile } from 'node:fs/promises'
 import path from 'node:path'
+import { writeAtomic } from '@mirrormesh/broker'
 
 export type ModelEngine = 'asr-sherpa' | 'tts-sherpa' | 'llm-gguf'
 
@@ -104,12 +105,9 @@ export async function readLock(modelsDir: string): Promise<ModelsLock> {
   return lock
 }
 
-/** Writes the lock atomically (temp file + rename). */
+/** Writes the lock atomically and durably (temp file, fsync, rename). */
 export async function writeLock(modelsDir: string, lock: ModelsLock): Promise<void> {
-  const file = path.join(modelsDir, LOCK_FILE)
-  const tmp = `${file}.${process.pid}.tmp`
-  await writeFile(tmp, JSON.stringify(lock, null, 2) + '\n')
-  await rename(tmp, file)
+  await writeAtomic(path.join(modelsDir, LOCK_FILE), JSON.stringify(lock, null, 2) + '\n')
 }
 
 /** The lock entry installed at `target` (a folder or file path), if any. */

@@ -1,4 +1,5 @@
-// Small fake engines and helpers for the stage unit tests: source → stage → sink.
+// Small fake engines and helpers for the stage unit tests: source → stage → sink. Test-only:
+// hub/tsconfig.json leaves it out of dist.
 // (The end-to-end tests in test/pipeline.test.ts run the real engines.)
 import { createLogger } from '@mirrormesh/broker'
 import type { AsrEngine, AsrSession, EngineHealth, LlmEngine, LlmRequest, TtsEngine, VadEngine, VadSession } from '@mirrormesh/speech'

@@ -3,13 +3,12 @@
 // commands is accurate and fast. One child per utterance, spawned at start() so its model
 // load (~0.1 s) overlaps the speech; it decodes while audio streams in and prints one line
 // per utterance, flushing the last one at EOF.
-import { spawn, type ChildProcessByStdio } from 'node:child_process'
 import { existsSync, readFileSync } from 'node:fs'
 import path from 'node:path'
-import type { Readable, Writable } from 'node:stream'
 import type { Logger } from '@mirrormesh/broker'
 import { EngineError, type AsrEngine, type AsrSession, type EngineHealth, type Transcript } from './types.js'
-import { abortReason, killGroup, TailBuffer, which } from './proc.js'
+import { which } from './proc.js'
+import { PocketsphinxProcess } from './pocketsphinx-process.js'
 
 export interface PocketsphinxOptions {
   grammarPath: string
@@ -23,7 +22,6 @@ export interface PocketsphinxOptions {
 }
 
 const DEFAULT_MODEL_DIR = '/usr/share/pocketsphinx/model/en-us'
-const SESSION_LIMIT_MS = 120_000
 
 export interface JsgfOptions {
   /** Known words (see readDictionaryWords); phrases with other words are left out. */
@@ -94,95 +92,33 @@ export class PocketsphinxAsr implements AsrEngine {
       const err = new EngineError(this.downReason ?? 'not_installed', `pocketsphinx: ${this.downDetail ?? 'unavailable'}`)
       return { write: () => {}, finish: () => Promise.reject(err) }
     }
-    // `-infile /dev/stdin` needs a real pipe, but Node's child stdin is a socketpair (open()
-    // fails with ENXIO), so `sh` puts `cat |` in front. Arguments are passed as "$@", never
-    // interpolated. Detached: the group (sh, cat, pocketsphinx) is killed together.
-    const child = spawn('/bin/sh', ['-c', 'cat | "$@"', 'sh', this.bin, ...this.args], {
-      stdio: ['pipe', 'pipe', 'pipe'],
-      detached: true,
-    })
-    return new PocketsphinxSession(child, signal, this.opts.timeoutMs ?? 10_000, this.opts.log)
+    const proc = new PocketsphinxProcess({ bin: this.bin, args: this.args, signal, timeoutMs: this.opts.timeoutMs ?? 10_000 })
+    return new PocketsphinxSession(proc, this.opts.log)
   }
 }
 
+/** An ASR session on one decoder process: its stdout lines joined are the transcript. */
 export class PocketsphinxSession implements AsrSession {
-  private readonly result: Promise<Transcript>
   private finishing: Promise<Transcript> | undefined
-  private timer: NodeJS.Timeout | undefined
-  private readonly lifetime: NodeJS.Timeout
-  private failure: EngineError | undefined
-  private exited = false
 
-  constructor(
-    private readonly child: ChildProcessByStdio<Writable, Readable, Readable>,
-    signal: AbortSignal,
-    private readonly timeoutMs: number,
-    private readonly log: Logger,
-  ) {
-    const out: string[] = []
-    const err = new TailBuffer()
-    child.stdout.setEncoding('utf8').on('data', (s: string) => out.push(s))
-    child.stderr.on('data', (b: Buffer) => err.push(b))
-    // EPIPE after the child died; the exit code reports the real problem.
-    child.stdin.on('error', () => {})
-    const onAbort = (): void => this.kill()
-    signal.addEventListener('abort', onAbort, { once: true })
-    if (signal.aborted) this.kill()
-    // A session nobody finishes or aborts must not leave a decoder waiting on stdin forever.
-    this.lifetime = setTimeout(() => this.kill(), SESSION_LIMIT_MS).unref()
-
-    this.result = new Promise<Transcript>((resolve, reject) => {
-      child.on('error', (e) => {
-        this.exited = true
-        clearTimeout(this.timer)
-        clearTimeout(this.lifetime)
-        reject(new EngineError('not_installed', `pocketsphinx failed to start: ${e.message}`))
-      })
-      child.on('close', (code, sig) => {
-        this.exited = true
-        clearTimeout(this.timer)
-        clearTimeout(this.lifetime)
-        signal.removeEventListener('abort', onAbort)
-        if (signal.aborted) return reject(abortReason(signal))
-        if (this.failure) return reject(this.failure)
-        if (code !== 0) {
-          return reject(new EngineError('crashed', `pocketsphinx exited ${code ?? sig}: ${err.reason()}`, true))
-        }
-        const text = out.join('').split('\n').map((l) => l.trim()).filter(Boolean).join(' ')
-        resolve({ text })
-      })
-    })
-    // Rejections before finish() is called must not surface as unhandled.
-    this.result.catch(() => {})
-  }
+  constructor(private readonly proc: PocketsphinxProcess, private readonly log: Logger) {}
 
   /** Process group of the decoder (sh, cat, pocketsphinx). */
   get pid(): number | undefined {
-    return this.child.pid
+    return this.proc.pid
   }
 
   write(pcm: Int16Array): void {
-    if (this.finishing || this.exited || !this.child.stdin.writable) return
-    // Copy: the caller may reuse its buffer before the pipe drains.
-    this.child.stdin.write(Buffer.from(new Uint8Array(pcm.buffer, pcm.byteOffset, pcm.byteLength)))
+    this.proc.write(pcm)
   }
 
   finish(): Promise<Transcript> {
     if (this.finishing) return this.finishing
     const started = performance.now()
-    this.child.stdin.end()
-    if (!this.exited) this.timer = setTimeout(() => {
-      this.failure = new EngineError('timeout', `pocketsphinx gave no transcript within ${this.timeoutMs} ms`, true)
-      this.kill()
-    }, this.timeoutMs)
-    this.finishing = this.result.then((t) => {
+    this.finishing = this.proc.finish().then(({ lines }) => {
       this.log.debug({ engine: 'pocketsphinx', ms: Math.round(performance.now() - started) }, 'asr finished')
-      return t
+      return { text: lines.join(' ') }
     })
     return this.finishing
-  }
-
-  private kill(): void {
-    if (!this.exited) killGroup(this.child)
   }
 }

@@ -6,7 +6,7 @@ import { Writable } from 'node:stream'
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { bundleFilePath, createLogger } from '@mirrormesh/broker'
 import { BundleStore, writeFileDurable } from './bundle-store.js'
-import { announcementOf, makeTestBundle, serveBundles, type BundleServer } from './testing.js'
+import { announcementOf, makeTestBundle, serveBundles, type BundleServer } from '../../../test/support/offline-bundle.js'
 
 const root = mkdtempSync(path.join(tmpdir(), 'mm-bundle-'))
 afterAll(() => rmSync(root, { recursive: true, force: true }))

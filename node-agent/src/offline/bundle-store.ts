@@ -7,10 +7,9 @@
 // dir into bundles/, then an atomic rename of a new pointer over `current`. The previous bundle
 // stays until then; bundles beyond the newest two (current + previous) are deleted afterwards.
 import { createHash, randomBytes } from 'node:crypto'
-import { constants as fsc } from 'node:fs'
 import fs from 'node:fs/promises'
 import path from 'node:path'
-import { bundleFilePath, type BundleManifest, type Logger } from '@mirrormesh/broker'
+import { bundleFilePath, fsyncDir, writeFileDurable, type BundleManifest, type Logger } from '@mirrormesh/broker'
 
 export interface BundleAnnouncement {
   version: string
@@ -53,29 +52,8 @@ export function sha256Hex(data: Uint8Array): string {
   return createHash('sha256').update(data).digest('hex')
 }
 
-/** Durable write: the bytes are on disk when this resolves. */
-export async function writeFileDurable(file: string, data: Uint8Array): Promise<void> {
-  const fh = await fs.open(file, 'w')
-  try {
-    await fh.writeFile(data)
-    await fh.sync()
-  } finally {
-    await fh.close()
-  }
-}
-
-/** fsync a directory so a rename inside it survives a power cut. */
-export async function fsyncDir(dir: string): Promise<void> {
-  let fh: fs.FileHandle | undefined
-  try {
-    fh = await fs.open(dir, fsc.O_RDONLY)
-    await fh.sync()
-  } catch {
-    // Some filesystems refuse fsync on a directory; the rename is still atomic.
-  } finally {
-    await fh?.close()
-  }
-}
+// Durable writes: one helper for hub, node and broker (broker/src/durable.ts).
+export { fsyncDir, writeFileDurable }
 
 function isEnospc(err: unknown): boolean {
   return (err as NodeJS.ErrnoException | undefined)?.code === 'ENOSPC'

@@ -9,8 +9,7 @@
 import { randomUUID } from 'node:crypto'
 import fs from 'node:fs/promises'
 import path from 'node:path'
-import type { BundleReply, Logger } from '@mirrormesh/broker'
-import { fsyncDir } from './bundle-store.js'
+import { writeAtomic, type BundleReply, type Logger } from '@mirrormesh/broker'
 
 // Field types follow the contract's offlineTurn (broker/src/replay.ts): `at` epoch ms,
 // `skill` and `action` left out when there are none.
@@ -41,22 +40,8 @@ export interface JournalLimits {
 const FILE = 'offline-journal.jsonl'
 
 
-/** Replaces `file` with `data` atomically: temp file, fsync, rename, fsync of the directory. */
-export async function writeAtomic(file: string, data: string | Uint8Array): Promise<void> {
-  const tmp = `${file}.tmp-${randomUUID().slice(0, 8)}`
-  const fh = await fs.open(tmp, 'w')
-  try {
-    await fh.writeFile(data)
-    await fh.sync()
-    await fh.close()
-    await fs.rename(tmp, file)
-  } catch (err) {
-    await fh.close().catch(() => undefined) // already closed when the rename failed
-    await fs.rm(tmp, { force: true }).catch(() => undefined) // a temp file must not keep the space
-    throw err
-  }
-  await fsyncDir(path.dirname(file))
-}
+/** Replaces `file` with `data` atomically (temp file, fsync, rename, fsync of the directory). */
+export { writeAtomic }
 
 /**
  * Appends `data` to `file` (fsync'd). On failure (a full disk) the file is cut back to its

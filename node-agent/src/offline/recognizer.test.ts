@@ -254,7 +254,7 @@ describe('offline turn end to end (bundle → grammar → recognizer → answer)
   it('answers "what time is it" from a served bundle', async () => {
     const { BundleStore } = await import('./bundle-store.js')
     const { OfflineResponder } = await import('./responder.js')
-    const { announcementOf, makeTestBundle, serveBundles } = await import('./testing.js')
+    const { announcementOf, makeTestBundle, serveBundles } = await import('../../../test/support/offline-bundle.js')
     const { readDictionaryWords } = await import('@mirrormesh/speech')
     const b = makeTestBundle({ version: 'e2e' })
     const srv = await serveBundles(b)

@@ -10,7 +10,8 @@
 //     <sil> segments ("what is the weather like tomorrow" → "what day is it" aligned over
 //     0.4 s of 1.4 s of speech) → 'uncovered_speech'. Without a backtrace, a syllable-count
 //     estimate of the phrase's length stands in → 'duration_mismatch'.
-// The decoder is run here (not through PocketsphinxAsr) because the backtrace is on stderr.
+// The decoder process is PocketsphinxProcess (shared with PocketsphinxAsr), with its stderr
+// log kept, because the backtrace is in it.
 //
 // Early endpoint (offline replies within ~150 ms of the end of speech): the listener ends an
 // utterance only after VAD_END_SILENCE_MS of silence plus Silero's own lag (~0.5 s in all).
@@ -29,15 +30,11 @@
 // short enough to be a command). Without an early endpoint, finish() ends a decoder that heard
 // the whole utterance: exactly the old path. Cost: a second pocketsphinx (~6 % of a core while
 // speech streams; with the grammar-only dictionary it starts in ~30 ms with ~16 MB).
-import { spawn, type ChildProcessByStdio } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import fs from 'node:fs/promises'
 import path from 'node:path'
-import type { Readable, Writable } from 'node:stream'
 import type { Logger } from '@mirrormesh/broker'
-import { PocketsphinxAsr, type PocketsphinxOptions } from '@mirrormesh/speech'
-import { abortReason, killGroup, TailBuffer, which } from '@mirrormesh/speech'
-import { EngineError } from '@mirrormesh/speech'
+import { EngineError, PocketsphinxAsr, PocketsphinxProcess, which, type PocketsphinxOptions } from '@mirrormesh/speech'
 
 export type UnconfidentReason = 'empty' | 'multiple' | 'too_quiet' | 'too_short' | 'uncovered_speech' | 'duration_mismatch'
 
@@ -237,7 +234,6 @@ export function squeezedWord(words: AlignedWord[], phones: ReadonlyMap<string, n
 interface Decoded { lines: string[]; words: AlignedWord[] | null }
 
 const BT_ROW = /^(\S+)\s+(\d+)\s+(\d+)\s+[\d.]+\s+-?\d+\s+-?\d+\s+\d+\s*$/
-const SESSION_LIMIT_MS = 120_000
 
 /** Word rows of the `-backtrace yes` tables in pocketsphinx's log (all utterances); null if none. */
 export function parseBacktrace(log: string): AlignedWord[] | null {
@@ -256,70 +252,21 @@ export function parseBacktrace(log: string): AlignedWord[] | null {
 
 const isFiller = (w: string): boolean => w.startsWith('<') || w.startsWith('++') || w.startsWith('[')
 
-/** One pocketsphinx_continuous child for one utterance, keeping its backtrace. */
+/** One decoder for one utterance, keeping its log for the backtrace. */
 class DecoderSession {
-  private readonly result: Promise<Decoded>
-  private finishing: Promise<Decoded> | undefined
-  private timer: NodeJS.Timeout | undefined
-  private failure: EngineError | undefined
-  private exited = false
-
-  constructor(private readonly child: ChildProcessByStdio<Writable, Readable, Readable>, signal: AbortSignal, private readonly timeoutMs: number) {
-    const out: string[] = []
-    const err: string[] = []
-    const tail = new TailBuffer()
-    child.stdout.setEncoding('utf8').on('data', (s: string) => out.push(s))
-    // The whole log is kept: a few kB per utterance, and the backtrace is in it.
-    child.stderr.setEncoding('utf8').on('data', (s: string) => {
-      err.push(s)
-      tail.push(s)
-    })
-    child.stdin.on('error', () => {})
-    const onAbort = (): void => this.kill()
-    signal.addEventListener('abort', onAbort, { once: true })
-    if (signal.aborted) this.kill()
-    const lifetime = setTimeout(() => this.kill(), SESSION_LIMIT_MS).unref()
-    this.result = new Promise<Decoded>((resolve, reject) => {
-      child.on('error', (e) => {
-        this.exited = true
-        clearTimeout(this.timer)
-        clearTimeout(lifetime)
-        reject(new EngineError('not_installed', `pocketsphinx failed to start: ${e.message}`))
-      })
-      child.on('close', (code, sig) => {
-        this.exited = true
-        clearTimeout(this.timer)
-        clearTimeout(lifetime)
-        signal.removeEventListener('abort', onAbort)
-        if (signal.aborted) return reject(abortReason(signal))
-        if (this.failure) return reject(this.failure)
-        if (code !== 0) return reject(new EngineError('crashed', `pocketsphinx exited ${code ?? sig}: ${tail.reason()}`, true))
-        const lines = out.join('').split('\n').map((l) => l.trim()).filter(Boolean)
-        resolve({ lines, words: parseBacktrace(err.join('')) })
-      })
-    })
-    this.result.catch(() => {})
-  }
+  constructor(private readonly proc: PocketsphinxProcess) {}
 
   write(pcm: Int16Array): void {
-    if (this.finishing || this.exited || !this.child.stdin.writable) return
-    this.child.stdin.write(Buffer.from(new Uint8Array(pcm.buffer, pcm.byteOffset, pcm.byteLength)))
+    this.proc.write(pcm)
   }
 
   finish(): Promise<Decoded> {
-    if (this.finishing) return this.finishing
-    this.child.stdin.end()
-    if (!this.exited) this.timer = setTimeout(() => {
-      this.failure = new EngineError('timeout', `pocketsphinx gave no transcript within ${this.timeoutMs} ms`, true)
-      this.kill()
-    }, this.timeoutMs)
-    this.finishing = this.result
-    return this.finishing
+    return this.proc.finish().then(({ lines, log }) => ({ lines, words: parseBacktrace(log ?? '') }))
   }
 
   /** Stop the decoder; its result is no longer wanted. */
   kill(): void {
-    if (!this.exited) killGroup(this.child)
+    this.proc.kill()
   }
 }
 
@@ -350,9 +297,7 @@ export class OfflineRecognizer {
   }
 
   private decoder(signal: AbortSignal): DecoderSession {
-    // Same pipe trick as PocketsphinxAsr: `-infile /dev/stdin` needs a real pipe.
-    const child = spawn('/bin/sh', ['-c', 'cat | "$@"', 'sh', this.bin!, ...this.args], { stdio: ['pipe', 'pipe', 'pipe'], detached: true })
-    return new DecoderSession(child, signal, this.opts.timeoutMs ?? 10_000)
+    return new DecoderSession(new PocketsphinxProcess({ bin: this.bin!, args: this.args, signal, timeoutMs: this.opts.timeoutMs ?? 10_000, keepLog: true }))
   }
 
   /**

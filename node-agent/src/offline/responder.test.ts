@@ -7,7 +7,7 @@ import { createLogger } from '@mirrormesh/broker'
 import { readDictionaryWords } from '@mirrormesh/speech'
 import { BundleStore, type LoadedBundle } from './bundle-store.js'
 import { dateParts, normalizePhrase, OfflineResponder, timeParts } from './responder.js'
-import { announcementOf, makeTestBundle, serveBundles, type TestBundle } from './testing.js'
+import { announcementOf, makeTestBundle, serveBundles, type TestBundle } from '../../../test/support/offline-bundle.js'
 
 const log = createLogger({ name: 'test', level: 'silent' })
 const root = mkdtempSync(path.join(tmpdir(), 'mm-resp-'))

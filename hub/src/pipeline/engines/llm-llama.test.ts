@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { createLogger } from '@mirrormesh/broker'
-import { makeTinyGguf } from '../../../../test/support/tiny-gguf.mjs'
+import { makeTinyGguf } from '../../../../test/support/tiny-gguf.js'
 import { EngineError } from '@mirrormesh/speech'
 import { LlamaLlm, type LlamaLlmOptions } from './llm-llama.js'
 

@@ -6,7 +6,7 @@
 import { spawn } from 'node:child_process'
 import { statfs } from 'node:fs/promises'
 import { join } from 'node:path'
-import { agentEnv, cliPath, freePort, spawnTracked, tempDir, removeDir, waitFor } from './harness.mjs'
+import { agentEnv, cliPath, freePort, spawnTracked, tempDir, removeDir, waitFor, type AgentOptions } from './harness.js'
 
 // $1 mount point, $2 tmpfs size in bytes, $3 name of a file to pre-fill ('' for none), $4 its size; then the command.
 const MOUNT_SCRIPT = 'set -e; dir=$1 size=$2 fill=$3 fillBytes=$4; shift 4\n' +
@@ -14,13 +14,13 @@ const MOUNT_SCRIPT = 'set -e; dir=$1 size=$2 fill=$3 fillBytes=$4; shift 4\n' +
   'if [ -n "$fill" ]; then head -c "$fillBytes" /dev/zero > "$dir/$fill"; fi\n' +
   'exec "$@"'
 
-function run(cmd, args) {
+function run(cmd: string, args: string[]): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }> {
   return new Promise((resolve, reject) => {
     const p = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] })
     let stderr = ''
-    p.stderr.setEncoding('utf8').on('data', (c) => { stderr += c })
+    p.stderr.setEncoding('utf8').on('data', (c: string) => { stderr += c })
     // ENOENT: util-linux missing. That is a broken test machine, not a reason to skip.
-    p.on('error', (err) => reject(err.code === 'ENOENT' ? new Error(`${cmd} is not installed (util-linux); the full-disk test needs it`) : err))
+    p.on('error', (err: NodeJS.ErrnoException) => reject(err.code === 'ENOENT' ? new Error(`${cmd} is not installed (util-linux); the full-disk test needs it`) : err))
     p.on('close', (code, signal) => resolve({ code, signal, stderr: stderr.trim() }))
   })
 }
@@ -30,7 +30,9 @@ function run(cmd, args) {
  * Returns { ok: true } or { ok: false, reason } (the kernel or a seccomp policy forbids it).
  * Throws when `unshare` itself is missing.
  */
-export async function probeUserMountNamespace() {
+export type NamespaceProbe = { ok: true } | { ok: false; reason: string }
+
+export async function probeUserMountNamespace(): Promise<NamespaceProbe> {
   const dir = await tempDir('mm-nsprobe-')
   try {
     const r = await run('unshare', ['-rm', 'sh', '-c', 'mount -t tmpfs -o size=64k tmpfs "$0" && : > "$0/probe"', dir])
@@ -46,7 +48,15 @@ export async function probeUserMountNamespace() {
  * `mountDir` (which must exist; use it as MIRRORMESH_STATE_DIR). `fill: { name, bytes }`
  * pre-fills the disk with an unrelated file. Options otherwise as harness startAgent.
  */
-export async function startAgentOnTmpfs(opts) {
+export interface TmpfsAgentOptions extends AgentOptions {
+  /** Existing folder the tmpfs is mounted on (use it as MIRRORMESH_STATE_DIR). */
+  mountDir: string
+  sizeBytes: number
+  /** An unrelated file that pre-fills the disk. */
+  fill?: { name: string; bytes: number }
+}
+
+export async function startAgentOnTmpfs(opts: TmpfsAgentOptions) {
   const healthPort = opts.healthPort ?? (await freePort())
   const env = agentEnv(opts, healthPort)
   const args = ['-rm', 'sh', '-c', MOUNT_SCRIPT, 'sh', opts.mountDir, String(opts.sizeBytes), opts.fill?.name ?? '', String(opts.fill?.bytes ?? 0),
@@ -54,21 +64,22 @@ export async function startAgentOnTmpfs(opts) {
   // `unshare` (no --fork) and `sh` exec in place: the tracked pid is the agent itself, so
   // killAll() ends it, and with it the namespace and the tmpfs.
   const { proc, out, exited } = spawnTracked('unshare', args, env, { stdin: opts.stdin })
-  const health = async () => {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the /healthz JSON
+  const health = async (): Promise<any> => {
     const res = await fetch(`http://127.0.0.1:${healthPort}/healthz`, { signal: AbortSignal.timeout(3000) })
     return res.json()
   }
   const agent = {
     proc, out, exited, healthPort, env, health,
     /** A path on the agent's tmpfs, as seen from outside its mount namespace. */
-    disk: (...rel) => join(`/proc/${proc.pid}/root`, opts.mountDir, ...rel),
+    disk: (...rel: string[]) => join(`/proc/${proc.pid}/root`, opts.mountDir, ...rel),
     /** Free and total bytes of the agent's tmpfs. */
-    async space() {
+    async space(): Promise<{ free: number; total: number }> {
       const s = await statfs(agent.disk())
       return { free: s.bavail * s.bsize, total: s.blocks * s.bsize }
     },
-    waitState: (state, timeoutMs = 10_000) => waitFor(async () => (await health()).state === state && Date.now(), { timeoutMs, intervalMs: 10, what: `agent ${opts.nodeId} state ${state}` }),
-    kill: (sig = 'SIGKILL') => proc.kill(sig),
+    waitState: (state: string, timeoutMs = 10_000): Promise<number> => waitFor(async () => (await health()).state === state && Date.now(), { timeoutMs, intervalMs: 10, what: `agent ${opts.nodeId} state ${state}` }),
+    kill: (sig: NodeJS.Signals = 'SIGKILL') => proc.kill(sig),
   }
   await Promise.race([
     waitFor(() => health(), { timeoutMs: 15_000, what: 'agent /healthz' }),

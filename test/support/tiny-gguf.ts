@@ -3,14 +3,26 @@
 // node-llama-cpp; its output is nonsense, so tests assert mechanics, not words.
 import { writeFile } from 'node:fs/promises'
 
-/**
- * Writes the model to `path`.
- * @param {string} path
- * @param {number} [seed]
- * @param {Parameters<typeof buildTinyGguf>[0]} [opts]
- * @returns {Promise<{ bytes: number, nVocab: number }>}
- */
-export async function makeTinyGguf(path, seed = 1234, opts = {}) {
+export interface TinyGgufOptions {
+  nEmbd?: number
+  nLayer?: number
+  nHead?: number
+  nHeadKv?: number
+  nFf?: number
+  ctx?: number
+  seed?: number
+  weightScale?: number
+  /** e.g. a ChatML jinja string; null = none (node-llama-cpp falls back to a generic wrapper). */
+  chatTemplate?: string | null
+  /** Bias sampling toward normal text pieces (no byte/control tokens, EOS rare) so output is printable. */
+  readable?: boolean
+}
+
+type Kv = [string, 'str', string] | [string, 'u32' | 'f32', number] | [string, 'bool', boolean] | [string, 'arr_str', string[]] | [string, 'arr_f32' | 'arr_i32', number[]]
+type TensorSpec = [name: string, dims: number[], init?: 'ones']
+
+/** Writes the model to `path`. */
+export async function makeTinyGguf(path: string, seed = 1234, opts: TinyGgufOptions = {}): Promise<{ bytes: number; nVocab: number }> {
   const { buffer, nVocab } = buildTinyGguf({ ...opts, seed })
   await writeFile(path, buffer)
   return { bytes: buffer.length, nVocab }
@@ -19,11 +31,9 @@ export async function makeTinyGguf(path, seed = 1234, opts = {}) {
 /** The model as bytes; dims are in GGUF/ggml order (ne[0] innermost). */
 export function buildTinyGguf({
   nEmbd = 32, nLayer = 1, nHead = 2, nHeadKv = 2, nFf = 64, ctx = 512, seed = 1234, weightScale = 0.2,
-  // e.g. a ChatML jinja string; null = none (node-llama-cpp falls back to a generic wrapper).
   chatTemplate = null,
-  // Bias sampling toward normal text pieces (no byte/control tokens, EOS rare) so output is printable.
   readable = true,
-} = {}) {
+}: TinyGgufOptions = {}): { buffer: Buffer; nVocab: number; tensors: Array<[string, number[]]> } {
   // ---------- tokenizer (SentencePiece-style, byte fallback) ----------
   const tokens = ['<unk>', '<s>', '</s>'];
   const types = [2, 3, 3]; // 1 normal, 2 unknown, 3 control, 4 user-defined, 5 unused, 6 byte
@@ -35,7 +45,7 @@ export function buildTinyGguf({
   const nVocab = tokens.length; // 3 + 256 + 66 = 325
 
   const headDim = nEmbd / nHead;
-  const kv = [
+  const kv: Kv[] = [
     ['general.architecture', 'str', 'llama'],
     ['general.name', 'str', 'tiny-random-llama'],
     ['general.alignment', 'u32', 32],
@@ -65,7 +75,7 @@ export function buildTinyGguf({
 
   // ---------- tensors: dims are GGUF/ggml order (ne[0] = row length / innermost) ----------
   const kvDim = headDim * nHeadKv;
-  const tensors = [['token_embd.weight', [nEmbd, nVocab]]];
+  const tensors: TensorSpec[] = [['token_embd.weight', [nEmbd, nVocab]]];
   for (let l = 0; l < nLayer; l++) {
     tensors.push(
       [`blk.${l}.attn_norm.weight`, [nEmbd], 'ones'],
@@ -83,13 +93,13 @@ export function buildTinyGguf({
 
   // ---------- serialize ----------
   const ALIGN = 32;
-  const chunks = [];
+  const chunks: Buffer[] = [];
   const enc = new TextEncoder();
-  const u32 = (v) => { const b = Buffer.alloc(4); b.writeUInt32LE(v); chunks.push(b); };
-  const i32 = (v) => { const b = Buffer.alloc(4); b.writeInt32LE(v); chunks.push(b); };
-  const u64 = (v) => { const b = Buffer.alloc(8); b.writeBigUInt64LE(BigInt(v)); chunks.push(b); };
-  const f32 = (v) => { const b = Buffer.alloc(4); b.writeFloatLE(v); chunks.push(b); };
-  const str = (s) => { const b = enc.encode(s); u64(b.length); chunks.push(Buffer.from(b)); };
+  const u32 = (v: number) => { const b = Buffer.alloc(4); b.writeUInt32LE(v); chunks.push(b); };
+  const i32 = (v: number) => { const b = Buffer.alloc(4); b.writeInt32LE(v); chunks.push(b); };
+  const u64 = (v: number) => { const b = Buffer.alloc(8); b.writeBigUInt64LE(BigInt(v)); chunks.push(b); };
+  const f32 = (v: number) => { const b = Buffer.alloc(4); b.writeFloatLE(v); chunks.push(b); };
+  const str = (s: string) => { const b = enc.encode(s); u64(b.length); chunks.push(Buffer.from(b)); };
   const T = { u32: 4, i32: 5, f32: 6, bool: 7, str: 8, arr: 9 };
 
   chunks.push(Buffer.from('GGUF', 'ascii'));
@@ -99,18 +109,18 @@ export function buildTinyGguf({
   for (const [key, type, val] of kv) {
     str(key);
     switch (type) {
-      case 'u32': u32(T.u32); u32(val); break;
-      case 'f32': u32(T.f32); f32(val); break;
+      case 'u32': u32(T.u32); u32(val as number); break;
+      case 'f32': u32(T.f32); f32(val as number); break;
       case 'bool': u32(T.bool); chunks.push(Buffer.from([val ? 1 : 0])); break;
-      case 'str': u32(T.str); str(val); break;
-      case 'arr_str': u32(T.arr); u32(T.str); u64(val.length); val.forEach(str); break;
-      case 'arr_f32': u32(T.arr); u32(T.f32); u64(val.length); val.forEach(f32); break;
-      case 'arr_i32': u32(T.arr); u32(T.i32); u64(val.length); val.forEach(i32); break;
-      default: throw new Error(type);
+      case 'str': u32(T.str); str(val as string); break;
+      case 'arr_str': { const a = val as string[]; u32(T.arr); u32(T.str); u64(a.length); a.forEach((x) => str(x)); break; }
+      case 'arr_f32': { const a = val as number[]; u32(T.arr); u32(T.f32); u64(a.length); a.forEach((x) => f32(x)); break; }
+      case 'arr_i32': { const a = val as number[]; u32(T.arr); u32(T.i32); u64(a.length); a.forEach((x) => i32(x)); break; }
+      default: throw new Error(String(type));
     }
   }
   let offset = 0;
-  const datas = [];
+  const datas: Buffer[] = [];
   // deterministic PRNG (mulberry32)
   let s = seed >>> 0;
   const rnd = () => { s = (s + 0x6d2b79f5) >>> 0; let t = s; t = Math.imul(t ^ (t >>> 15), t | 1); t ^= t + Math.imul(t ^ (t >>> 7), t | 61); return ((t ^ (t >>> 14)) >>> 0) / 4294967296; };
@@ -128,7 +138,7 @@ export function buildTinyGguf({
     }
     str(name);
     u32(dims.length);
-    dims.forEach(u64);
+    dims.forEach((d) => u64(d));
     u32(0); // GGML_TYPE_F32
     u64(offset);
     datas.push(Buffer.from(arr.buffer));
@@ -136,8 +146,8 @@ export function buildTinyGguf({
     offset = Math.ceil(offset / ALIGN) * ALIGN;
   }
   let header = Buffer.concat(chunks);
-  const pad = (buf) => Buffer.concat([buf, Buffer.alloc((ALIGN - (buf.length % ALIGN)) % ALIGN)]);
+  const pad = (buf: Buffer) => Buffer.concat([buf, Buffer.alloc((ALIGN - (buf.length % ALIGN)) % ALIGN)]);
   header = pad(header);
   const body = datas.map(pad);
-  return { buffer: Buffer.concat([header, ...body]), nVocab, tensors: tensors.map(([n, d]) => [n, d]) };
+  return { buffer: Buffer.concat([header, ...body]), nVocab, tensors: tensors.map(([n, d]): [string, number[]] => [n, d]) };
 }

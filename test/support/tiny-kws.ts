@@ -44,9 +44,9 @@ import path from 'node:path'
 
 // ---------- a minimal protobuf writer (only what ONNX's ModelProto needs) ----------
 
-function varint(n) {
+function varint(n: number): Buffer {
   // non-negative integers only (all we write: field tags, lengths, dims, enums, versions)
-  const out = []
+  const out: number[] = []
   let v = BigInt(n)
   if (v < 0n) throw new Error(`negative varint ${n}`)
   do {
@@ -57,12 +57,12 @@ function varint(n) {
   } while (v > 0n)
   return Buffer.from(out)
 }
-const key = (field, wire) => varint((field << 3) | wire)
-const pbInt = (field, n) => Buffer.concat([key(field, 0), varint(n)])
-const pbBytes = (field, bytes) => Buffer.concat([key(field, 2), varint(bytes.length), bytes])
-const pbStr = (field, s) => pbBytes(field, Buffer.from(s, 'utf8'))
-const pbFloat = (field, f) => { const b = Buffer.alloc(4); b.writeFloatLE(f); return Buffer.concat([key(field, 5), b]) }
-const pbMsg = (field, parts) => pbBytes(field, Buffer.concat(parts.filter(Boolean)))
+const key = (field: number, wire: number): Buffer => varint((field << 3) | wire)
+const pbInt = (field: number, n: number): Buffer => Buffer.concat([key(field, 0), varint(n)])
+const pbBytes = (field: number, bytes: Buffer): Buffer => Buffer.concat([key(field, 2), varint(bytes.length), bytes])
+const pbStr = (field: number, s: string): Buffer => pbBytes(field, Buffer.from(s, 'utf8'))
+const pbFloat = (field: number, f: number): Buffer => { const b = Buffer.alloc(4); b.writeFloatLE(f); return Buffer.concat([key(field, 5), b]) }
+const pbMsg = (field: number, parts: Array<Buffer | undefined>): Buffer => pbBytes(field, Buffer.concat(parts.filter((x): x is Buffer => Boolean(x))))
 
 // onnx.proto field numbers / enums
 const FLOAT = 1
@@ -72,7 +72,7 @@ const ATTR_INT = 2
 const ATTR_INTS = 7
 
 /** TensorProto (raw_data, little-endian). */
-function tensor(field, name, dataType, dims, values) {
+function tensor(field: number, name: string, dataType: number, dims: number[], values: number[]): Buffer {
   const raw = dataType === FLOAT
     ? Buffer.from(new Float32Array(values).buffer)
     : Buffer.from(new BigInt64Array(values.map((v) => BigInt(v))).buffer)
@@ -80,41 +80,52 @@ function tensor(field, name, dataType, dims, values) {
 }
 
 /** ValueInfoProto for a tensor; dims are numbers (dim_value) or strings (dim_param). */
-function valueInfo(field, name, elemType, dims) {
+type Dim = number | string
+
+function valueInfo(field: number, name: string, elemType: number, dims: Dim[]): Buffer {
   const shape = dims.map((d) => pbMsg(1, [typeof d === 'number' ? pbInt(1, d) : pbStr(2, d)]))
   const tensorType = pbMsg(1, [pbInt(1, elemType), pbMsg(2, shape)])
   return pbMsg(field, [pbStr(1, name), pbMsg(2, [tensorType])])
 }
 
-function attr(name, value) {
+type AttrValue = number | number[]
+
+function attr(name: string, value: AttrValue): Buffer {
   if (Array.isArray(value)) return pbMsg(5, [pbStr(1, name), pbInt(20, ATTR_INTS), ...value.map((v) => pbInt(8, v))])
   if (Number.isInteger(value)) return pbMsg(5, [pbStr(1, name), pbInt(20, ATTR_INT), pbInt(3, value)])
   return pbMsg(5, [pbStr(1, name), pbInt(20, ATTR_FLOAT), pbFloat(2, value)])
 }
 
 /** A small graph builder: node(op, inputs, attrs?, nOutputs?) returns the output name(s). */
+type IoSpec = [name: string, elemType: number, dims: Dim[]]
+
 function graphBuilder() {
-  const nodes = []
-  const inits = []
+  const nodes: Buffer[] = []
+  const inits: Buffer[] = []
   let n = 0
   const api = {
-    const(values, dims = [values.length], type = FLOAT) {
+    const(values: number[], dims: number[] = [values.length], type = FLOAT): string {
       const name = `c${n++}`
       inits.push(tensor(5, name, type, dims, values))
       return name
     },
-    i64(values) { return api.const(values, [values.length], INT64) },
-    node(op, inputs, attrs = {}, nOut = 1, outNames) {
+    i64(values: number[]): string { return api.const(values, [values.length], INT64) },
+    /** One node with one output; its name. */
+    node(op: string, inputs: string[], attrs: Record<string, AttrValue> = {}, nOut = 1, outNames?: string[]): string {
+      return api.nodeN(op, inputs, attrs, nOut, outNames)[0]!
+    },
+    /** One node with `nOut` outputs; their names. */
+    nodeN(op: string, inputs: string[], attrs: Record<string, AttrValue> = {}, nOut = 1, outNames?: string[]): string[] {
       const id = n++
       const outs = outNames ?? Array.from({ length: nOut }, (_, k) => `${op.toLowerCase()}${id}_${k}`)
       nodes.push(pbMsg(1, [
         ...inputs.map((i) => pbStr(1, i)), ...outs.map((o) => pbStr(2, o)), pbStr(3, `${op}_${id}`), pbStr(4, op),
         ...Object.entries(attrs).map(([k, v]) => attr(k, v)),
       ]))
-      return nOut === 1 ? outs[0] : outs
+      return outs
     },
     /** ModelProto bytes. */
-    model({ name, inputs, outputs, meta }) {
+    model({ name, inputs, outputs, meta }: { name: string; inputs: IoSpec[]; outputs: IoSpec[]; meta: Record<string, string | number> }): Buffer {
       const graph = pbMsg(7, [
         ...nodes, pbStr(2, name), ...inits,
         ...inputs.map(([nm, t, d]) => valueInfo(11, nm, t, d)),
@@ -134,19 +145,24 @@ function graphBuilder() {
 
 // ---------- the model ----------
 
-/**
- * Builds the three ONNX models, tokens.txt and keywords.txt in memory.
- * @param {object} [o]
- * @param {string[]} [o.keywordTokens] tokens of the one keyword the model can emit (K = length)
- * @param {string} [o.keyword] the @phrase reported as result.keyword (no whitespace)
- * @param {number} [o.threshold] loudness gate: natural log of the mean mel power of a 40 ms frame
- * @param {number} [o.rearmFrames] quiet 40 ms frames needed to re-arm after a burst
- * @param {number} [o.chunkFrames] fbank frames per encoder call (multiple of 4; sherpa's T)
- */
+export interface TinyKwsOptions {
+  /** Tokens of the one keyword the model can emit (K = length). */
+  keywordTokens?: string[]
+  /** The @phrase reported as result.keyword (no whitespace). */
+  keyword?: string
+  /** Loudness gate: natural log of the mean mel power of a 40 ms frame. */
+  threshold?: number
+  /** Quiet 40 ms frames needed to re-arm after a burst. */
+  rearmFrames?: number
+  /** fbank frames per encoder call (multiple of 4; sherpa's T). */
+  chunkFrames?: number
+}
+
+/** Builds the three ONNX models, tokens.txt and keywords.txt in memory. */
 export function buildTinyKws({
   keywordTokens = ['\u2581HE', 'Y', '\u2581JAR', 'VIS'], keyword = 'hey_jarvis',
   threshold = -4, rearmFrames = 5, chunkFrames = 16,
-} = {}) {
+}: TinyKwsOptions = {}) {
   if (chunkFrames % 4 !== 0) throw new Error('chunkFrames must be a multiple of 4')
   if (/\s/.test(keyword) || keywordTokens.some((t) => !t || /\s/.test(t))) throw new Error('no whitespace in keyword or tokens')
   const K = keywordTokens.length
@@ -170,7 +186,7 @@ export function buildTinyKws({
   const power = e.node('ReduceMean', [e.node('Exp', [xr])], { axes: [2], keepdims: 0 }) // [N, F]
   const loudness = e.node('Log', [power])
   const loudF = e.node('Cast', [e.node('Greater', [loudness, e.const([threshold], [])])], { to: FLOAT })
-  const frames = F === 1 ? [loudF] : e.node('Split', [loudF], { axis: 1 }, F) // F x [N, 1]
+  const frames = F === 1 ? [loudF] : e.nodeN('Split', [loudF], { axis: 1 }, F) // F x [N, 1]
   const col = e.i64([-1, 1])
   const hv = e.node('Reshape', ['h', col])
   const qv = e.node('Reshape', ['c', col])
@@ -180,9 +196,9 @@ export function buildTinyKws({
   let c = e.node('Where', [fresh, e.const([K + 1], []), e.node('Sub', [hv, one])]) // fresh: disarmed
   let q = e.node('Where', [fresh, e.const([Q - 1], []), qv]) // fresh: one quiet frame arms
   const codes = e.const([...Array.from({ length: K }, (_, k) => k + 1), FILL], [1, C])
-  const outFrames = []
+  const outFrames: string[] = []
   for (let i = 0; i < F; i++) {
-    const loud = e.node('Greater', [frames[i], e.const([0.5], [])]) // [N, 1] bool
+    const loud = e.node('Greater', [frames[i]!, e.const([0.5], [])]) // [N, 1] bool
     const cLoud = e.node('Min', [e.node('Add', [c, one]), e.const([K + 1], [])])
     const qQuiet = e.node('Min', [e.node('Add', [q, one]), e.const([Q], [])])
     const cQuiet = e.node('Where', [e.node('Less', [qQuiet, e.const([Q - 0.5], [])]), c, zero])
@@ -194,7 +210,7 @@ export function buildTinyKws({
     outFrames.push(e.node('Reshape', [onehot, e.i64([0, 1, C])]))
   }
   const stateShape = e.i64([1, -1, 1])
-  if (F === 1) e.node('Identity', [outFrames[0]], {}, 1, ['encoder_out'])
+  if (F === 1) e.node('Identity', [outFrames[0]!], {}, 1, ['encoder_out'])
   else e.node('Concat', outFrames, { axis: 1 }, 1, ['encoder_out'])
   e.node('Reshape', [e.node('Add', [c, one]), stateShape], {}, 1, ['new_h'])
   e.node('Reshape', [q, stateShape], {}, 1, ['new_c'])
@@ -242,15 +258,13 @@ export function buildTinyKws({
   return { encoder, decoder, joiner, tokensTxt, keywordsTxt, vocab, keyword, keywordTokens }
 }
 
-/**
- * Writes encoder.onnx, decoder.onnx, joiner.onnx, tokens.txt and keywords.txt into `dir`.
- * @param {string} dir
- * @param {Parameters<typeof buildTinyKws>[0]} [opts]
- */
-export async function makeTinyKws(dir, opts = {}) {
+export type TinyKws = Awaited<ReturnType<typeof makeTinyKws>>
+
+/** Writes encoder.onnx, decoder.onnx, joiner.onnx, tokens.txt and keywords.txt into `dir`. */
+export async function makeTinyKws(dir: string, opts: TinyKwsOptions = {}) {
   const m = buildTinyKws(opts)
   await mkdir(dir, { recursive: true })
-  const p = (f) => path.join(dir, f)
+  const p = (f: string) => path.join(dir, f)
   await Promise.all([
     writeFile(p('encoder.onnx'), m.encoder), writeFile(p('decoder.onnx'), m.decoder), writeFile(p('joiner.onnx'), m.joiner),
     writeFile(p('tokens.txt'), m.tokensTxt), writeFile(p('keywords.txt'), m.keywordsTxt),

@@ -1,10 +1,11 @@
-// Test helpers for the offline modules (not used at run time): a small generated bundle and
-// a node:http server serving it the way the hub does.
+// Test helpers for the node's offline modules: a small generated reply bundle and a node:http
+// server serving it the way the hub does. Lives in test/support so that it never ships in dist.
+import { createHash } from 'node:crypto'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { bundleFilePath, monthKeys, weekdayKeys, type BundleFallback, type BundleManifest, type BundleReply } from '@mirrormesh/broker'
-import { sha256Hex } from './bundle-store.js'
 
+const sha256Hex = (data: Uint8Array): string => createHash('sha256').update(data).digest('hex')
 
 /** Every fragment key the responder may use. */
 export function fragmentKeys(): string[] {
