@@ -12,10 +12,10 @@ import { killAll, startAgent, tempDir, waitFor } from './support/harness.js'
 import { createMesh } from './support/mesh.js'
 import { liveMic } from './support/voice.js'
 
-let clients: MqttClient[] = []
-let closers: Array<() => Promise<void> | void> = []
+const clients: MqttClient[] = []
+const closers: Array<() => Promise<void> | void> = []
 afterEach(async () => {
-  await Promise.all(closers.splice(0).map((c) => c()))
+  await Promise.all(closers.splice(0).map(async (c) => c()))
   await Promise.all(clients.splice(0).map((c) => c.endAsync().catch(() => undefined)))
   await killAll()
 })

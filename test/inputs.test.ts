@@ -16,7 +16,7 @@ import { makeTinyKws } from './support/tiny-kws.js'
 interface Seen { flags: number; turnId: number; at: number }
 
 let clients: MqttClient[] = []
-let mics: Array<{ stop(): Promise<void> }> = []
+const mics: Array<{ stop(): Promise<void> }> = []
 afterEach(async () => {
   await Promise.all(mics.splice(0).map((m) => m.stop()))
   await Promise.all(clients.map((c) => c.endAsync().catch(() => undefined)))
@@ -178,7 +178,7 @@ describe('sherpa-onnx keyword spotter as the wake word', () => {
     expect(seen).toEqual([])
 
     const spokenAt = Date.now()
-    say(await synth('hey jarvis, what time is it', { padMs: 300 }))
+    void say(await synth('hey jarvis, what time is it', { padMs: 300 }))
     await waitFor(() => starts(seen).length === 1, { timeoutMs: 5000, what: 'start frame after the keyword' })
     expect(starts(seen)[0]!.at - spokenAt).toBeLessThan(1500)
     const opened = agent.out.text.split('\n').filter((l: string) => l.includes('"trigger":"wake"'))

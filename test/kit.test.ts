@@ -1,7 +1,7 @@
 // The mesh in one process through test/support/kit.ts: real broker, Hub and NodeAgent objects,
 // real MQTT, no spawned processes.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
-import { BASE, createKit, fakeClock, type Kit } from './support/kit.js'
+import { createKit, fakeClock, type Kit } from './support/kit.js'
 
 let kit: Kit
 beforeEach(async () => { kit = await createKit() })

@@ -23,7 +23,8 @@ afterEach(async () => {
 
 // Skipped only on a dev machine without Debian's chromium; CI installs it, and there a missing one fails.
 describe.skipIf(!existsSync(CHROMIUM) && !process.env.CI)('offline emergency mode (needs Debian chromium for the screen)', () => {
-  it('hub killed → offline banner, "what time is it" answered from the cache with the right hour, journal replayed once after recovery', async () => {
+  // The bundle is built and synced first (up to a minute on a loaded two-core machine).
+  it('hub killed → offline banner, "what time is it" answered from the cache with the right hour, journal replayed once after recovery', { timeout: 120_000 }, async () => {
     const mesh = await createMesh('embedded', { hubEnv: { BUNDLE_ENABLED: 'true', ROOMS: 'kitchen|hall' } })
     const dir = await tempDir('mm-node-')
     const played = join(dir, 'played.jsonl')

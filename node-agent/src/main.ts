@@ -22,7 +22,7 @@ export async function runAgent(env: Record<string, string | undefined> = process
   const stopped = new Promise<void>((r) => { stop = r })
   const onSignal = (signal: NodeJS.Signals) => {
     log.info({ signal }, 'signal received')
-    agent.stop().finally(stop)
+    void agent.stop().finally(stop)
   }
   process.once('SIGTERM', onSignal)
   process.once('SIGINT', onSignal)

@@ -43,8 +43,6 @@ export interface OfflineTurnLogOptions {
   now?: () => number
 }
 
-type Result = 'new' | 'duplicate' | 'invalid'
-
 const key = (nodeId: string, id: string): string => `${nodeId}\u0000${id}`
 
 /** Turns waiting for one write + fsync, and who waits for it. */
@@ -183,7 +181,7 @@ export class OfflineTurnLog {
   /** Registry 'state' listener: one incident line per node state change. */
   nodeState(view: { id: string; state: string; stateSince: number }, from: string | null): void {
     if (from === null || from === view.state) return
-    this.incident({ type: 'node_state', nodeId: view.id, from, to: view.state, at: view.stateSince })
+    void this.incident({ type: 'node_state', nodeId: view.id, from, to: view.state, at: view.stateSince })
   }
 
   /** Append one line to today's incident file (UTC). */

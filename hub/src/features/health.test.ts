@@ -13,7 +13,7 @@ function fakeMqtt() {
     onConnect: (fn) => { hooks.push(fn) },
     publish: (async (_name: 'health', params: { component?: string }, data: Payload<'health'>) => { if (connected) published.push([params.component!, data]) }) as HealthPublisher['publish'],
   }
-  return { mqtt, published, connect: () => { connected = true; return Promise.all(hooks.map((h) => h())) } }
+  return { mqtt, published, connect: () => { connected = true; return Promise.all(hooks.map(async (h) => h())) } }
 }
 
 afterEach(() => { vi.useRealTimers() })
@@ -37,7 +37,7 @@ describe('HealthFeature', () => {
     llm = { state: 'ok' }
     vi.advanceTimersByTime(1000)
     expect(published.map(([c, d]) => [c, d.state])).toEqual([['llm', 'down'], ['llm', 'ok']])
-    await health.stop()
+    health.stop()
   })
 
   it('reports a feature that failed to start as down under its own name', async () => {

@@ -83,7 +83,7 @@ export async function createPipeline(config: HubConfig, io: TurnIo, registry: Re
   let llm: LlmEngine
   if (config.llmModel) {
     const l = new LlamaLlm({ modelPath: config.llmModel, maxThreads: config.llmMaxThreads || Math.max(1, availableParallelism() - 1), gpuLayers: config.llmGpuLayers, contextSize: config.llmContextSize, timeoutMs: config.llmTimeoutMs, log: plog })
-    l.start()
+    void l.start()
     llm = l
   } else {
     llm = new Unavailable('llama', 'not_configured', 'LLM_MODEL is not set')
@@ -124,7 +124,7 @@ export async function createPipeline(config: HubConfig, io: TurnIo, registry: Re
     turns, engines, llm,
     health: () => Object.fromEntries(engines.map((e) => [labelled(e, stageOf.get(e) ?? '?'), e.health()])), llmConfigured: Boolean(config.llmModel),
     async close() {
-      await Promise.all(engines.map((e) => e.close?.().catch(() => undefined)))
+      await Promise.all(engines.map(async (e) => e.close?.().catch(() => undefined)))
     },
   }
 }

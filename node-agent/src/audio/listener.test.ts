@@ -86,8 +86,7 @@ describe('early end of an utterance (endUtterance("endpoint"), offline early end
     const first = speech('what time')
     const endFrame = Math.ceil((600 + first.length / 16) / 20) + 5 // ~100 ms after the speech
     const pcm = cat(silence(600), first, silence(300), speech('is it'), silence(1200))
-    let l!: Listener
-    l = new Listener({ source: frames(pcm, (i) => {
+    const l: Listener = new Listener({ source: frames(pcm, (i) => {
       if (i === endFrame && l.inUtterance) {
         l.endUtterance('endpoint')
         l.speaking = true // the early answer starts playing
@@ -108,8 +107,7 @@ describe('early end of an utterance (endUtterance("endpoint"), offline early end
     const first = speech('what time')
     const endFrame = Math.ceil((600 + first.length / 16) / 20) + 5
     const pcm = cat(silence(600), first, silence(300), speech('is it'), silence(1200))
-    let l!: Listener
-    l = new Listener({ source: frames(pcm, (i) => {
+    const l: Listener = new Listener({ source: frames(pcm, (i) => {
       if (i === endFrame && l.inUtterance) {
         l.endUtterance('endpoint')
         l.speaking = true
@@ -125,9 +123,8 @@ describe('early end of an utterance (endUtterance("endpoint"), offline early end
 describe('push-to-talk', () => {
   it('opens an utterance at once and ends it on VAD end of speech', async () => {
     const pcm = cat(silence(400), speech('what is the weather'), silence(1500))
-    let l!: Listener
     let pttId = 0
-    l = new Listener({ source: frames(pcm, (i) => { if (i === 10) pttId = l.pushToTalk() }), vad, noSpeechTimeoutMs: 3000 })
+    const l: Listener = new Listener({ source: frames(pcm, (i) => { if (i === 10) pttId = l.pushToTalk() }), vad, noSpeechTimeoutMs: 3000 })
     const log = record(l)
     await l.start()
     expect(log.starts).toEqual([expect.objectContaining({ turnId: pttId, trigger: 'ptt' })])
@@ -135,8 +132,7 @@ describe('push-to-talk', () => {
   })
 
   it('gives up with no_speech when nothing is said', async () => {
-    let l!: Listener
-    l = new Listener({ source: frames(silence(3000), (i) => { if (i === 5) l.pushToTalk() }), vad, noSpeechTimeoutMs: 1000 })
+    const l: Listener = new Listener({ source: frames(silence(3000), (i) => { if (i === 5) l.pushToTalk() }), vad, noSpeechTimeoutMs: 1000 })
     const log = record(l)
     await l.start()
     expect(log.ends.map((e) => e.reason)).toEqual(['no_speech'])
@@ -170,9 +166,8 @@ describe.skipIf(!haveModels && !process.env.CI)('Listener with the hey_jarvis wa
   it('barge-in: speech while speaking opens a new turn (vad mode) or only the keyword does (wake mode)', async () => {
     const stop = speech('stop')
     const pcm = cat(silence(400), stop, silence(1200))
-    let l!: Listener
     let frameNo = 0
-    l = new Listener({ source: frames(pcm, (i) => { frameNo = i; l.speaking = !l.inUtterance }), vad, wakeWord: ww })
+    const l: Listener = new Listener({ source: frames(pcm, (i) => { frameNo = i; l.speaking = !l.inUtterance }), vad, wakeWord: ww })
     const log = record(l)
     let bargeFrame = -1
     let endFrame = -1
