@@ -144,7 +144,7 @@ export async function createKit(): Promise<Kit> {
       if (!url) throw new Error('kit.agent: start kit.hub() first or pass a broker url')
       const config = loadAgentConfig({
         NODE_ID: nodeId, MQTT_URL: url, MQTT_PASSWORD: passwords[nodeId], MIRRORMESH_STATE_DIR: await tempDir(`mm-kit-${nodeId}-`),
-        HEALTH_PORT: '0', HEARTBEAT_INTERVAL_MS: '200', HUB_STALE_MS: '1000', ...env,
+        HEALTH_PORT: '0', HEARTBEAT_INTERVAL_MS: '200', HUB_HEARTBEAT_INTERVAL_MS: '200', HUB_STALE_MS: '1000', ...env,
       })
       const agent = new NodeAgent(config, log.child({ process: 'agent', nodeId }))
       cleanups.push(() => agent.stop())
