@@ -2,6 +2,7 @@
 // the hub, the operator CLI and dashboards share one definition.
 import { z } from 'zod'
 import { schemas, type NodeHeartbeat, type Payload } from './contract.js'
+import type { OfflineTurnPayload } from './replay.js'
 
 export const nodeStates = ['online', 'recovering', 'stale', 'offline'] as const
 export type NodeState = (typeof nodeStates)[number]
@@ -60,14 +61,9 @@ export interface HeartbeatStatsResponse {
 }
 
 /** One replayed offline turn, as GET /api/offline-turns lists them (newest first). */
-export interface OfflineTurnView {
+export type OfflineTurnView = OfflineTurnPayload & {
   nodeId: string
-  id: string
-  at: number
-  transcript: string
-  reply: string
-  skill?: string
-  action?: { component: string; action: string; room: string | null; state?: string }
+  /** When the hub received it (ms). */
   receivedAt: number
 }
 export interface OfflineTurnsResponse { turns: OfflineTurnView[] }

@@ -10,19 +10,10 @@
 import { appendFile, mkdir, open, readFile, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Counter, type Registry } from 'prom-client'
-import { offlineTurn as offlineTurnSchema, type Logger, type ReplayRequest, type ReplayResponse, type ReplayResult } from '@mirrormesh/broker'
+import { offlineTurn as offlineTurnSchema, type Logger, type ReplayRequest, type ReplayResponse, type ReplayResult, type OfflineTurnView } from '@mirrormesh/broker'
 
-export interface OfflineTurn {
-  nodeId: string
-  id: string
-  at: number
-  transcript: string
-  reply: string
-  skill?: string
-  action?: { component: string; action: string; room: string | null; state?: string }
-  /** When the hub received it (ms). */
-  receivedAt: number
-}
+/** A kept offline turn: what GET /api/offline-turns lists. */
+export type OfflineTurn = OfflineTurnView
 
 export interface OfflineTurnIo {
   /** nodes/{id}/response/replay: the answer to a replay request. */
