@@ -10,6 +10,7 @@ import type { Readable, Writable } from 'node:stream'
 import type { Logger } from '@mirrormesh/broker'
 import { EngineError, type AsrEngine, type AsrSession, type EngineHealth, type Transcript } from './types.js'
 import { abortReason, killGroup, TailBuffer, which } from './proc.js'
+import type { SpawnFn } from './spawn-host.js'
 
 export interface PocketsphinxOptions {
   grammarPath: string
@@ -20,6 +21,8 @@ export interface PocketsphinxOptions {
   /** Limit from finish() to the transcript (default 10 s). */
   timeoutMs?: number
   log: Logger
+  /** How to start the decoder (default child_process.spawn; the hub passes SpawnHost.spawn). */
+  spawn?: SpawnFn
 }
 
 const DEFAULT_MODEL_DIR = '/usr/share/pocketsphinx/model/en-us'
@@ -97,10 +100,10 @@ export class PocketsphinxAsr implements AsrEngine {
     // `-infile /dev/stdin` needs a real pipe, but Node's child stdin is a socketpair (open()
     // fails with ENXIO), so `sh` puts `cat |` in front. Arguments are passed as "$@", never
     // interpolated. Detached: the group (sh, cat, pocketsphinx) is killed together.
-    const child = spawn('/bin/sh', ['-c', 'cat | "$@"', 'sh', this.bin, ...this.args], {
-      stdio: ['pipe', 'pipe', 'pipe'],
-      detached: true,
-    })
+    const args = ['-c', 'cat | "$@"', 'sh', this.bin, ...this.args]
+    const child = this.opts.spawn
+      ? this.opts.spawn('/bin/sh', args, { detached: true })
+      : spawn('/bin/sh', args, { stdio: ['pipe', 'pipe', 'pipe'], detached: true })
     return new PocketsphinxSession(child, signal, this.opts.timeoutMs ?? 10_000, this.opts.log)
   }
 }
