@@ -21,6 +21,8 @@ export interface SileroVadOptions {
   threshold?: number
   /** Instances created up front and kept idle (default 2). */
   poolSize?: number
+  /** SileroWorkerVad only: nice value of its worker thread (default 0). */
+  nice?: number
 }
 
 export function defaultSileroModelPath(): string {
@@ -92,7 +94,7 @@ export interface SileroVadSession extends VadSession {
 class Session implements SileroVadSession {
   private readonly window = new Float32Array(WINDOW)
   private filled = 0
-  private ended = false
+  private finished = false
   private detected = false
   private vad: NativeVad | undefined
 
@@ -106,7 +108,7 @@ class Session implements SileroVadSession {
 
   push(pcm: Int16Array): boolean {
     const vad = this.vad
-    if (this.ended || !vad) return this.ended
+    if (this.finished || !vad) return this.finished
     for (let i = 0; i < pcm.length; i++) {
       this.window[this.filled++] = pcm[i]! / 32768
       if (this.filled < WINDOW) continue
@@ -116,7 +118,7 @@ class Session implements SileroVadSession {
       // Speech -> not speech, or a finished segment (e.g. split at maxSpeechDuration).
       if ((this.detected && !now) || !vad.isEmpty()) {
         this.detected = true
-        this.ended = true
+        this.finished = true
         this.release()
         return true
       }
@@ -138,6 +140,8 @@ const VAD_WORKER_JS = `
 const sherpa = require(SHERPA_PATH)
 const { parentPort, workerData } = require('node:worker_threads')
 const WINDOW = ${WINDOW}
+// Linux nice values are per thread: this lowers only the worker's priority against the broker's thread.
+if (workerData.nice) { try { require('node:os').setPriority(0, workerData.nice) } catch {} }
 const idle = []
 const sessions = new Map()
 const create = () => new sherpa.Vad(workerData.config, 30)
@@ -233,7 +237,7 @@ export class SileroWorkerVad implements VadEngine {
       debug: false,
     }
     const js = `const SHERPA_PATH = ${JSON.stringify(sherpaPath())}\n${VAD_WORKER_JS}`
-    const worker = new Worker(js, { eval: true, workerData: { config, poolSize: opts.poolSize ?? 2 } })
+    const worker = new Worker(js, { eval: true, workerData: { config, poolSize: opts.poolSize ?? 2, nice: opts.nice ?? 0 } })
     const ready = await new Promise<{ ready: boolean; error?: string }>((resolve) => {
       worker.once('message', resolve)
       worker.once('error', (e) => resolve({ ready: false, error: e.message }))
