@@ -14,14 +14,14 @@ import { SherpaAsr } from './engines/asr-sherpa.js'
 import { LlamaLlm } from './engines/llm-llama.js'
 import { EspeakTts } from '@mirrormesh/speech'
 import { SherpaTts } from './engines/tts-sherpa.js'
-import { SileroVad } from '@mirrormesh/speech'
+import { SileroWorkerVad } from '@mirrormesh/speech'
 import { FallbackChain, reasonOf } from '@mirrormesh/speech'
 import { pipelineMetrics } from './metrics.js'
 import { SkillMatcher, builtinSkills, numberPhrases } from './skills.js'
 import { defaultSpeakerOptions } from './speaker.js'
 import { TurnManager, type TurnIo } from './turns.js'
 import type { AsrEngine, Engine, LlmEngine, TtsEngine, VadEngine } from '@mirrormesh/speech'
-import { Unavailable } from '@mirrormesh/speech'
+import { Unavailable, SpawnHost } from '@mirrormesh/speech'
 
 export { TurnManager, phrasesSpoken } from './turns.js'
 export { SkillMatcher, builtinSkills } from './skills.js'
@@ -52,7 +52,8 @@ export async function createPipeline(config: HubConfig, io: TurnIo, registry: Re
 
   let vad: VadEngine | undefined
   try {
-    vad = await SileroVad.load({ endSilenceMs: config.vadEndSilenceMs })
+    // In a worker thread: native inference stays off the thread that runs the embedded broker.
+    vad = await SileroWorkerVad.load({ endSilenceMs: config.vadEndSilenceMs })
   } catch (err) {
     plog.warn({ err: (err as Error).message }, 'Silero VAD not available: turns end on the node\'s end flag or the utterance limit')
   }
@@ -71,14 +72,17 @@ export async function createPipeline(config: HubConfig, io: TurnIo, registry: Re
   await writeFile(grammarPath, jsgfFromPhrases(skills.phrases(config.asrGrammarExtra.split('|').filter(Boolean)), { dictionary, onDropped: (p: string) => dropped.push(p) }))
   if (dropped.length) plog.warn({ dropped: dropped.slice(0, 20), count: dropped.length }, 'phrases left out of the ASR grammar: words not in the pocketsphinx dictionary')
 
+  // pocketsphinx / espeak-ng / sox are spawned from a worker thread: a spawn blocks its thread
+  // until the child has exec'd (30-70 ms on a loaded 2-core hub), and this thread runs the broker.
+  const spawnHost = new SpawnHost()
   const sherpaAsrDir = join(config.modelsDir, config.asrSherpaModel)
   const asr: AsrEngine[] = [
     await tryLoad('sherpa', () => SherpaAsr.load({ modelDir: sherpaAsrDir, numThreads: config.sherpaThreads, provider: config.sherpaProvider, log: plog })),
-    new PocketsphinxAsr({ grammarPath, log: plog }),
+    new PocketsphinxAsr({ grammarPath, log: plog, spawn: spawnHost.spawn }),
   ]
   const tts: TtsEngine[] = [
     await tryLoad('sherpa', () => SherpaTts.load({ modelDir: join(config.modelsDir, config.ttsSherpaModel), numThreads: config.sherpaThreads, provider: config.sherpaProvider, log: plog })),
-    new EspeakTts({ voice: config.espeakVoice, speedWpm: config.espeakSpeedWpm }),
+    new EspeakTts({ voice: config.espeakVoice, speedWpm: config.espeakSpeedWpm, spawn: spawnHost.spawn }),
   ]
   let llm: LlmEngine
   if (config.llmModel) {
@@ -125,6 +129,7 @@ export async function createPipeline(config: HubConfig, io: TurnIo, registry: Re
     health: () => Object.fromEntries(engines.map((e) => [labelled(e, stageOf.get(e) ?? '?'), e.health()])), llmConfigured: Boolean(config.llmModel),
     async close() {
       await Promise.all(engines.map(async (e) => e.close?.().catch(() => undefined)))
+      await spawnHost.close()
     },
   }
 }

@@ -41,8 +41,10 @@ export class ListenStage implements Stage {
     let eos: number | undefined
     let received = 0
     const limit = setTimeout(() => { eos ??= Date.now(); input.end() }, this.opts.maxUtteranceMs)
+    // A worker-backed VAD decides off this thread: end the input the moment it finds the end of speech.
+    const vad = this.vad?.start()
+    void vad?.ended?.then(() => { eos ??= Date.now(); input.end() })
     try {
-      const vad = this.vad?.start()
       for await (const f of input) {
         if (f.type === 'input_end') {
           eos ??= f.at
@@ -62,6 +64,7 @@ export class ListenStage implements Stage {
       return
     } finally {
       clearTimeout(limit)
+      vad?.release?.() // frees a worker VAD's native state now, not at garbage collection
       input.end() // frames after this are dropped as `after_end`
     }
     eos ??= Date.now()

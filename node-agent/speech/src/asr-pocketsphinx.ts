@@ -9,6 +9,7 @@ import type { Logger } from '@mirrormesh/broker'
 import { EngineError, type AsrEngine, type AsrSession, type EngineHealth, type Transcript } from './types.js'
 import { which } from './proc.js'
 import { PocketsphinxProcess } from './pocketsphinx-process.js'
+import type { SpawnFn } from './spawn-host.js'
 
 export interface PocketsphinxOptions {
   grammarPath: string
@@ -19,6 +20,8 @@ export interface PocketsphinxOptions {
   /** Limit from finish() to the transcript (default 10 s). */
   timeoutMs?: number
   log: Logger
+  /** How to start the decoder (default child_process.spawn; the hub passes SpawnHost.spawn). */
+  spawn?: SpawnFn
 }
 
 const DEFAULT_MODEL_DIR = '/usr/share/pocketsphinx/model/en-us'
@@ -92,7 +95,7 @@ export class PocketsphinxAsr implements AsrEngine {
       const err = new EngineError(this.downReason ?? 'not_installed', `pocketsphinx: ${this.downDetail ?? 'unavailable'}`)
       return { write: () => {}, finish: () => Promise.reject(err) }
     }
-    const proc = new PocketsphinxProcess({ bin: this.bin, args: this.args, signal, timeoutMs: this.opts.timeoutMs ?? 10_000 })
+    const proc = new PocketsphinxProcess({ bin: this.bin, args: this.args, signal, timeoutMs: this.opts.timeoutMs ?? 10_000, ...(this.opts.spawn ? { spawn: this.opts.spawn } : {}) })
     return new PocketsphinxSession(proc, this.opts.log)
   }
 }

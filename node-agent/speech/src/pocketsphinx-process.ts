@@ -5,6 +5,7 @@
 // the last flushed at EOF) and stderr, and kills it on abort, on a finish() timeout, or when a
 // session is left open past SESSION_LIMIT_MS.
 import { spawn, type ChildProcessByStdio } from 'node:child_process'
+import type { SpawnFn } from './spawn-host.js'
 import type { Readable, Writable } from 'node:stream'
 import { EngineError } from './types.js'
 import { abortReason, killGroup, TailBuffer } from './proc.js'
@@ -23,6 +24,8 @@ export interface PocketsphinxProcessOptions {
   timeoutMs: number
   /** Keep the whole stderr log for the result (the `-backtrace yes` tables are in it); otherwise only its tail, for errors. */
   keepLog?: boolean
+  /** How to start the decoder (default child_process.spawn; the hub passes SpawnHost.spawn so no spawn blocks its event loop). */
+  spawn?: SpawnFn
 }
 
 export interface PocketsphinxOutput {
@@ -47,7 +50,10 @@ export class PocketsphinxProcess {
     // `-infile /dev/stdin` needs a real pipe, but Node's child stdin is a socketpair (open()
     // fails with ENXIO), so `sh` puts `cat |` in front. Arguments are passed as "$@", never
     // interpolated. Detached: the group (sh, cat, pocketsphinx) is killed together.
-    const child = spawn('/bin/sh', ['-c', 'cat | "$@"', 'sh', opts.bin, ...opts.args], { stdio: ['pipe', 'pipe', 'pipe'], detached: true })
+    const args = ['-c', 'cat | "$@"', 'sh', opts.bin, ...opts.args]
+    const child = opts.spawn
+      ? opts.spawn('/bin/sh', args, { detached: true })
+      : spawn('/bin/sh', args, { stdio: ['pipe', 'pipe', 'pipe'], detached: true })
     this.child = child
     const out: string[] = []
     const log: string[] = []

@@ -49,7 +49,11 @@ export function raceAbort<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
 
 /** SIGKILL a detached child's whole process group (the `sh -c 'cat | …'` pipe and its decoder). */
 export function killGroup(child: { pid?: number; kill(sig: NodeJS.Signals): boolean }): void {
-  if (child.pid === undefined) return
+  if (child.pid === undefined) {
+    // Not started (yet): a SpawnHost child still being spawned kills its group itself.
+    child.kill('SIGKILL')
+    return
+  }
   try {
     process.kill(-child.pid, 'SIGKILL')
   } catch {

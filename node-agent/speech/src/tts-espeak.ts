@@ -6,6 +6,7 @@ import { once } from 'node:events'
 import type { Logger } from '@mirrormesh/broker'
 import { EngineError, type EngineHealth, type TtsEngine } from './types.js'
 import { abortReason, TailBuffer, which } from './proc.js'
+import type { SpawnFn } from './spawn-host.js'
 
 export interface EspeakOptions {
   /** espeak-ng voice, e.g. 'en-us' (default: espeak's default voice). */
@@ -15,6 +16,8 @@ export interface EspeakOptions {
   espeakBin?: string
   soxBin?: string
   log?: Logger
+  /** How to start espeak-ng and sox (default child_process.spawn; the hub passes SpawnHost.spawn). */
+  spawn?: SpawnFn
 }
 
 // -D: no dither, so the same text gives the same bytes (stable bundle versions).
@@ -52,8 +55,9 @@ export class EspeakTts implements TtsEngine {
     const args = ['--stdout']
     if (this.voice) args.push('-v', this.voice)
     if (this.opts.speedWpm) args.push('-s', String(Math.round(this.opts.speedWpm)))
-    const espeak = spawn(this.espeak, args, { stdio: ['pipe', 'pipe', 'pipe'] })
-    const sox = spawn(this.sox, SOX_ARGS, { stdio: ['pipe', 'pipe', 'pipe'] })
+    const run: SpawnFn = this.opts.spawn ?? ((file, a) => spawn(file, a, { stdio: ['pipe', 'pipe', 'pipe'] }))
+    const espeak = run(this.espeak, args)
+    const sox = run(this.sox, SOX_ARGS)
     const errs = { espeak: new TailBuffer(), sox: new TailBuffer() }
     espeak.stderr.on('data', (b: Buffer) => errs.espeak.push(b))
     sox.stderr.on('data', (b: Buffer) => errs.sox.push(b))

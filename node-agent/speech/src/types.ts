@@ -56,6 +56,13 @@ export interface VadSession {
   /** Feed audio; returns true once speech has started and then ended (enough trailing silence). */
   push(pcm: Int16Array): boolean
   readonly speechDetected: boolean
+  /**
+   * Engines that decide off the caller's thread (SileroWorkerVad): resolves as soon as the end
+   * of speech is found, which push() only reports on its next call. Race it to end the turn then.
+   */
+  readonly ended?: Promise<void>
+  /** Frees the session's native state early when it is abandoned before it ended. */
+  release?(): void
 }
 export interface VadEngine extends Engine {
   start(): VadSession

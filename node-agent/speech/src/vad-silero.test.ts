@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process'
 import { describe, expect, it } from 'vitest'
 import { EngineError } from './types.js'
-import { SileroVad } from './vad-silero.js'
+import { SileroVad, SileroWorkerVad } from './vad-silero.js'
 
 function speech(text: string): Int16Array {
   const wav = execFileSync('espeak-ng', ['--stdout', text])
@@ -71,6 +71,57 @@ describe('SileroVad', () => {
   it('rejects a missing model file', async () => {
     const err = await SileroVad.load({ endSilenceMs: 500, modelPath: '/nonexistent/silero.onnx' }).catch((e: unknown) => e)
     expect(err).toBeInstanceOf(EngineError)
+    expect((err as EngineError).reason).toBe('model_missing')
+  })
+})
+
+const within = <T>(p: Promise<T>, ms: number) => Promise.race([p.then(() => 'done' as const), new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), ms))])
+
+describe('SileroWorkerVad', () => {
+  it('ends where the in-process VAD does, reported through `ended` and the next push', async () => {
+    const vad = await SileroWorkerVad.load({ endSilenceMs: 500 })
+    const local = await SileroVad.load({ endSilenceMs: 500 })
+    const words = speech('turn on the kitchen light')
+    const audio = [silence(500), words, silence(2000)]
+    const expected = feed(local.start(), audio)
+    // Fed frame by frame, waiting for each to be processed, it ends one frame later at most.
+    const s = vad.start()
+    let offset = 0
+    let endAt: number | undefined
+    for (const part of audio) {
+      for (let i = 0; i < part.length && endAt === undefined; i += 320) {
+        const chunk = part.subarray(i, i + 320)
+        if (s.push(chunk)) endAt = offset
+        offset += chunk.length
+        await within(s.ended, 5)
+      }
+    }
+    expect(await within(s.ended, 2000)).toBe('done')
+    expect(s.speechDetected).toBe(true)
+    expect(endAt).toBeDefined()
+    expect(Math.abs(endAt! - expected!)).toBeLessThanOrEqual(320)
+    expect(s.push(silence(100))).toBe(true)
+    await vad.close()
+    await local.close()
+  })
+
+  it('never ends on silence alone; released sessions leave later ones clean', async () => {
+    const vad = await SileroWorkerVad.load({ endSilenceMs: 300, poolSize: 1 })
+    const quiet = vad.start()
+    expect(feed(quiet, [silence(3000)])).toBeUndefined()
+    expect(await within(quiet.ended, 300)).toBe('timeout')
+    expect(quiet.speechDetected).toBe(false)
+    quiet.release()
+    const s = vad.start()
+    feed(s, [speech('stop'), silence(1000)])
+    expect(await within(s.ended, 2000)).toBe('done')
+    expect(vad.health()).toBe('ok')
+    await vad.close()
+    expect(vad.health()).toBe('down')
+  })
+
+  it('rejects a missing model file', async () => {
+    const err = await SileroWorkerVad.load({ endSilenceMs: 500, modelPath: '/nonexistent/silero.onnx' }).catch((e: unknown) => e)
     expect((err as EngineError).reason).toBe('model_missing')
   })
 })
