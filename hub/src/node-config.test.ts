@@ -31,3 +31,19 @@ describe('NodeConfigStore', () => {
     expect(await readFile(path, 'utf8')).toBe('not json')
   })
 })
+
+describe('NodeConfigFeature with a broken file', () => {
+  it('answers unavailable and leaves the file alone instead of replacing it with one entry', async () => {
+    const { NodeConfigFeature } = await import('./features/node-config.js')
+    const { CredentialStore, createLogger } = await import('@mirrormesh/broker')
+    const path = join(dir, 'node-config.json')
+    const broken = '{"kitchen":{"config":{"volume":300}},"hall":{"config":{"room":"hall"}}}'
+    await writeFile(path, broken)
+    const mqtt = { connected: false, onConnect: () => undefined, publish: async () => undefined }
+    const feature = new NodeConfigFeature({ stateDir: dir } as never, mqtt as never, new CredentialStore(join(dir, 'credentials.json')), { get: () => ({ id: 'hall' }) } as never, createLogger({ name: 'test', level: 'silent' }))
+    await expect(feature.start()).rejects.toThrow(/invalid config/)
+    await expect(feature.update('hall', { volume: 10 })).rejects.toMatchObject({ code: 'unavailable' })
+    await expect(feature.get('hall')).rejects.toMatchObject({ code: 'unavailable' })
+    expect(await readFile(path, 'utf8')).toBe(broken)
+  })
+})

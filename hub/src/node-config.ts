@@ -1,10 +1,9 @@
 // Per-node settings the hub pushes (room, name, wake word, volume), kept in
 // <stateDir>/node-config.json. Written whole to a temp file and renamed over the old one,
 // so a crash mid-write leaves the previous file, never half of one.
-import { randomBytes } from 'node:crypto'
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises'
+import { mkdir, readFile } from 'node:fs/promises'
 import { dirname } from 'node:path'
-import { nodeConfigPatch, type NodeConfigPatch, type NodeConfigValues } from '@mirrormesh/broker'
+import { writeAtomic, nodeConfigPatch, type NodeConfigPatch, type NodeConfigValues } from '@mirrormesh/broker'
 
 export interface StoredNodeConfig { config: NodeConfigValues; updatedAt: number }
 
@@ -55,9 +54,7 @@ export class NodeConfigStore {
     // Writes queue up so the file on disk always ends at the newest state.
     this.writing = this.writing.catch(() => undefined).then(async () => {
       await mkdir(dirname(this.path), { recursive: true })
-      const tmp = `${this.path}.${randomBytes(4).toString('hex')}.tmp`
-      await writeFile(tmp, JSON.stringify(Object.fromEntries(this.entries), null, 2) + '\n', { mode: 0o600 })
-      await rename(tmp, this.path)
+      await writeAtomic(this.path, JSON.stringify(Object.fromEntries(this.entries), null, 2) + '\n', { mode: 0o600 })
     })
     return this.writing
   }

@@ -91,3 +91,27 @@ describe('VoiceLoop and the offline early endpoint', () => {
     expect(published.length).toBe(2) // first frame + end flag to the hub
   })
 })
+
+describe('VoiceLoop and the screen', () => {
+  it('goes back to idle when a turn ends without audio (turn_error, text-only reply), not only after playback', () => {
+    const listener = new FakeListener()
+    const sink = { play: () => {}, stop: () => {}, onFirstSample: () => {}, idle: Promise.resolve(), playing: false, close: async () => {} } as unknown as AudioSink
+    const client = { publishRaw: async () => {}, publish: async () => {} } as unknown as MeshClient
+    const updates: Record<string, unknown>[] = []
+    const screen = { state: {}, update: (u: Record<string, unknown>) => void updates.push(u) }
+    const voice = new VoiceLoop({ nodeId: 'n', client, audioInTopic: 'audio/in', state: { state: 'online' } as NodeStateMachine, listener: listener as unknown as Listener, sink, screen: screen as never, log })
+    voice.start()
+    const activity = () => updates.filter((u) => 'activity' in u).map((u) => u.activity)
+    listener.open({ turnId: 1, trigger: 'vad' })
+    listener.endUtterance('vad')
+    expect(activity().at(-1)).toBe('thinking')
+    voice.onEvent({ v: 1, ts: 1, type: 'turn_error', turnId: 1, reason: 'turn_timeout' })
+    expect(activity().at(-1)).toBe('idle')
+    listener.open({ turnId: 2, trigger: 'vad' })
+    listener.endUtterance('vad')
+    voice.onEvent({ v: 1, ts: 1, type: 'reply', turnId: 2, text: 'It is noon.', kind: 'skill', audio: true })
+    expect(activity().at(-1)).toBe('thinking') // audio follows: playback's end sets idle
+    voice.onEvent({ v: 1, ts: 1, type: 'reply', turnId: 2, text: 'It is noon.', kind: 'skill', audio: false })
+    expect(activity().at(-1)).toBe('idle')
+  })
+})

@@ -146,6 +146,10 @@ export class VoiceLoop {
     // reply_partial: the reply so far, sent as each sentence starts playing; reply: all of it, at the end.
     if (ev.type === 'reply' || ev.type === 'reply_partial') this.opts.screen?.update({ reply: ev.text })
     if (ev.type === 'stop') this.opts.sink.stop()
+    // A turn that ends without audio to play (error, busy without audio, text-only reply) would
+    // otherwise leave the screen on "thinking": playback's end is what normally sets idle.
+    const silentEnd = ev.type === 'turn_error' || (ev.type === 'reply' && !ev.audio)
+    if (silentEnd && !this.opts.sink.playing) this.opts.screen?.update({ activity: 'idle' })
   }
 
   pushToTalk(): number {

@@ -12,7 +12,7 @@ import type { MqttFeature } from './mqtt.js'
 
 /** Why an update was refused, for the HTTP layer to map to a status code. */
 export class NodeConfigError extends Error {
-  constructor(readonly code: 'unknown_node' | 'bad_config', message: string) {
+  constructor(readonly code: 'unknown_node' | 'bad_config' | 'unavailable', message: string) {
     super(message)
   }
 }
@@ -20,6 +20,8 @@ export class NodeConfigError extends Error {
 export class NodeConfigFeature implements Feature {
   readonly name = 'node-config'
   readonly store: NodeConfigStore
+  /** False until the file is read: a PUT before (or after a failed load) must not replace the file with one entry. */
+  private loaded = false
 
   constructor(
     config: HubConfig,
@@ -33,6 +35,7 @@ export class NodeConfigFeature implements Feature {
 
   async start(): Promise<void> {
     await this.store.load()
+    this.loaded = true
     this.mqtt.onConnect(() => Promise.all(this.store.list().map(([id]) => this.publish(id))).then(() => undefined))
   }
 
@@ -49,12 +52,14 @@ export class NodeConfigFeature implements Feature {
   }
 
   async get(id: string): Promise<NodeConfigResponse> {
+    this.assertLoaded()
     if (!(await this.known(id))) throw unknown(id)
     const s = this.store.get(id)
     return { id, config: s?.config ?? {}, updatedAt: s?.updatedAt ?? null }
   }
 
   async update(id: string, body: unknown): Promise<NodeConfigResponse> {
+    this.assertLoaded()
     if (!(await this.known(id))) throw unknown(id)
     const parsed = nodeConfigPatch.safeParse(body)
     if (!parsed.success) {
@@ -68,10 +73,16 @@ export class NodeConfigFeature implements Feature {
     return { id, config: s.config, updatedAt: s.updatedAt }
   }
 
+  private assertLoaded(): void {
+    if (!this.loaded) throw new NodeConfigError('unavailable', `node config store not loaded (see health/node-config and /readyz); ${this.store.path} is left as it is`)
+  }
+
   private async publish(id: string): Promise<void> {
     const s = this.store.get(id)
     if (!s || !this.mqtt.connected) return // published on the next connect
-    await this.mqtt.publish('nodeConfig', { node: id }, { v: 1, ts: Date.now(), ...s.config })
+    // ts is when the config last changed, not now: a node skips a config it has already applied,
+    // so a hub reconnect does not undo a volume the user changed on the mirror since.
+    await this.mqtt.publish('nodeConfig', { node: id }, { v: 1, ts: s.updatedAt, ...s.config })
   }
 }
 

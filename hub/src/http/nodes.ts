@@ -37,6 +37,7 @@ export function nodeConfigRoutes(api: NodeConfigApi | undefined) {
         const code = (err as { code?: unknown }).code
         if (code === 'unknown_node') return reply.code(404).send({ error: 'unknown_node', message: (err as Error).message } satisfies ApiError)
         if (code === 'bad_config') return reply.code(400).send({ error: 'bad_config', message: (err as Error).message } satisfies ApiError)
+        if (code === 'unavailable') return reply.code(503).send({ error: 'unavailable', message: (err as Error).message } satisfies ApiError)
         throw err
       }
     }

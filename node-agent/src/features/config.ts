@@ -4,9 +4,9 @@
 // volume. What was applied is kept in STATE_DIR/node-config.json, so a node restarted while
 // the hub is down keeps its room, name and volume.
 import { EventEmitter } from 'node:events'
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises'
+import { mkdir, readFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
-import { schemas, type Feature, type Handlers, type Logger, type Payload } from '@mirrormesh/broker'
+import { schemas, writeAtomic, type Feature, type Handlers, type Logger, type Payload } from '@mirrormesh/broker'
 import type { AgentConfig } from '../config.js'
 
 export interface NodeSettings {
@@ -112,13 +112,12 @@ export class ConfigFeature extends EventEmitter<SettingsEvents> implements Featu
     if (changed.length || hubTsChanged) this.save()
   }
 
-  /** Writes are queued and atomic (temp file + rename): a crash mid-write keeps the last good file. */
+  /** Writes are queued and atomic (writeAtomic): a crash or a full disk mid-write keeps the last good file. */
   private save(): void {
     const text = JSON.stringify(this.saved) + '\n'
     this.writing = this.writing.then(async () => {
       await mkdir(dirname(this.file), { recursive: true })
-      await writeFile(`${this.file}.tmp`, text)
-      await rename(`${this.file}.tmp`, this.file)
+      await writeAtomic(this.file, text)
     }).catch((err: unknown) => this.deps.log.warn({ file: this.file, err: (err as Error).message }, 'node config not saved; it applies until the agent restarts'))
   }
 
