@@ -55,4 +55,22 @@ describe('FeatureHost', () => {
     expect(order).toEqual(['third', 'second', 'first'])
     expect(host.states().every((s) => s.state === 'stopped')).toBe(true)
   })
+
+  it('a stop during start-up (SIGTERM while a model loads) lets the starting feature finish, starts no other, stops it', async () => {
+    const host = new FeatureHost(log)
+    const events: string[] = []
+    let release!: () => void
+    const slow = new Promise<void>((r) => { release = r })
+    host.add({ name: 'voice', start: async () => { events.push('voice start'); await slow; events.push('voice started') }, stop: () => { events.push('voice stop') } })
+    host.add({ name: 'http', start: () => { events.push('http start') }, stop: () => { events.push('http stop') } })
+    const starting = host.start()
+    await Promise.resolve()
+    const stopping = host.stop()
+    expect(host.stopped).toBe(true)
+    release()
+    await starting
+    await stopping
+    expect(events).toEqual(['voice start', 'voice started', 'voice stop'])
+    expect(host.states().map((s) => s.state)).toEqual(['stopped', 'stopped'])
+  })
 })

@@ -40,6 +40,8 @@ export class FeatureHost extends EventEmitter<FeatureHostEvents> {
   private readonly status = new Map<string, FeatureStatus>()
   private readonly routes = new Map<TopicName, { feature: Feature; fn: (msg: Message) => void }[]>()
   private readonly logOnce = new LogLimiter(60_000)
+  private stopping = false
+  private startRun: Promise<void> | undefined
 
   constructor(private readonly log: Logger) {
     super()
@@ -64,9 +66,23 @@ export class FeatureHost extends EventEmitter<FeatureHostEvents> {
     return [...this.routes.keys()]
   }
 
-  /** Starts every feature in the order added. Throws only if a critical one fails. */
-  async start(): Promise<void> {
-    for (const f of this.list) await this.startOne(f)
+  /**
+   * Starts every feature in the order added. Throws only if a critical one fails. A stop()
+   * meanwhile (SIGTERM during start-up) ends it early: no feature starts after the stop.
+   */
+  start(): Promise<void> {
+    this.startRun = (async () => {
+      for (const f of this.list) {
+        if (this.stopping) return
+        await this.startOne(f)
+      }
+    })()
+    return this.startRun
+  }
+
+  /** True once stop() was called: a root's start() must not declare itself ready after it. */
+  get stopped(): boolean {
+    return this.stopping
   }
 
   /** Starts one feature added after start() (or restarts a failed one). */
@@ -85,6 +101,9 @@ export class FeatureHost extends EventEmitter<FeatureHostEvents> {
 
   /** Stops every feature, last started first; a stop that throws is logged and skipped. */
   async stop(): Promise<void> {
+    this.stopping = true
+    // A feature still starting finishes first, then is stopped with the rest.
+    await this.startRun?.catch(() => undefined)
     for (const f of [...this.list].reverse()) {
       const s = this.status.get(f.name)
       if (s?.state === 'stopped') continue

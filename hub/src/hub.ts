@@ -109,6 +109,7 @@ export class Hub {
     collectDefaultMetrics({ register: this.metrics })
     await mkdir(this.config.stateDir, { recursive: true })
     await this.host.start() // throws only when the broker or the MQTT client fails
+    if (this.host.stopped) return // stopped (SIGTERM) while starting: never announce ready
     this.phase = 'ready'
     this.f.health.check()
     const failed = this.host.states().filter((s) => s.state === 'failed').map((s) => s.name)
