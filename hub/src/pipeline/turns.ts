@@ -157,8 +157,16 @@ export class TurnManager {
   private interrupt(turn: Turn, f: InterruptFrame): void {
     if (turn.state === 'done') return
     if (f.type === 'barge_in') turn.bargeInAt = f.at
-    if (turn.queued && this.admission.withdraw(turn)) turn.finished = true
+    if (turn.queued && this.admission.withdraw(turn)) {
+      turn.finished = true
+      this.metrics.queueDepth.set(this.queued)
+      this.notifyIfIdle() // a drain waiting on this queued turn ends now, not at its timeout
+    }
     turn.abort(f.type === 'barge_in' ? 'barge_in' : f.reason)
+  }
+
+  private notifyIfIdle(): void {
+    if (this.active === 0 && this.queued === 0) for (const f of [...this.idle]) f()
   }
 
   /** The busy reply: spoken without taking a session slot. */
@@ -286,6 +294,6 @@ export class TurnManager {
     this.admission.release()
     this.metrics.activeSessions.set(this.active)
     this.metrics.queueDepth.set(this.queued)
-    if (this.active === 0 && this.queued === 0) for (const f of [...this.idle]) f()
+    this.notifyIfIdle()
   }
 }
