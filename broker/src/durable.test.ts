@@ -2,7 +2,7 @@ import fs from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
-import { fsyncDir, writeAtomic, writeFileDurable } from './durable.js'
+import { appendWhole, fsyncDir, writeAtomic, writeFileDurable } from './durable.js'
 
 let dir: string
 beforeEach(async () => { dir = await fs.mkdtemp(path.join(tmpdir(), 'mm-durable-')) })
@@ -60,5 +60,23 @@ describe('fsyncDir', () => {
   it('syncs a directory and never throws, even for a missing one', async () => {
     await fsyncDir(dir)
     await fsyncDir(path.join(dir, 'missing'))
+  })
+})
+
+describe('appendWhole', () => {
+  it('a write cut short by a full disk leaves no half line for the next append to glue onto', async () => {
+    const f = path.join(dir, 'turns.jsonl')
+    const fh = await fs.open(f, 'a')
+    try {
+      await appendWhole(fh, '{"id":"t1"}\n')
+      const realAppend = fh.appendFile.bind(fh)
+      fh.appendFile = async (data) => { await realAppend(String(data).slice(0, 5)); throw enospc() } // part of it landed
+      await expect(appendWhole(fh, '{"id":"t2"}\n')).rejects.toMatchObject({ code: 'ENOSPC' })
+      fh.appendFile = realAppend
+      await appendWhole(fh, '{"id":"t3"}\n')
+    } finally {
+      await fh.close()
+    }
+    expect((await fs.readFile(f, 'utf8')).split('\n').filter(Boolean).map((l) => JSON.parse(l).id)).toEqual(['t1', 't3'])
   })
 })

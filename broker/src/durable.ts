@@ -52,3 +52,18 @@ export async function writeAtomic(file: string, data: string | Uint8Array, opts:
   }
   await fsyncDir(path.dirname(file))
 }
+
+/**
+ * Appends `data` through an open handle (fsync'd when `sync`). On failure (a full disk) the
+ * file is cut back to its old length, so no half line is left for the next append to glue onto.
+ */
+export async function appendWhole(fh: fs.FileHandle, data: string | Uint8Array, sync = true): Promise<void> {
+  const size = (await fh.stat()).size
+  try {
+    await fh.appendFile(data) // loops over short writes; throws ENOSPC when nothing more fits
+    if (sync) await fh.datasync()
+  } catch (err) {
+    await fh.truncate(size).catch(() => undefined)
+    throw err
+  }
+}

@@ -77,10 +77,10 @@ describe('OfflineTurnLog', () => {
 
   it('answers only once the kept turns are fsync\'d', async () => {
     const l = await newLog()
-    const fh = (l as unknown as { fh: { sync(): Promise<void> } }).fh
-    const sync = fh.sync.bind(fh)
+    const fh = (l as unknown as { fh: { datasync(): Promise<void> } }).fh
+    const sync = fh.datasync.bind(fh)
     let answeredBeforeSync: number | undefined
-    fh.sync = async () => {
+    fh.datasync = async () => {
       await new Promise((r) => setTimeout(r, 50))
       answeredBeforeSync = answers.length
       await sync()

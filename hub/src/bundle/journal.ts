@@ -10,7 +10,7 @@
 import { appendFile, mkdir, open, readFile, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Counter, type Registry } from 'prom-client'
-import { offlineTurn as offlineTurnSchema, type Logger, type ReplayRequest, type ReplayResponse, type ReplayResult, type OfflineTurnView } from '@mirrormesh/broker'
+import { appendWhole, offlineTurn as offlineTurnSchema, type Logger, type ReplayRequest, type ReplayResponse, type ReplayResult, type OfflineTurnView } from '@mirrormesh/broker'
 
 /** A kept offline turn: what GET /api/offline-turns lists. */
 export type OfflineTurn = OfflineTurnView
@@ -210,8 +210,9 @@ export class OfflineTurnLog {
     if (turns.length) {
       try {
         if (!this.fh) throw new Error('offline-turn journal is not open')
-        await this.fh.appendFile(turns.map((t) => JSON.stringify(t) + '\n').join(''))
-        await this.fh.sync()
+        // Whole lines or nothing: a half line left by a full disk would swallow the next turn,
+        // which the node has already trimmed once it was answered `kept`.
+        await appendWhole(this.fh, turns.map((t) => JSON.stringify(t) + '\n').join(''))
       } catch (err) {
         // Not durable: forget them and answer with an error, so the node replays them later.
         ok = false

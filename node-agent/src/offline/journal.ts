@@ -9,7 +9,7 @@
 import { randomUUID } from 'node:crypto'
 import fs from 'node:fs/promises'
 import path from 'node:path'
-import { writeAtomic, type BundleReply, type Logger } from '@mirrormesh/broker'
+import { appendWhole, writeAtomic, type BundleReply, type Logger } from '@mirrormesh/broker'
 
 // Field types follow the contract's offlineTurn (broker/src/replay.ts): `at` epoch ms,
 // `skill` and `action` left out when there are none.
@@ -43,20 +43,11 @@ const FILE = 'offline-journal.jsonl'
 /** Replaces `file` with `data` atomically (temp file, fsync, rename, fsync of the directory). */
 export { writeAtomic }
 
-/**
- * Appends `data` to `file` (fsync'd). On failure (a full disk) the file is cut back to its
- * old length, so that no half line is left for the next append to glue onto.
- */
-async function appendWhole(file: string, data: string, sync: boolean): Promise<void> {
+/** Appends whole lines to `file` (see appendWhole in @mirrormesh/broker: no half line survives a full disk). */
+async function appendLines(file: string, data: string, sync: boolean): Promise<void> {
   const fh = await fs.open(file, 'a')
-  let size: number | undefined
   try {
-    size = (await fh.stat()).size
-    await fh.writeFile(data) // loops over short writes; throws ENOSPC when nothing more fits
-    if (sync) await fh.datasync()
-  } catch (err) {
-    if (size !== undefined) await fh.truncate(size).catch(() => undefined)
-    throw err
+    await appendWhole(fh, data, sync)
   } finally {
     await fh.close()
   }
@@ -175,7 +166,7 @@ export class OfflineJournal {
         await this.save()
       } else {
         try {
-          await appendWhole(this.file, line, true)
+          await appendLines(this.file, line, true)
         } catch (err) {
           this.failed(err)
         }
@@ -264,7 +255,7 @@ export class FallbackLog {
         this.size = 0
       }
       // On a full disk this rejects and leaves no half line behind.
-      await appendWhole(this.file, line, false)
+      await appendLines(this.file, line, false)
       this.size += Buffer.byteLength(line)
     })
   }
