@@ -58,9 +58,3 @@ export type HubEvent = { [K in keyof typeof hubEventSchemas]: z.output<(typeof h
 export type NodeOwnEvent = { [K in keyof typeof nodeEventSchemas]: z.output<(typeof nodeEventSchemas)[K]> }[keyof typeof nodeEventSchemas]
 /** An event as a producer writes it: the publisher adds `v` and `ts`. */
 export type EventBody<E> = E extends unknown ? Omit<E, 'v' | 'ts'> : never
-
-/** Which side may publish each event type: the broker's ACL lets a node publish on its own events topic; this says which types it may send. */
-export const eventPublisher = Object.fromEntries([
-  ...Object.keys(hubEventSchemas).map((k) => [k, 'hub']),
-  ...Object.keys(nodeEventSchemas).map((k) => [k, 'node']),
-]) as Record<NodeEventType, 'hub' | 'node'>

@@ -69,7 +69,7 @@ export class NodeAgent {
       new HubWatchFeature(state, log),
       settings,
       new ScreenFeature({ screen, state, presence, settings }),
-      new HeartbeatFeature({ config, client, mqtt, state, room: () => settings.settings.room }),
+      new HeartbeatFeature({ config, client, mqtt, state, settings }),
       voice,
       offline,
       inputs,

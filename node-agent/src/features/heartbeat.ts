@@ -6,6 +6,7 @@ import type { Feature, MeshClient } from '@mirrormesh/broker'
 import type { AgentConfig } from '../config.js'
 import { buildHeartbeat, sampleBoard, type BoardSample } from '../heartbeat.js'
 import type { NodeStateMachine } from '../state.js'
+import type { ConfigFeature } from './config.js'
 import type { MqttFeature } from './mqtt.js'
 
 const pkg = createRequire(import.meta.url)('../../package.json') as { version: string }
@@ -19,12 +20,15 @@ export class HeartbeatFeature implements Feature {
   private readonly startedAt = Date.now()
   private readonly beat = (): void => this.publish()
 
-  constructor(private readonly deps: { config: AgentConfig; client: MeshClient; mqtt: MqttFeature; state: NodeStateMachine; room: () => string | null }) {}
+  private readonly onSettings = (_now: unknown, changed: readonly string[]): void => { if (changed.includes('room')) this.publish() }
+
+  constructor(private readonly deps: { config: AgentConfig; client: MeshClient; mqtt: MqttFeature; state: NodeStateMachine; settings: ConfigFeature }) {}
 
   start(): void {
     const { config, mqtt, state } = this.deps
     state.on('state', this.beat) // tell the hub our mode at once
     mqtt.on('ready', this.beat)
+    this.deps.settings.on('change', this.onSettings) // the hub's registry shows a new room at once
     void this.refreshBoard()
     this.timer = setInterval(() => {
       this.publish()
@@ -33,9 +37,9 @@ export class HeartbeatFeature implements Feature {
   }
 
   publish(): void {
-    const { client, config, state, room } = this.deps
+    const { client, config, state, settings } = this.deps
     if (!client.connected) return
-    const hb = buildHeartbeat(this.seq++, state.state, this.board, agentVersions, this.startedAt, room())
+    const hb = buildHeartbeat(this.seq++, state.state, this.board, agentVersions, this.startedAt, settings.settings.room)
     client.publish('nodeHeartbeat', { node: config.nodeId }, hb).catch(() => undefined)
   }
 
@@ -48,5 +52,6 @@ export class HeartbeatFeature implements Feature {
     this.timer = undefined
     this.deps.state.off('state', this.beat)
     this.deps.mqtt.off('ready', this.beat)
+    this.deps.settings.off('change', this.onSettings)
   }
 }
