@@ -70,3 +70,20 @@ describe('MQTT over WebSocket: same credentials and ACL as TCP', () => {
     await expect(kit.connect(b.wsUrl, 'a', { clientId: 'node-b' })).rejects.toThrow(/not authori[sz]ed/i)
   })
 })
+
+describe('retain follows the contract, whoever publishes', () => {
+  it("a retained command from a dashboard is delivered but not kept: a late subscriber (a node reconnecting) doesn't get it", async () => {
+    const dash = await kit.connect(b.url, 'dash')
+    await dash.publishAsync(`${BASE}/nodes/a/set`, JSON.stringify({ ptt: true }), { qos: 1, retain: true })
+    expect((await seenOn(`${BASE}/nodes/a/set`)).length).toBe(1) // delivered live
+    const a = await kit.connect(b.url, 'a')
+    const got: string[] = []
+    a.on('message', (topic) => got.push(topic))
+    await a.subscribeAsync(`${BASE}/nodes/a/set`, { qos: 1 })
+    // A topic the contract does retain still keeps its message (the node's own status).
+    await a.publishAsync(`${BASE}/nodes/a/status`, 'online', { qos: 1, retain: true })
+    await a.subscribeAsync(`${BASE}/nodes/a/status`, { qos: 1 })
+    await kit.waitFor(() => got.includes(`${BASE}/nodes/a/status`), { what: 'the retained status' })
+    expect(got).not.toContain(`${BASE}/nodes/a/set`)
+  })
+})

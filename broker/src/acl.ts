@@ -15,6 +15,12 @@ export function canPublish(base: string, who: Principal, topic: string): boolean
   return parsed.params.node === who.id && def.publishers.includes('node')
 }
 
+/** Whether the contract keeps messages on `topic` retained (unknown topics: no). */
+export function retainAllowed(base: string, topic: string): boolean {
+  const parsed = parseTopic(base, topic)
+  return parsed !== undefined && topics[parsed.name].retain
+}
+
 /** Filters a node may subscribe to; wildcards in them are the widest it may ask for. */
 export function nodeReadFilters(base: string, nodeId: string): string[] {
   return (Object.entries(topics) as [TopicName, TopicDef][])

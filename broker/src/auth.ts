@@ -2,7 +2,7 @@
 // over the credential store and the contract-derived ACL.
 import type { Client, AuthenticateError, PublishPacket, Subscription } from 'aedes'
 import type { Registry, Counter } from 'prom-client'
-import { canPublish, canSubscribe, clientIdAllowed, type Principal } from './acl.js'
+import { canPublish, retainAllowed, canSubscribe, clientIdAllowed, type Principal } from './acl.js'
 import type { CredentialStore } from './credentials.js'
 import { getOrCreateCounter } from './inbound.js'
 import { LogLimiter, type Logger } from './log.js'
@@ -85,7 +85,13 @@ export function createAuthHooks(opts: AuthHooksOptions) {
     authorizePublish(client: Client | null, packet: PublishPacket, done: (e?: Error | null) => void) {
       if (!client) return done(null) // broker-internal publishes
       const who = principals.get(client)
-      if (who && canPublish(opts.base, who, packet.topic)) return done(null)
+      if (who && canPublish(opts.base, who, packet.topic)) {
+        // A node or dashboard may not make a topic retained that the contract says is not:
+        // a retained {"ptt":true} (Home Assistant's default) would open every mirror's mic on
+        // each reconnect. The message is still delivered, just not kept.
+        if (packet.retain && who.role !== 'hub' && !retainAllowed(opts.base, packet.topic)) packet.retain = false
+        return done(null)
+      }
       denied.inc({ action: 'publish' })
       if (logLimiter.allow(`pub|${client.id}`)) opts.log.warn({ clientId: client.id, topic: packet.topic }, 'publish denied by ACL')
       done(new Error(`publish to ${packet.topic} not allowed`))
