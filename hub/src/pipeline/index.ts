@@ -59,7 +59,6 @@ export async function createPipeline(config: HubConfig, io: TurnIo, registry: Re
   }
 
   // The pocketsphinx fallback only knows a grammar: the skills' phrases plus configured extras.
-  await mkdir(config.stateDir, { recursive: true })
   const grammarPath = join(config.stateDir, 'asr-grammar.gram')
   // A word the dictionary lacks makes pocketsphinx exit at once, so such phrases are dropped (and logged).
   let dictionary: Set<string> | undefined
@@ -69,7 +68,13 @@ export async function createPipeline(config: HubConfig, io: TurnIo, registry: Re
     dictionary = undefined // pocketsphinx not installed: the engine reports itself down
   }
   const dropped: string[] = []
-  await writeFile(grammarPath, jsgfFromPhrases(skills.phrases(config.asrGrammarExtra.split('|').filter(Boolean)), { dictionary, onDropped: (p: string) => dropped.push(p) }))
+  try {
+    await mkdir(config.stateDir, { recursive: true })
+    await writeFile(grammarPath, jsgfFromPhrases(skills.phrases(config.asrGrammarExtra.split('|').filter(Boolean)), { dictionary, onDropped: (p: string) => dropped.push(p) }))
+  } catch (err) {
+    await vad?.close?.() // the voice feature fails (disk full, read-only state dir): no VAD worker left behind
+    throw err
+  }
   if (dropped.length) plog.warn({ dropped: dropped.slice(0, 20), count: dropped.length }, 'phrases left out of the ASR grammar: words not in the pocketsphinx dictionary')
 
   // pocketsphinx / espeak-ng / sox are spawned from a worker thread: a spawn blocks its thread
@@ -128,6 +133,7 @@ export async function createPipeline(config: HubConfig, io: TurnIo, registry: Re
     turns, engines, llm,
     health: () => Object.fromEntries(engines.map((e) => [labelled(e, stageOf.get(e) ?? '?'), e.health()])), llmConfigured: Boolean(config.llmModel),
     async close() {
+      turns.close()
       await Promise.all(engines.map(async (e) => e.close?.().catch(() => undefined)))
       await spawnHost.close()
     },

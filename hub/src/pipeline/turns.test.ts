@@ -174,6 +174,32 @@ describe('TurnManager', () => {
     expect(await t.value('mirrormesh_turns_total', { outcome: 'draining', kind: 'busy' })).toBe(1)
   })
 
+  it('close() (the hub stopping) aborts a turn still listening and drops the queued ones at once', async () => {
+    const t = setup({ maxConcurrent: 1, queueMax: 2 })
+    // Only a start frame: the turn listens until more audio or the 5 s utterance limit.
+    t.turns.onAudio('a', encodeAudioFrame({ flags: AudioFlags.start, turnId: 1, seq: 0, samples: new Int16Array(320) }))
+    t.say('b', 1)
+    expect([t.turns.active, t.turns.queued]).toEqual([1, 1])
+    const closedAt = Date.now()
+    t.turns.close()
+    await until(() => t.turns.active === 0 && t.turns.queued === 0, 'no turn left')
+    expect(Date.now() - closedAt).toBeLessThan(1000)
+    expect(t.eventsOf('b', 'transcript')).toEqual([])
+    expect(await t.value('mirrormesh_turns_total', { outcome: 'hub_stopping' })).toBe(1)
+  })
+
+  it('a drain ends as soon as the turns it waits for are cancelled, not at its timeout', async () => {
+    const t = setup({ maxConcurrent: 1, queueMax: 2 })
+    t.turns.onAudio('a', encodeAudioFrame({ flags: AudioFlags.start, turnId: 1, seq: 0, samples: new Int16Array(320) }))
+    t.say('b', 1)
+    t.control('a', 1, AudioFlags.cancel) // the running one ends…
+    await until(() => t.turns.active === 1 && t.turns.queued === 0, 'b admitted')
+    t.control('b', 1, AudioFlags.cancel)
+    const started = Date.now()
+    await t.turns.drain(10_000)
+    expect(Date.now() - started).toBeLessThan(2000)
+  })
+
   it('onNodeTtfa records the node side; absurd values are ignored', async () => {
     const t = setup()
     t.turns.onNodeTtfa('kitchen', { v: 1, ts: 0, type: 'ttfa', turnId: 1, ms: 420, kind: 'skill' })

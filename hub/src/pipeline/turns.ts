@@ -102,6 +102,8 @@ export class TurnManager {
   private readonly reply: ReplyStage
   private readonly speak: SpeakStage
   draining = false
+  /** Turns admitted (running or queued) and busy replies being spoken: what close() aborts. */
+  private readonly live = new Set<Turn>()
 
   constructor(engines: TurnEngines, skills: SkillMatcher, private readonly io: TurnIo,
     private readonly opts: TurnOptions, private readonly metrics: PipelineMetrics, private readonly log: Logger) {
@@ -128,6 +130,20 @@ export class TurnManager {
     if (ev.ms < 60_000) this.metrics.ttfa.observe({ side: 'node', kind: ev.kind }, ev.ms / 1000)
   }
 
+  /**
+   * The hub is stopping (after a drain, or without one): every turn still running or queued
+   * is aborted, so none keeps a timer or an engine busy past the hub's stop.
+   */
+  close(): void {
+    this.draining = true
+    for (const turn of this.live) {
+      if (turn.queued) this.admission.withdraw(turn)
+      turn.input.end()
+      turn.abort('hub_stopping')
+    }
+    this.live.clear()
+  }
+
   /** Resolves when no turn runs or waits (drain), or after `timeoutMs`. */
   async drain(timeoutMs: number): Promise<void> {
     this.draining = true
@@ -141,6 +157,7 @@ export class TurnManager {
 
   private begin(nodeId: string, turnId: number): Turn {
     const turn = new Turn(nodeId, turnId, (t, f) => this.interrupt(t, f))
+    this.live.add(turn)
     const how = this.draining ? 'busy' : this.admission.admit(turn, () => void this.run(turn))
     this.metrics.queueDepth.set(this.queued)
     if (how === 'busy') {
@@ -148,7 +165,7 @@ export class TurnManager {
       turn.input.end()
       this.metrics.turns.inc({ outcome: this.draining ? 'draining' : 'busy', kind: 'busy' })
       this.io.sendEvent(nodeId, { type: 'busy', turnId })
-      void this.speakOnly(turn, phrasesSpoken.busy)
+      void this.speakOnly(turn, phrasesSpoken.busy).finally(() => this.live.delete(turn))
     }
     return turn
   }
@@ -159,6 +176,7 @@ export class TurnManager {
     if (f.type === 'barge_in') turn.bargeInAt = f.at
     if (turn.queued && this.admission.withdraw(turn)) {
       turn.finished = true
+      this.live.delete(turn)
       this.metrics.queueDepth.set(this.queued)
       this.notifyIfIdle() // a drain waiting on this queued turn ends now, not at its timeout
     }
@@ -224,6 +242,7 @@ export class TurnManager {
     }
     turn.finished = true
     turn.abort('turn_done') // stop any LLM still streaming
+    this.live.delete(turn)
     this.finishTurn(turn, outcome)
   }
 
