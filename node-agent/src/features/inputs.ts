@@ -20,6 +20,12 @@ export class InputsFeature implements Feature {
     this.deps.client.publish('nodePresence', { node: this.deps.config.nodeId }, { v: 1, ts: Date.now(), present: p.present, since: p.since, source: p.source.slice(0, 64) }).catch(() => undefined)
   }
 
+  /** A change made while MQTT was down never reached the retained topic: send the current state on each connect. */
+  private readonly republish = (): void => {
+    const p = this.deps.presence.state
+    if (p.source !== 'initial') this.publishPresence(p)
+  }
+
   constructor(private readonly deps: { config: AgentConfig; client: MeshClient; presence: Presence; voice: VoiceFeature | undefined; log: Logger }) {
     this.handlers = { nodeSet: (m) => this.onCommand(m.data) }
   }
@@ -27,6 +33,7 @@ export class InputsFeature implements Feature {
   start(): void {
     const { config, presence, voice, log } = this.deps
     presence.on('change', this.publishPresence)
+    this.deps.client.on('connect', this.republish)
     presence.on('error', (err, source) => log.warn({ err, source }, 'presence input failed'))
     if (config.presenceFile) presence.add(fileSource(config.presenceFile))
     if (config.presenceGpio) presence.add(gpiomonSource({ ...gpioLine(config.presenceGpio), activeHigh: config.presenceGpioActive === 'high', bin: config.gpiomon }))
@@ -72,6 +79,7 @@ export class InputsFeature implements Feature {
   stop(): void {
     this.button?.stop()
     this.deps.presence.off('change', this.publishPresence)
+    this.deps.client.off('connect', this.republish)
     this.deps.presence.close()
   }
 }
