@@ -61,7 +61,7 @@ export class NodeAgent {
       screen: { publicDir: defaultPublicDir(), initial: { nodeId: config.nodeId, room: config.room ?? null, state: 'offline', banner: OFFLINE_BANNER } },
     })
     const voice = config.audioSource === 'none' ? undefined : new VoiceFeature({ config, client, state, settings, screen, log })
-    const offline = voice && new OfflineFeature({ config, client, state, voice, screen, log })
+    const offline = voice && new OfflineFeature({ config, client, state, voice, screen, settings, log })
     const inputs = new InputsFeature({ config, client, presence, voice, log })
     const http = new HttpFeature(app, { host: config.healthHost, port: config.healthPort })
     this.parts = { mqtt, settings, voice, offline, inputs, http, screen }

@@ -39,6 +39,7 @@ const b = makeTestBundle({
     { phrase: 'what day is it today', skill: 'date', text: '{date}', clips: ['{date}'] },
     { phrase: 'turn on the kitchen light', skill: 'lights', text: 'Kitchen light on', clips: ['kitchen-on.pcm'] },
     { phrase: 'stop', skill: 'stop', text: '', clips: [], stop: true },
+    { phrase: 'volume down', skill: 'volume', text: 'Volume down.', clips: ['volume-down.pcm'], event: { type: 'volume', change: 'down' } },
   ],
 })
 let srv: BundleServer
@@ -122,6 +123,24 @@ describe('OfflineMode early endpoint', () => {
     await say(second, new Int16Array([...silence(300), ...speech('stop')]))
     await new Promise((r) => setTimeout(r, RESUME_MS + 200))
     expect(m.pending().map((e) => e.transcript)).toEqual(['what time is it', 'stop'])
+    m.close()
+  })
+
+  it('"volume down" answered offline changes the volume, as the hub\'s event would online', async () => {
+    const events: unknown[] = []
+    const m = new OfflineMode({
+      dir: path.join(root, `m${n++}`), nodeId: 'kitchen', hubHttpUrl: srv.url, log,
+      client: { publish: async () => {} } as unknown as MeshClient,
+      state: { state: 'offline', addRecoveryTask: () => {} } as unknown as NodeStateMachine,
+      voice: { play: () => {} } as unknown as VoiceLoop,
+      endpoint: { silenceMs: 0 },
+      onReplyEvent: (e) => events.push(e),
+    })
+    await m.start()
+    await m.onManifest(announcementOf(b))
+    await say(m.begin(51, { resumable: true })!, new Int16Array([...silence(300), ...speech('volume down')]))
+    expect(m.pending().map((e) => e.transcript)).toEqual(['volume down'])
+    expect(events).toEqual([{ type: 'volume', change: 'down' }])
     m.close()
   })
 

@@ -63,6 +63,8 @@ export class OfflineMode implements OfflineAnswerer {
      * this soon after an early answer continues it (default 600: what the listener would have waited for).
      */
     endpoint?: { silenceMs?: number; resumeWindowMs?: number }
+    /** A reply's side effect for the node itself (e.g. the volume skill), as the hub would have sent it. */
+    onReplyEvent?: (event: { type: string; [k: string]: unknown }) => void
   }) {
     this.endpointSilenceMs = opts.endpoint?.silenceMs ?? 100
     this.resumeWindowMs = opts.endpoint?.resumeWindowMs ?? 600
@@ -173,6 +175,7 @@ export class OfflineMode implements OfflineAnswerer {
     const reply = out.reply
     if (reply?.timerMs) this.timers.set(reply.timerMs, reply.text)
     if (reply?.stop) this.timers.cancelAll()
+    if (reply?.event) this.opts.onReplyEvent?.(reply.event)
     // The journal keeps the turn in memory when the disk is full (and logs it); the
     // fallback log is best effort. Neither may cost the user the answer or the turn.
     await this.journal.append({ transcript: rec.confident ? rec.text : '', reply: out.text, ...(out.matched && reply ? { skill: reply.skill } : {}), ...(out.matched && reply?.action ? { action: reply.action } : {}), at })

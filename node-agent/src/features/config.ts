@@ -47,7 +47,7 @@ export class ConfigFeature extends EventEmitter<SettingsEvents> implements Featu
     this.handlers = {
       nodeConfig: (m) => this.onHubConfig(m.data),
       nodeEvents: (m) => {
-        if (m.data.type === 'volume') this.onVolumeEvent(m.data)
+        if (m.data.type === 'volume') this.applyVolumeEvent(m.data)
       },
     }
   }
@@ -93,7 +93,8 @@ export class ConfigFeature extends EventEmitter<SettingsEvents> implements Featu
     }
   }
 
-  private onVolumeEvent(e: { change?: 'up' | 'down'; level?: number }): void {
+  /** The volume skill's effect: from the hub's event, or from the offline bundle's reply. */
+  applyVolumeEvent(e: { change?: 'up' | 'down'; level?: number }): void {
     const cur = this.settings.volume
     const volume = e.level ?? Math.min(100, Math.max(0, cur + (e.change === 'up' ? VOLUME_STEP : e.change === 'down' ? -VOLUME_STEP : 0)))
     this.apply({ ...this.saved, volume }, 'volume event')

@@ -7,6 +7,7 @@ import type { AgentConfig } from '../config.js'
 import type { OfflineMode } from '../offline-mode.js'
 import type { Screen } from '../screen.js'
 import type { NodeStateMachine } from '../state.js'
+import type { ConfigFeature } from './config.js'
 import type { VoiceFeature } from './voice.js'
 
 /** The hub's HTTP API when HUB_HTTP_URL is unset: the MQTT host, on the port the manifest gives (8080 when it gives none). */
@@ -20,7 +21,7 @@ export class OfflineFeature implements Feature {
   readonly handlers: Handlers
   mode: OfflineMode | undefined
 
-  constructor(private readonly deps: { config: AgentConfig; client: MeshClient; state: NodeStateMachine; voice: VoiceFeature; screen: Screen; log: Logger }) {
+  constructor(private readonly deps: { config: AgentConfig; client: MeshClient; state: NodeStateMachine; voice: VoiceFeature; screen: Screen; settings?: ConfigFeature; log: Logger }) {
     this.handlers = {
       cacheManifest: (m) => this.onManifest(m.data),
       nodeReplayResponse: (m) => this.mode?.onReplayResponse(m.data),
@@ -36,6 +37,8 @@ export class OfflineFeature implements Feature {
       dir: join(config.stateDir, 'offline'), nodeId: config.nodeId, hubHttpUrl: this.hubHttpUrl(),
       client, state, voice: loop, screen, log: log.child({ component: 'offline' }),
       endpoint: { silenceMs: config.offlineEndpointSilenceMs, resumeWindowMs: config.vadEndSilenceMs },
+      // "volume up" answered offline changes the volume, as the hub's event would online.
+      onReplyEvent: (e) => { if (e.type === 'volume') this.deps.settings?.applyVolumeEvent(e as { change?: 'up' | 'down'; level?: number }) },
     })
     await mode.start()
     this.mode = mode
