@@ -186,10 +186,12 @@ export class OfflineMode implements OfflineAnswerer {
     this.opts.log.info({ turnId, matched: out.matched, confident: rec.confident, reason: rec.reason, recognitionMs: rec.latencyMs, endpoint: rec.early ? 'early' : 'vad', at, pii: { heard: rec.text, replied: out.text } }, 'offline turn answered')
   }
 
-  private timerDone(label: string): void {
+  /** A timer ended (an offline one, or the hub's `timer_done` online): show it and play the bundle's "timer done". */
+  timerDone(label: string): void {
     this.opts.screen?.update({ reply: `${label}: done` })
-    const r = this.responder?.answer('timer done')
-    if (r?.pcm.length) this.opts.voice.play(r.pcm, 0)
+    // The bundle's own clip; a bundle from before it existed plays nothing rather than a fallback reply.
+    const pcm = this.responder?.fragment('timer_done')
+    if (pcm?.length) this.opts.voice.play(pcm, 0)
   }
 
   close(): void {

@@ -9,7 +9,7 @@ const sha256Hex = (data: Uint8Array): string => createHash('sha256').update(data
 
 /** Every fragment key the responder may use. */
 export function fragmentKeys(): string[] {
-  const keys = ['its', 'am', 'pm', 'today_is', ...weekdayKeys, ...monthKeys]
+  const keys = ['its', 'am', 'pm', 'today_is', 'timer_done', ...weekdayKeys, ...monthKeys]
   for (let h = 1; h <= 12; h++) keys.push(`h${h}`)
   for (let m = 0; m < 60; m++) keys.push(`m${String(m).padStart(2, '0')}`)
   for (let d = 1; d <= 31; d++) keys.push(`d${d}`)

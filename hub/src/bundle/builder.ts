@@ -86,6 +86,7 @@ export function fragmentTexts(): Record<string, string> {
   for (const m of monthKeys) f[m] = cap(m)
   for (let d = 1; d <= 31; d++) f[`d${d}`] = ordinalWords(d)
   f.timer_set_for = 'Timer set for'
+  f.timer_done = 'Your timer is done.'
   f.minute = 'minute'
   f.minutes = 'minutes'
   for (const p of numberPhrases) {

@@ -17,3 +17,14 @@ describe('defaultHubHttpUrl', () => {
     expect(offline({ HUB_HTTP_URL: 'https://proxy.lan/mm' }).hubHttpUrl(8443)).toBe('https://proxy.lan/mm')
   })
 })
+
+describe('OfflineFeature and the hub events', () => {
+  it("a timer set online ends with the hub's timer_done: the node shows and plays it from its bundle", () => {
+    const offline = new OfflineFeature({ config: loadAgentConfig({ NODE_ID: 'hall', MQTT_PASSWORD: 'pw', MQTT_URL: 'mqtt://hub.lan:1883' }) } as unknown as ConstructorParameters<typeof OfflineFeature>[0])
+    const rang: string[] = []
+    offline.mode = { timerDone: (label: string) => rang.push(label) } as unknown as NonNullable<typeof offline.mode>
+    offline.handlers.nodeEvents!({ name: 'nodeEvents', params: { node: 'hall' }, data: { v: 1, ts: 1, type: 'timer_done', label: '5 minute timer' } })
+    offline.handlers.nodeEvents!({ name: 'nodeEvents', params: { node: 'hall' }, data: { v: 1, ts: 1, type: 'stop' } })
+    expect(rang).toEqual(['5 minute timer'])
+  })
+})

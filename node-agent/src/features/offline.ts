@@ -25,6 +25,8 @@ export class OfflineFeature implements Feature {
     this.handlers = {
       cacheManifest: (m) => this.onManifest(m.data),
       nodeReplayResponse: (m) => this.mode?.onReplayResponse(m.data),
+      // A timer set online ends on the hub, which only sends the event: the bundle has the words.
+      nodeEvents: (m) => { if (m.data.type === 'timer_done') this.mode?.timerDone(m.data.label ?? 'Timer') },
     }
   }
 

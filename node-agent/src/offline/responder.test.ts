@@ -92,6 +92,11 @@ describe('OfflineResponder', () => {
     expect(stop.pcm.length).toBe(0)
   })
 
+  it('has the "timer done" clip as its own fragment (a timer ending is not an unheard phrase)', () => {
+    expect(markersOf(r.fragment('timer_done')!)).toEqual([m('frag-timer_done.pcm')])
+    expect(r.fragment('no_such_fragment')).toBeUndefined()
+  })
+
   it('answers anything else with the offline fallback, nothing heard with not_understood', () => {
     const a = r.answer('tell me about the roman empire')
     expect(a).toMatchObject({ matched: false, fallback: 'offline', reply: { skill: 'offline' }, text: "I'm offline right now, I'll pass that on." })

@@ -154,6 +154,12 @@ export class OfflineResponder {
     return this.fallback(r.reason === 'too_quiet' || r.reason === 'too_short' ? 'not_understood' : 'offline', now)
   }
 
+  /** One fragment's audio by key (e.g. 'timer_done'); undefined when the bundle lacks it. */
+  fragment(key: string): Int16Array | undefined {
+    const name = this.bundle.manifest.fragments[key]
+    return name ? this.clip(name) : undefined
+  }
+
   /** A fallback reply ('not_understood' uses 'offline' when the bundle lacks it). */
   fallback(kind: FallbackKind, now: Date = new Date()): OfflineAnswer {
     const used: FallbackKind = this.fallbacks[kind] ? kind : 'offline'
