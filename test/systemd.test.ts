@@ -4,6 +4,7 @@
 // the process is ready, STATUS= lines, WATCHDOG=1 every half interval, none while the process is
 // stopped (SIGSTOP: the event loop cannot run), again after SIGCONT, STOPPING=1 on SIGTERM. The
 // agent keeps pinging while the hub is gone (it answers offline; a restart would fix nothing).
+// A process whose loop is busy (a real hang, not a signal) sends none until it is free again.
 // Then both units pass `systemd-analyze verify`.
 // Under CI (.ci/run installs python3, socat and systemd) a missing tool fails; elsewhere it skips.
 import { execFile } from 'node:child_process'
@@ -11,7 +12,7 @@ import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { afterEach, describe, expect, it } from 'vitest'
-import { addNode, killAll, root, sleep, startAgent, startHub, tempDir, waitFor } from './support/harness.js'
+import { addNode, killAll, root, sleep, spawnTracked, startAgent, startHub, tempDir, waitFor } from './support/harness.js'
 import { hasTool, startNotifySocket, type NotifySocket } from './support/notify-socket.js'
 
 const exec = promisify(execFile)
@@ -97,6 +98,25 @@ describe.skipIf(!canNotify && !process.env.CI)('systemd notify protocol (needs p
     agent.kill('SIGTERM')
     await sock.waitFor('STOPPING', beforeStop, { timeoutMs: 5000 })
     expect(await agent.exited).toEqual({ code: 0, signal: null })
+  })
+
+  it('a busy event loop (not just a stopped process) sends no pings until it is free again', async () => {
+    const sock = await startNotifySocket()
+    // The feature as the roots use it, in a process that blocks its own loop for 2.5 s.
+    const script = `
+      import { SdNotifier, SystemdFeature, createLogger } from ${JSON.stringify(join(root, 'broker', 'dist', 'index.js'))}
+      const log = createLogger({ name: 'hang', level: 'silent' })
+      const f = new SystemdFeature({ notifier: new SdNotifier({ socket: process.env.NOTIFY_SOCKET, log }), watchdogMs: 1000, status: () => 'up', log })
+      f.start(); f.ready()
+      setTimeout(() => { console.log('hang ' + Date.now()); const end = Date.now() + 2500; while (Date.now() < end); console.log('free ' + Date.now()) }, 1500)
+      setTimeout(() => { f.stop(); process.exit(0) }, 5500)`
+    const { out, exited } = spawnTracked(process.execPath, ['--input-type=module', '-e', script], { NOTIFY_SOCKET: sock.path })
+    expect(await exited).toEqual({ code: 0, signal: null })
+    const [, hangAt] = /hang (\d+)/.exec(out.text) ?? []
+    const [, freeAt] = /free (\d+)/.exec(out.text) ?? []
+    expect(pingsIn(sock, 0, Number(hangAt))).toBeGreaterThanOrEqual(2)
+    expect(pingsIn(sock, Number(hangAt) + 300, Number(freeAt))).toBe(0)
+    expect(pingsIn(sock, Number(freeAt), Infinity)).toBeGreaterThanOrEqual(2)
   })
 })
 
