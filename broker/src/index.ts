@@ -17,3 +17,5 @@ export { Counter, Registry } from './metrics.js'
 // The embedded broker (aedes, LevelDB, ws) is at '@mirrormesh/broker/server', so nodes don't load it.
 export * from './stats.js'
 export * from './durable.js'
+export * from './sd-notify.js'
+export * from './systemd-feature.js'

@@ -4,7 +4,7 @@
 // reported on health/{component} and /readyz, and the rest keep serving.
 import { mkdir } from 'node:fs/promises'
 import { Registry, collectDefaultMetrics } from 'prom-client'
-import { CredentialStore, FeatureHost, type Feature, type HubState, type Logger, type ReadinessResponse } from '@mirrormesh/broker'
+import { CredentialStore, FeatureHost, SdNotifier, SystemdFeature, type Feature, type SystemdEnv, type HubState, type Logger, type ReadinessResponse } from '@mirrormesh/broker'
 import type { HubConfig } from './config.js'
 import { NodeRegistry } from './registry.js'
 import { BrokerFeature } from './features/broker.js'
@@ -26,7 +26,18 @@ export type HubPhase = 'starting' | 'ready' | 'draining' | 'stopping' | 'stopped
 export interface HubOptions {
   /** Extra features started after the built-in ones (tests, plugins); failures are isolated like any other. */
   features?: Feature[]
+  /** systemd's notify socket and watchdog (main.ts: systemdFromEnv); without it nothing is sent. */
+  systemd?: SystemdEnv
 }
+
+/**
+ * With the embedded broker, a hub whose own MQTT client stays disconnected this long is wedged:
+ * its watchdog pings stop and systemd restarts it. Long enough for the client's reconnects (backoff
+ * capped at 30 s) to ride out a blip. With an external broker (MQTT_URL) a lost connection never
+ * stops the pings: restarting the hub cannot bring that broker back, and a restart every minute
+ * would spend the unit's StartLimitBurst and leave the hub failed after the broker returns.
+ */
+export const HUB_WATCHDOG_GRACE_MS = 60_000
 
 export class Hub {
   readonly metrics = new Registry()
@@ -50,6 +61,7 @@ export class Hub {
     bundle?: BundleFeature
     presence: PresenceFeature
     health: HealthFeature
+    systemd: SystemdFeature
   }
 
   constructor(readonly config: HubConfig, private readonly log: Logger, opts: HubOptions = {}) {
@@ -91,7 +103,24 @@ export class Hub {
       : undefined
     const presence = host.add(new PresenceFeature(config, mqtt, this.registry, () => this.state(), () => voice?.load() ?? { sessions: 0, queueDepth: 0, engines: {} }, this.startedAt))
     for (const extra of opts.features ?? []) host.add(extra)
-    this.f = { broker, mqtt, weather, offlineTurns, voice, nodeConfig, http, bundle, presence, health }
+    // Last: its pings start once everything else has started.
+    const systemd = host.add(new SystemdFeature({
+      notifier: opts.systemd?.notifier ?? new SdNotifier({ socket: undefined, log }),
+      watchdogMs: opts.systemd?.watchdogMs,
+      graceMs: HUB_WATCHDOG_GRACE_MS,
+      problem: () => {
+        if (!broker.embedded) return null
+        if (!broker.embedded.listening) return 'embedded broker not listening'
+        return mqtt.connected ? null : 'MQTT client not connected'
+      },
+      status: () => {
+        const sessions = voice?.load().sessions ?? 0
+        const failed = host.states().filter((s) => s.state === 'failed').map((s) => s.name)
+        return `${this.phase}: ${this.registry.online().length} nodes online, ${sessions} sessions${failed.length ? `, failed: ${failed.join(' ')}` : ''}`
+      },
+      log: child('systemd'),
+    }))
+    this.f = { broker, mqtt, weather, offlineTurns, voice, nodeConfig, http, bundle, presence, health, systemd }
   }
 
   get broker() { return this.f.broker.embedded }
@@ -111,6 +140,10 @@ export class Hub {
     await this.host.start() // throws only when the broker or the MQTT client fails
     if (this.host.stopped) return // stopped (SIGTERM) while starting: never announce ready
     this.phase = 'ready'
+    // READY=1 once really ready: own client connected and subscribed (what /readyz checks first),
+    // at once with the embedded broker. A failed optional feature does not hold it back (it shows in
+    // STATUS= and /readyz); holding it would let TimeoutStartSec restart a hub that degrades fine.
+    this.f.mqtt.onConnect(() => { if (this.phase === 'ready') this.f.systemd.ready() })
     this.f.health.check()
     const failed = this.host.states().filter((s) => s.state === 'failed').map((s) => s.name)
     this.log.info({ http: this.httpAddress, mqtt: this.broker?.address ?? { url: '(external)' }, hubId: this.config.hubId, failed }, 'hub started')
@@ -144,6 +177,7 @@ export class Hub {
   async drain(reason: string): Promise<void> {
     if (this.phase !== 'ready') return
     this.phase = 'draining'
+    this.f.systemd.stopping()
     this.log.info({ reason, timeoutMs: this.config.drainTimeoutMs }, 'hub draining')
     await this.f.presence.publishStatus()
     // New turns hear "busy"; running ones finish, bounded by DRAIN_TIMEOUT_MS.
@@ -158,6 +192,7 @@ export class Hub {
 
   private async doStop(): Promise<void> {
     this.phase = 'stopping'
+    this.f.systemd.stopping()
     await this.host.stop() // last started first: presence, bundle, HTTP, MQTT (status offline), …, broker
     this.phase = 'stopped'
     this.log.info('hub stopped')

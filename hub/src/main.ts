@@ -1,5 +1,5 @@
 // `mirrormesh hub`: load config (all problems at once), start, and stop cleanly on signals.
-import { ConfigError, createLogger } from '@mirrormesh/broker'
+import { ConfigError, createLogger, systemdFromEnv } from '@mirrormesh/broker'
 import { loadHubConfig } from './config.js'
 import { Hub } from './hub.js'
 
@@ -15,7 +15,7 @@ export async function runHub(env: Record<string, string | undefined> = process.e
     throw err
   }
   const log = createLogger({ name: 'hub', level: config.logLevel, pii: config.logPii })
-  const hub = new Hub(config, log)
+  const hub = new Hub(config, log, { systemd: systemdFromEnv(env, log) })
   const onSignal = (sig: NodeJS.Signals) => {
     log.info({ signal: sig }, 'signal received')
     void hub.drain(sig)

@@ -4,7 +4,7 @@
 // client (status + Last Will). Inbound messages are routed by contract topic (FeatureHost).
 // Only the MQTT client is critical: any other feature that fails to start is logged and shown
 // on /healthz and /readyz, and the rest runs on.
-import { FeatureHost, Registry, type Feature, type Logger, type MeshClient } from '@mirrormesh/broker'
+import { FeatureHost, Registry, SdNotifier, SystemdFeature, type Feature, type Logger, type MeshClient, type SystemdEnv } from '@mirrormesh/broker'
 import { buildAgentApp } from './app.js'
 import type { AgentConfig } from './config.js'
 import { ConfigFeature } from './features/config.js'
@@ -33,16 +33,31 @@ interface Parts {
   screen: Screen
 }
 
+export interface NodeAgentOptions {
+  /** systemd's notify socket and watchdog (main.ts: systemdFromEnv); without it nothing is sent. */
+  systemd?: SystemdEnv
+}
+
 export class NodeAgent {
   readonly metrics = new Registry()
   readonly state: NodeStateMachine
   readonly presence = new Presence({ debounceMs: 200 })
   readonly host: FeatureHost
   private parts: Parts | undefined
+  private readonly systemd: SystemdFeature
 
-  constructor(readonly config: AgentConfig, private readonly log: Logger) {
+  constructor(readonly config: AgentConfig, private readonly log: Logger, opts: NodeAgentOptions = {}) {
     this.state = new NodeStateMachine(config.hubStaleMs)
     this.host = new FeatureHost(log)
+    // Healthy = the event loop runs (the ping timer firing is the check). No `problem`: a lost hub
+    // or broker is what offline mode is for, and a restart would not bring either back — the
+    // agent keeps answering from its cache and reconnecting, so systemd must not restart it.
+    this.systemd = new SystemdFeature({
+      notifier: opts.systemd?.notifier ?? new SdNotifier({ socket: undefined, log }),
+      watchdogMs: opts.systemd?.watchdogMs,
+      status: () => this.statusLine(),
+      log: log.child({ component: 'systemd' }),
+    })
   }
 
   async start(): Promise<void> {
@@ -76,9 +91,12 @@ export class NodeAgent {
       http,
       // Last: retained hub status and config arrive on subscribe, and only running features get them.
       mqtt,
+      // After everything: its pings start once the rest has started.
+      this.systemd,
     ]
     for (const f of features) if (f) host.add(f)
     await host.start()
+    this.systemd.ready()
     log.info({ health: this.healthAddress, features: host.states() }, 'node agent started')
   }
 
@@ -122,7 +140,15 @@ export class NodeAgent {
     }
   }
 
+  /** STATUS= for systemd: mode (online/offline/recovering) and the offline bundle version. */
+  private statusLine(): string {
+    const offline = this.parts?.offline?.mode
+    const bundle = offline ? `bundle ${offline.bundleVersion ?? 'none'}` : 'no offline mode'
+    return `${this.state.state} (${this.state.reason}), ${bundle}`
+  }
+
   async stop(): Promise<void> {
+    this.systemd.stopping()
     await this.host.stop()
     this.log.info('node agent stopped')
   }

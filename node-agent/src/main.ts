@@ -1,7 +1,7 @@
 // `mirrormesh agent`: load config (all problems at once), start, stop cleanly on signals.
 import { realpathSync } from 'node:fs'
 import { pathToFileURL } from 'node:url'
-import { ConfigError, createLogger } from '@mirrormesh/broker'
+import { ConfigError, createLogger, systemdFromEnv } from '@mirrormesh/broker'
 import { NodeAgent } from './agent.js'
 import { loadAgentConfig } from './config.js'
 
@@ -17,7 +17,7 @@ export async function runAgent(env: Record<string, string | undefined> = process
     throw err
   }
   const log = createLogger({ name: 'agent', level: config.logLevel, pii: config.logPii }).child({ nodeId: config.nodeId })
-  const agent = new NodeAgent(config, log)
+  const agent = new NodeAgent(config, log, { systemd: systemdFromEnv(env, log) })
   let stop!: () => void
   const stopped = new Promise<void>((r) => { stop = r })
   const onSignal = (signal: NodeJS.Signals) => {
