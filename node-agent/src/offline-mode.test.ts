@@ -46,13 +46,15 @@ let srv: BundleServer
 let n = 0
 const played: number[] = []
 
-async function mode(): Promise<OfflineMode> {
+/** An offline node with the test bundle installed; `opts` overrides the early-endpoint settings and such. */
+async function mode(opts: Partial<ConstructorParameters<typeof OfflineMode>[0]> = {}): Promise<OfflineMode> {
   const m = new OfflineMode({
     dir: path.join(root, `m${n++}`), nodeId: 'kitchen', hubHttpUrl: srv.url, log,
     client: { publish: async () => {} } as unknown as MeshClient,
     state: { state: 'offline', addRecoveryTask: () => {} } as unknown as NodeStateMachine,
     voice: { play: (_pcm: Int16Array, turnId: number) => played.push(turnId) } as unknown as VoiceLoop,
     endpoint: { silenceMs: 100, resumeWindowMs: RESUME_MS },
+    ...opts,
   })
   await m.start()
   await m.onManifest(announcementOf(b))
@@ -128,16 +130,7 @@ describe('OfflineMode early endpoint', () => {
 
   it('"volume down" answered offline changes the volume, as the hub\'s event would online', async () => {
     const events: unknown[] = []
-    const m = new OfflineMode({
-      dir: path.join(root, `m${n++}`), nodeId: 'kitchen', hubHttpUrl: srv.url, log,
-      client: { publish: async () => {} } as unknown as MeshClient,
-      state: { state: 'offline', addRecoveryTask: () => {} } as unknown as NodeStateMachine,
-      voice: { play: () => {} } as unknown as VoiceLoop,
-      endpoint: { silenceMs: 0 },
-      onReplyEvent: (e) => events.push(e),
-    })
-    await m.start()
-    await m.onManifest(announcementOf(b))
+    const m = await mode({ endpoint: { silenceMs: 0 }, onReplyEvent: (e) => events.push(e) })
     await say(m.begin(51, { resumable: true })!, new Int16Array([...silence(300), ...speech('volume down')]))
     expect(m.pending().map((e) => e.transcript)).toEqual(['volume down'])
     expect(events).toEqual([{ type: 'volume', change: 'down' }])
@@ -145,15 +138,7 @@ describe('OfflineMode early endpoint', () => {
   })
 
   it('with silenceMs 0 every turn waits for the listener', async () => {
-    const m = new OfflineMode({
-      dir: path.join(root, `m${n++}`), nodeId: 'kitchen', hubHttpUrl: srv.url, log,
-      client: { publish: async () => {} } as unknown as MeshClient,
-      state: { state: 'offline', addRecoveryTask: () => {} } as unknown as NodeStateMachine,
-      voice: { play: () => {} } as unknown as VoiceLoop,
-      endpoint: { silenceMs: 0 },
-    })
-    await m.start()
-    await m.onManifest(announcementOf(b))
+    const m = await mode({ endpoint: { silenceMs: 0 } })
     const turn = m.begin(41, { resumable: true })!
     expect(await say(turn, new Int16Array([...silence(300), ...speech('what time is it')]))).toBe('vad')
     expect(m.pending().map((e) => e.transcript)).toEqual(['what time is it'])
