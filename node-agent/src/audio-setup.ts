@@ -25,7 +25,8 @@ export interface AudioParts {
   close(): Promise<void>
 }
 
-export async function buildAudio(config: AgentConfig, log: Logger): Promise<AudioParts> {
+/** pushToTalkOnly: the hub set this mirror's wake word to none — no detector, and no open mic either. */
+export async function buildAudio(config: AgentConfig, log: Logger, opts: { pushToTalkOnly?: boolean } = {}): Promise<AudioParts> {
   // The file source reads lazily; a missing file must fail here, where the voice feature reports it.
   if (config.audioSource === 'file') await access(config.audioFile!).catch((err: Error) => { throw new Error(`AUDIO_FILE ${config.audioFile}: ${err.message}`) })
   const ctl = new AbortController()
@@ -37,7 +38,9 @@ export async function buildAudio(config: AgentConfig, log: Logger): Promise<Audi
     config.audioSink === 'aplay' ? aplaySink({ device: config.audioDevice, onError: (err) => log.error({ err }, 'speaker error') })
       : fileSink(config.audioSink === 'file' ? config.audioSinkFile ?? null : null)
   const vad = await SileroVad.load({ endSilenceMs: config.vadEndSilenceMs })
-  const wake = await loadWake(config, log)
+  const wake = opts.pushToTalkOnly
+    ? { detector: pushToTalkOnly, status: { engine: 'none', state: 'off', reason: 'push-to-talk only (wake word set to none by the hub)' } as WakeStatus }
+    : await loadWake(config, log)
   const wakeWord = wake.detector
   // 500 ms of pre-roll: Silero reports onset a few hundred ms into speech, and a clipped first word breaks recognition.
   const listener = new Listener({ source, vad, wakeWord, bargeIn: wakeWord ? 'wake' : 'vad', preRollMs: 500 })

@@ -34,9 +34,13 @@ export class VoiceFeature implements Feature {
     const { VoiceLoop } = await import('../voice.js')
     // The hub's wake word (kept from an earlier run) is used when the listener is built; a
     // change while running waits for the next start (see ConfigFeature.wakeWordPending).
+    const pushToTalkOnly = settings.settings.wakeWord === null
     const wakeWord = this.hubWakeWord() ?? config.wakeWord
-    this.audio = await buildAudio({ ...config, wakeWord }, log)
-    settings.wakeWordInUse = wakeWord
+    this.audio = await buildAudio({ ...config, wakeWord }, log, { pushToTalkOnly })
+    // What the listener really uses: none for push-to-talk only; the word only when openWakeWord
+    // loaded it (the keyword spotter has its own keywords file and ignores WAKE_WORD).
+    const wake = this.audio.wake
+    settings.wakeWordInUse = pushToTalkOnly ? null : wake.engine === 'openwakeword' && wake.state === 'ok' ? wakeWord : undefined
     this.audio.sink.volume = settings.settings.volume
     settings.on('change', this.onSettings)
     this.loop = new VoiceLoop({ nodeId: config.nodeId, client, audioInTopic: topicFor(config.baseTopic, 'nodeAudioIn', { node: config.nodeId }), state, listener: this.audio.listener, sink: this.audio.sink, screen, log: log.child({ component: 'voice' }) })
