@@ -23,6 +23,7 @@ export const hubSettings = {
   healthIntervalMs: envInt(200, 600_000).default(3000).describe('How often the hub checks its components (engines, broker, bundle) and publishes retained health/{component} on a change'),
   nodeStaleMs: envInt(500, 600_000).default(3000).describe('A node whose last heartbeat is older than this is marked stale'),
   drainTimeoutMs: envInt(0, 600_000).default(10_000).describe('How long a drain waits for running turns before stopping'),
+  incidentSettleMs: envInt(100, 3_600_000).default(30_000).describe('Incidents: a node (or fallback burst) must stay recovered this long before its incident closes; going down again sooner folds into the same incident (a flapping node makes one entry)'),
   pipelineEnabled: envBool().default(true).describe('Run the voice pipeline (audio/in → VAD → ASR → skills/LLM → TTS → audio/out)'),
   bundleEnabled: envBool().default(true).describe('Build and announce the offline reply bundle for mirror nodes (pre-synthesized with espeak-ng at start-up)'),
   maxConcurrentSessions: envInt(1, 64).default(2).describe('Turns processed at once; more wait in the queue'),

@@ -13,6 +13,7 @@ import { BundleFeature } from './features/bundle.js'
 import { stageHealth } from './features/engine-health.js'
 import { HealthFeature, type HealthSource } from './features/health.js'
 import { HttpFeature } from './features/http.js'
+import { IncidentsFeature } from './features/incidents.js'
 import { MqttFeature } from './features/mqtt.js'
 import { NodeConfigFeature } from './features/node-config.js'
 import { OfflineTurnsFeature } from './features/offline-turns.js'
@@ -77,7 +78,7 @@ export class Hub {
     const mqtt = new MqttFeature(config, broker, host, this.metrics, log)
     host.add(new RegistryFeature(this.registry))
     const weather = host.add(new WeatherFeature())
-    const offlineTurns = host.add(new OfflineTurnsFeature(config, mqtt, this.registry, this.metrics, child('offline-turns')))
+    const offlineTurns = host.add(new OfflineTurnsFeature(config, mqtt, this.metrics, child('offline-turns')))
     const voice = config.pipelineEnabled ? host.add(new VoiceFeature(config, mqtt, this.registry, weather, this.metrics, log)) : undefined
     const nodeConfig = host.add(new NodeConfigFeature(config, mqtt, this.credentials, this.registry, child('node-config')))
     const sources: HealthSource[] = [
@@ -88,6 +89,8 @@ export class Hub {
     ]
     const health = host.add(new HealthFeature(config.healthIntervalMs, mqtt, host, sources, child('health')))
     host.add(mqtt)
+    // After the MQTT client: it watches the client's disconnects (broker outages).
+    host.add(new IncidentsFeature(config, mqtt, this.registry, this.metrics, child('incidents')))
     const http: HttpFeature = host.add(new HttpFeature(config.httpHost, config.httpPort, {
       registry: this.registry,
       metrics: this.metrics,

@@ -18,6 +18,8 @@ interface NodeRecord {
   hbAt: number | null
   skewMs: number | null
   presence: Payload<'nodePresence'> | null
+  /** When the node last left `online` (or was first seen not online); null while online. */
+  downSince: number | null
 }
 
 export interface RegistryEvents {
@@ -60,6 +62,13 @@ export class NodeRegistry extends EventEmitter<RegistryEvents> {
       collect() {
         this.reset()
         for (const n of self.nodes.values()) if (n.skewMs !== null) this.set({ node: n.id }, n.skewMs / 1000)
+      } })
+    // For "node offline longer than N minutes" alerts: stale and offline both count as down.
+    new Gauge({ name: 'mirrormesh_node_down_seconds', help: 'Seconds since each node left the online state (0 while online)', labelNames: ['node'], registers: [reg],
+      collect() {
+        this.reset()
+        const now = self.now()
+        for (const n of self.nodes.values()) this.set({ node: n.id }, n.downSince === null ? 0 : (now - n.downSince) / 1000)
       } })
     this.delayHistogram = new Histogram({ name: 'mirrormesh_heartbeat_delay_seconds', help: 'Delay from a node heartbeat\'s timestamp to the registry update',
       buckets: [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5], registers: [reg] })
@@ -136,7 +145,7 @@ export class NodeRegistry extends EventEmitter<RegistryEvents> {
   private record(id: string): NodeRecord {
     let rec = this.nodes.get(id)
     if (!rec) {
-      rec = { id, state: 'offline', stateSince: this.now(), status: 'unknown', hb: null, hbAt: null, skewMs: null, presence: null }
+      rec = { id, state: 'offline', stateSince: this.now(), status: 'unknown', hb: null, hbAt: null, skewMs: null, presence: null, downSince: this.now() }
       this.nodes.set(id, rec)
       this.transition(rec, this.derive(rec, this.now()), this.now(), null)
     }
@@ -158,6 +167,8 @@ export class NodeRegistry extends EventEmitter<RegistryEvents> {
   private transition(rec: NodeRecord, next: NodeState, now: number, from: NodeState | null): void {
     rec.state = next
     rec.stateSince = now
+    if (next === 'online') rec.downSince = null
+    else rec.downSince ??= now
     if (from !== null) this.opts.log.info({ nodeId: rec.id, from, to: next }, 'node state changed')
     this.emit('state', this.view(rec), from)
   }

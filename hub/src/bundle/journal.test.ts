@@ -145,21 +145,6 @@ describe('OfflineTurnLog', () => {
     expect(await total('new')).toBe(1)
   })
 
-  it('writes node state changes to the daily incident journal', async () => {
-    const l = await newLog()
-    const at = Date.UTC(2026, 10, 25, 12, 0, 0)
-    l.nodeState({ id: 'mirror-1', state: 'online', stateSince: at }, null) // first sight: not an incident
-    l.nodeState({ id: 'mirror-1', state: 'offline', stateSince: at + 1000 }, 'online')
-    l.nodeState({ id: 'mirror-1', state: 'online', stateSince: at + 5000 }, 'offline')
-    await l.close()
-    open.splice(0)
-    const lines = (await readFile(join(stateDir, 'incidents', '2026-11-25.jsonl'), 'utf8')).trim().split('\n').map((x) => JSON.parse(x))
-    expect(lines).toEqual([
-      { type: 'node_state', nodeId: 'mirror-1', from: 'online', to: 'offline', at: at + 1000 },
-      { type: 'node_state', nodeId: 'mirror-1', from: 'offline', to: 'online', at: at + 5000 },
-    ])
-  })
-
   it('GET /api/offline-turns lists newest first', async () => {
     const l = await newLog()
     await l.handle('mirror-1', req(turn('t1')))

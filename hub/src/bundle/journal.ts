@@ -1,4 +1,4 @@
-// Offline-turn journal ingest and the incident journal.
+// Offline-turn journal ingest.
 // Nodes answer from the offline bundle while the hub is gone and keep a journal; once back
 // they replay it as a request, nodes/{id}/request/replay {transaction, turns:[…]}. The hub
 // checks each turn on its own (offlineTurn, declared in the contract), keeps each once (dedup
@@ -6,8 +6,8 @@
 // action, and answers on nodes/{id}/response/replay {transaction, status:'ok', data:{kept,
 // duplicate, invalid}} only once the kept turns are fsync'd — or {status:'error'} when they
 // could not be written, so that the node keeps them and asks again.
-// Node state changes go to <stateDir>/incidents/YYYY-MM-DD.jsonl (UTC day).
-import { appendFile, mkdir, open, readFile, type FileHandle } from 'node:fs/promises'
+// Node outages and other incidents: hub/src/incidents (same folder, YYYY-MM-DD.jsonl).
+import { mkdir, open, readFile, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Counter, type Registry } from 'prom-client'
 import { appendWhole, offlineTurn as offlineTurnSchema, type Logger, type ReplayRequest, type ReplayResponse, type ReplayResult, type OfflineTurnView } from '@mirrormesh/broker'
@@ -48,7 +48,6 @@ export class OfflineTurnLog {
   private queued: Commit[] = []
   private flushTimer: NodeJS.Timeout | undefined
   private flushing: Promise<void> = Promise.resolve()
-  private incidentChain: Promise<void> = Promise.resolve()
   private readonly counter: Counter<'result'> | undefined
   private readonly now: () => number
 
@@ -87,7 +86,6 @@ export class OfflineTurnLog {
   async close(): Promise<void> {
     if (this.flushTimer) { clearTimeout(this.flushTimer); this.flushTimer = undefined }
     await this.flush()
-    await this.incidentChain
     await this.fh?.close()
     this.fh = undefined
   }
@@ -167,23 +165,6 @@ export class OfflineTurnLog {
       this.queued.push({ turns, done: resolve })
       this.flushTimer ??= setTimeout(() => { this.flushTimer = undefined; void this.flush() }, this.opts.commitDelayMs ?? 10)
     })
-  }
-
-  /** Registry 'state' listener: one incident line per node state change. */
-  nodeState(view: { id: string; state: string; stateSince: number }, from: string | null): void {
-    if (from === null || from === view.state) return
-    void this.incident({ type: 'node_state', nodeId: view.id, from, to: view.state, at: view.stateSince })
-  }
-
-  /** Append one line to today's incident file (UTC). */
-  incident(entry: Record<string, unknown> & { type: string; at: number }): Promise<void> {
-    const day = new Date(entry.at).toISOString().slice(0, 10)
-    const line = JSON.stringify(entry) + '\n'
-    this.incidentChain = this.incidentChain
-      .then(() => mkdir(this.dir, { recursive: true }))
-      .then(() => appendFile(join(this.dir, `${day}.jsonl`), line))
-      .catch((err: Error) => this.opts.log.warn({ err: err.message }, 'incident journal write failed'))
-    return this.incidentChain
   }
 
   /** Resolves once everything handled so far is on disk (or has failed to be) and answered. */

@@ -1,12 +1,11 @@
-// Offline turns replayed by nodes after an outage, and the incident journal of node state
-// changes. The journal (bundle/journal.ts) dedups, persists and answers each replay request
+// Offline turns replayed by nodes after an outage (node state changes are the incidents
+// feature's). The journal (bundle/journal.ts) dedups, persists and answers each replay request
 // (nodes/{id}/request/replay → response/replay); this feature feeds it and gives it the
 // hub's MQTT client to answer and to carry out late house actions.
 import type { Registry } from 'prom-client'
 import type { Feature, Handlers, Logger } from '@mirrormesh/broker'
 import { OfflineTurnLog } from '../bundle/journal.js'
 import type { HubConfig } from '../config.js'
-import type { NodeRegistry, NodeView, NodeState } from '../registry.js'
 import type { MqttFeature } from './mqtt.js'
 
 export class OfflineTurnsFeature implements Feature {
@@ -15,12 +14,10 @@ export class OfflineTurnsFeature implements Feature {
   readonly handlers: Handlers = {
     nodeReplayRequest: (m) => { void this.journal?.handle(m.params.node!, m.data) },
   }
-  private readonly onState = (view: NodeView, from: NodeState | null) => this.journal?.nodeState(view, from)
 
   constructor(
     private readonly config: HubConfig,
     private readonly mqtt: MqttFeature,
-    private readonly registry: NodeRegistry,
     private readonly metrics: Registry,
     private readonly log: Logger,
   ) {}
@@ -32,11 +29,9 @@ export class OfflineTurnsFeature implements Feature {
     } })
     await journal.start()
     this.journal = journal
-    this.registry.on('state', this.onState)
   }
 
   async stop(): Promise<void> {
-    this.registry.off('state', this.onState)
     await this.journal?.close()
   }
 }
