@@ -7,16 +7,21 @@ import { readFile, readdir, statfs, writeFile, appendFile, rm } from 'node:fs/pr
 import { join } from 'node:path'
 import mqtt from 'mqtt'
 import { afterEach, describe, expect, it } from 'vitest'
-import { addNode, cliPath, freePorts, killAll, sleep, spawnTracked, startAgent, startHub, tempDir, waitFor, type HubProc } from './support/harness.js'
+import { addNode, cliPath, freePorts, killAll, removeDir, sleep, spawnTracked, startAgent, startHub as startHubProc, tempDir, waitFor, type HubOptions, type HubProc } from './support/harness.js'
 import { probeUserMountNamespace } from './support/small-disk.js'
 
 const SETTLE_MS = 1500
 const env = { INCIDENT_SETTLE_MS: String(SETTLE_MS), NODE_STALE_MS: '3000' }
 const clients: mqtt.MqttClient[] = []
 
+const dirs = new Set<string>()
+const startHub = async (opts: HubOptions) => { const hub = await startHubProc(opts); dirs.add(hub.stateDir); return hub }
+
 afterEach(async () => {
   await Promise.all(clients.splice(0).map((c) => c.endAsync(true)))
   await killAll()
+  for (const d of dirs) await removeDir(d)
+  dirs.clear()
 })
 
 interface Rec { type: string; nodeId?: string; start: number; end: number | null; durationMs: number | null; downs?: number; clean?: boolean; states?: string[] }
@@ -135,6 +140,7 @@ describe.skipIf(!process.env.CI && process.platform !== 'linux')('incidents on a
     const probe = await probeUserMountNamespace()
     if (!probe.ok) throw new Error(probe.reason)
     const stateDir = await tempDir('mm-hub-full-')
+    dirs.add(stateDir)
     const [mqttPort, httpPort, wsPort] = (await freePorts(3)) as [number, number, number]
     // The hub in its own user + mount namespace, with small tmpfs disks on its two journal folders.
     const script = 'set -e; for d in incidents entries; do mkdir -p "$0/$d"; mount -t tmpfs -o size=64k,mode=0755 tmpfs "$0/$d"; done; exec "$@"'
