@@ -9,10 +9,12 @@
 // Under CI (.ci/run installs python3, socat and systemd) a missing tool fails; elsewhere it skips.
 import { execFile } from 'node:child_process'
 import { readFile, writeFile } from 'node:fs/promises'
+import { createRequire } from 'node:module'
 import { join } from 'node:path'
+import { pathToFileURL } from 'node:url'
 import { promisify } from 'node:util'
 import { afterEach, describe, expect, it } from 'vitest'
-import { addNode, killAll, root, sleep, spawnTracked, startAgent, startHub, tempDir, waitFor } from './support/harness.js'
+import { addNode, killAll, root, sleep, spawnTracked, startAgent, startHub, startMosquitto, tempDir, waitFor } from './support/harness.js'
 import { hasTool, startNotifySocket, type NotifySocket } from './support/notify-socket.js'
 
 const exec = promisify(execFile)
@@ -117,6 +119,48 @@ describe.skipIf(!canNotify && !process.env.CI)('systemd notify protocol (needs p
     expect(pingsIn(sock, 0, Number(hangAt))).toBeGreaterThanOrEqual(2)
     expect(pingsIn(sock, Number(hangAt) + 300, Number(freeAt))).toBe(0)
     expect(pingsIn(sock, Number(freeAt), Infinity)).toBeGreaterThanOrEqual(2)
+  })
+})
+
+describe.skipIf((!canNotify || !hasTool('mosquitto')) && !process.env.CI)('systemd watchdog and an unhealthy MQTT client (needs python3, systemd-notify, mosquitto)', () => {
+  it('pings stop once the MQTT client has been down past the grace period, STATUS= says why, and resume when it is back', async () => {
+    const sock = await startNotifySocket()
+    const broker = await startMosquitto({ users: [{ username: 'u', password: 'p' }], persistence: false })
+    // The feature as the hub wires it (problem: its MQTT client not connected; a grace period),
+    // with a real MQTT.js client and a real broker that the test stops and starts again.
+    const mqttUrl = pathToFileURL(createRequire(import.meta.url).resolve('mqtt')).href
+    const script = `
+      import { SdNotifier, SystemdFeature, createLogger } from ${JSON.stringify(join(root, 'broker', 'dist', 'index.js'))}
+      import mqtt from ${JSON.stringify(mqttUrl)}
+      const log = createLogger({ name: 'mqtt-health', level: 'silent' })
+      const client = mqtt.connect(${JSON.stringify(broker.url)}, { username: 'u', password: 'p', reconnectPeriod: 200, connectTimeout: 1000 })
+      client.on('connect', () => console.log('connected ' + Date.now()))
+      client.on('close', () => console.log('closed ' + Date.now()))
+      client.on('error', () => {})
+      const f = new SystemdFeature({ notifier: new SdNotifier({ socket: process.env.NOTIFY_SOCKET, log }), watchdogMs: 1000, graceMs: 1000,
+        problem: () => client.connected ? null : 'MQTT client not connected', status: () => 'ready', statusIntervalMs: 200, log })
+      client.once('connect', () => { f.start(); f.ready() })
+      process.on('SIGTERM', () => { f.stop(); client.end(true); process.exit(0) })`
+    const { proc, out } = spawnTracked(process.execPath, ['--input-type=module', '-e', script], { NOTIFY_SOCKET: sock.path })
+    await sock.waitFor('READY', 0, { timeoutMs: 10_000 })
+    await sleep(1500)
+    expect(sock.with('WATCHDOG').length).toBeGreaterThanOrEqual(2)
+
+    broker.kill('SIGKILL')
+    await waitFor(() => /closed (\d+)/.exec(out.text), { what: 'client closed' })
+    const downAt = Number(/closed (\d+)/.exec(out.text)![1])
+    await waitForStatus(sock, /^ready; unhealthy: MQTT client not connected$/)
+    // Within the grace period pings may continue; past it (plus one interval) none arrive.
+    await sleep(3000)
+    expect(pingsIn(sock, downAt + 1000 + 600, Date.now())).toBe(0)
+
+    const again = await startMosquitto({ port: broker.port, users: [{ username: 'u', password: 'p' }], persistence: false })
+    await waitFor(() => /connected \d+[\s\S]*closed \d+[\s\S]*connected (\d+)/.exec(out.text), { timeoutMs: 10_000, what: 'client reconnected' })
+    const upAt = Date.now()
+    await sock.waitFor('WATCHDOG', upAt, { timeoutMs: 3000 })
+    await waitForStatus(sock, /^ready$/)
+    proc.kill('SIGTERM')
+    again.kill()
   })
 })
 
