@@ -8,6 +8,7 @@ import { join } from 'node:path'
 import mqtt from 'mqtt'
 import { afterEach, describe, expect, it } from 'vitest'
 import { addNode, cliPath, freePorts, killAll, removeDir, sleep, spawnTracked, startAgent, startHub as startHubProc, tempDir, waitFor, type HubOptions, type HubProc } from './support/harness.js'
+import { createMesh } from './support/mesh.js'
 import { probeUserMountNamespace } from './support/small-disk.js'
 
 const SETTLE_MS = 1500
@@ -50,7 +51,7 @@ async function fakeNode(hub: HubProc, id: string) {
   clients.push(c)
   let seq = 0
   const heartbeat = () => c.publishAsync(`mirrormesh/nodes/${id}/heartbeat`, JSON.stringify({
-    v: 1, ts: Date.now(), seq: seq++, uptimeS: 1, cpuPct: 1, memPct: 1, rssMb: 50, temperatureC: null, versions: { agent: '0.0.0' }, mode: 'online' }))
+    v: 1, ts: Date.now(), seq: seq++, uptimeS: 1, cpuPct: 1, memPct: 1, rssMb: 50, temperatureC: null, versions: { agent: '0.0.0' }, mode: 'online' }), { qos: 1 }) // QoS 1: kept in order with the status messages
   const status = (s: 'online' | 'offline') => c.publishAsync(`mirrormesh/nodes/${id}/status`, s, { qos: 1, retain: true })
   return { client: c, heartbeat, status }
 }
@@ -131,6 +132,23 @@ describe('incidents: records and runbook entries written by the hub', () => {
     expect(md).toMatch(/^## .* — hub restart \(unclean\)$/m)
     expect(md).toMatch(/ended without stopping: crash, kill or power loss/)
     expect(md).toMatch(/^## .* — hub restart \(clean\)$/m)
+    expect(md).toMatch(/- \*\*Recovery confirmed by:\*\* `mqtt connected` true/)
+  })
+
+  it('an external broker restarted under the hub makes one broker outage entry', async () => {
+    const mesh = await createMesh('mosquitto', { hubEnv: env })
+    dirs.add(mesh.stateDir)
+    dirs.add(mesh.mosq!.dir)
+    await sleep(500)
+    await mesh.restartBroker() // Mosquitto stopped and started again on the same port
+    const [rec] = await waitFor(async () => { const r = (await records(mesh.stateDir)).filter((x) => x.type === 'broker_outage'); return r.length > 0 && r }, { timeoutMs: 20_000, what: 'broker outage record' })
+    expect(rec).toMatchObject({ external: true })
+    await sleep(1000)
+    expect((await records(mesh.stateDir)).filter((x) => x.type === 'broker_outage')).toHaveLength(1)
+    expect(rec!.end).not.toBeNull()
+    expect(rec!.durationMs).toBeGreaterThan(0)
+    const md = await runbook(mesh.stateDir)
+    expect(md).toMatch(/^## .* — broker connection lost \(external broker\)$/m)
     expect(md).toMatch(/- \*\*Recovery confirmed by:\*\* `mqtt connected` true/)
   })
 })
