@@ -35,6 +35,11 @@ async function records(stateDir: string): Promise<Rec[]> {
   return out
 }
 
+/** The runbook once it has `entries` entries (each record's entry follows its JSON line). */
+async function runbookWith(stateDir: string, entries: number): Promise<string> {
+  return waitFor(async () => { const md = await runbook(stateDir); return (md.match(/^## /gm)?.length ?? 0) >= entries && md }, { timeoutMs: 5000, what: `${entries} runbook entries` })
+}
+
 async function runbook(stateDir: string): Promise<string> {
   const dir = join(stateDir, 'entries')
   const files = (await readdir(dir).catch(() => [] as string[])).filter((f) => f.endsWith('-runbook.md')).sort()
@@ -75,7 +80,7 @@ describe('incidents: records and runbook entries written by the hub', () => {
     expect(rec!.end! - rec!.start).toBe(rec!.durationMs)
     expect(rec!.durationMs).toBeGreaterThanOrEqual(1000)
     expect(rec!.durationMs).toBeLessThan(15_000)
-    const md = await runbook(hub.stateDir)
+    const md = await runbookWith(hub.stateDir, 1)
     expect(md).toMatch(/^# Runbook journal \d{4}-\d{2}-\d{2} \(UTC\)/)
     expect(md.match(/^## /gm)).toHaveLength(1)
     expect(md).toMatch(/^## .* — node hall outage$/m)
@@ -109,7 +114,7 @@ describe('incidents: records and runbook entries written by the hub', () => {
     } finally {
       clearInterval(beat)
     }
-    const md = await runbook(hub.stateDir)
+    const md = await runbookWith(hub.stateDir, 1)
     expect(md.match(/^## /gm)).toHaveLength(1)
     expect(md).toMatch(/^## .* — node kitchen flapping \(50 outages\)$/m)
   })
@@ -128,7 +133,7 @@ describe('incidents: records and runbook entries written by the hub', () => {
     await waitFor(async () => (await records(third.stateDir)).filter((r) => r.type === 'hub_restart').length === 2, { what: 'second restart record' })
     const restarts = (await records(third.stateDir)).filter((r) => r.type === 'hub_restart')
     expect(restarts.map((r) => r.clean)).toEqual([false, true])
-    const md = await runbook(third.stateDir)
+    const md = await runbookWith(third.stateDir, 2)
     expect(md).toMatch(/^## .* — hub restart \(unclean\)$/m)
     expect(md).toMatch(/ended without stopping: crash, kill or power loss/)
     expect(md).toMatch(/^## .* — hub restart \(clean\)$/m)
@@ -147,7 +152,7 @@ describe('incidents: records and runbook entries written by the hub', () => {
     expect((await records(mesh.stateDir)).filter((x) => x.type === 'broker_outage')).toHaveLength(1)
     expect(rec!.end).not.toBeNull()
     expect(rec!.durationMs).toBeGreaterThan(0)
-    const md = await runbook(mesh.stateDir)
+    const md = await runbookWith(mesh.stateDir, 1)
     expect(md).toMatch(/^## .* — broker connection lost \(external broker\)$/m)
     expect(md).toMatch(/- \*\*Recovery confirmed by:\*\* `mqtt connected` true/)
   })
@@ -186,7 +191,7 @@ describe.skipIf(!process.env.CI && process.platform !== 'linux')('incidents on a
       await node.status('offline'); await node.status('online'); await node.heartbeat()
       const recs = await waitFor(async () => { const r = await records(join(`/proc/${proc.pid}/root`, stateDir)); return r.length === 2 && r }, { timeoutMs: 10_000, what: 'both records written' })
       expect(recs.map((r) => r.type)).toEqual(['node_outage', 'node_outage'])
-      const md = await runbook(join(`/proc/${proc.pid}/root`, stateDir))
+      const md = await runbookWith(join(`/proc/${proc.pid}/root`, stateDir), 2)
       expect(md.match(/^## .* — node attic outage$/gm)).toHaveLength(2)
       expect(out.text).toContain('incident journal writable again')
     } finally {

@@ -24,7 +24,6 @@ export class IncidentsFeature implements Feature {
   private readonly run: HubRunFile
   private readonly startedAt = Date.now()
   private previous: PreviousRun | null = null
-  private restartTimer: NodeJS.Timeout | undefined
   private aliveTimer: NodeJS.Timeout | undefined
   private brokerDownSince: number | null = null
   private wasConnected = false
@@ -50,11 +49,9 @@ export class IncidentsFeature implements Feature {
     await this.markAlive()
     this.aliveTimer = setInterval(() => void this.markAlive(), ALIVE_EVERY_MS)
     this.aliveTimer.unref()
-    // The restart entry waits one settle window, so that it can say how many nodes came back.
-    if (this.previous) {
-      this.restartTimer = setTimeout(() => this.recordRestart(), this.config.incidentSettleMs)
-      this.restartTimer.unref()
-    }
+    // The restart entry is written once the hub's own client is connected (the recovery it can
+    // confirm), not later: a hub in a crash loop must still leave one entry per restart.
+    if (this.previous) this.mqtt.onConnect(() => this.recordRestart())
     this.registry.on('state', this.onState)
     const client = this.mqtt.client
     client?.on('disconnect', this.onDisconnect)
@@ -68,7 +65,7 @@ export class IncidentsFeature implements Feature {
     this.mqtt.client?.off('disconnect', this.onDisconnect)
     this.mqtt.client?.off('connect', this.onConnect)
     clearInterval(this.aliveTimer)
-    if (this.restartTimer) { clearTimeout(this.restartTimer); this.recordRestart() }
+    this.recordRestart() // not connected before the stop: still worth an entry
     this.outages.stop()
     if (this.brokerDownSince !== null) this.brokerRecord(null)
     await this.fallbacks.stop()
@@ -88,14 +85,13 @@ export class IncidentsFeature implements Feature {
   }
 
   private recordRestart(): void {
-    this.restartTimer = undefined
     const p = this.previous
     if (!p) return
     this.previous = null
     this.record({
       type: 'hub_restart', clean: p.clean, previousStart: p.startedAt, lastAliveAt: p.lastAliveAt,
       at: Date.now(), start: p.lastAliveAt, end: this.startedAt, durationMs: this.startedAt - p.lastAliveAt,
-      recovery: { ...this.meshReadings(), 'seconds from start to this entry': Math.round((Date.now() - this.startedAt) / 1000) },
+      recovery: { ...this.meshReadings(), 'seconds from start to connected': Number(((Date.now() - this.startedAt) / 1000).toFixed(1)) },
     })
   }
 

@@ -4,7 +4,7 @@
 // timer, so a disk that fills and frees loses nothing; the error is logged clearly once per spell.
 import { mkdir, open } from 'node:fs/promises'
 import { join } from 'node:path'
-import { appendWhole, type Logger } from '@mirrormesh/broker'
+import { appendWhole, fsyncDir, type Logger } from '@mirrormesh/broker'
 import { utcDay, type IncidentRecord } from './records.js'
 import { renderEntry, runbookHeader } from './runbook.js'
 
@@ -93,8 +93,10 @@ async function append(p: Pending): Promise<void> {
   const fh = await open(p.file, 'a', 0o640)
   try {
     // A new day's runbook starts with its title, in the same whole append as the first entry.
-    const text = p.header && (await fh.stat()).size === 0 ? p.header + p.text : p.text
-    await appendWhole(fh, text)
+    const fresh = (await fh.stat()).size === 0
+    await appendWhole(fh, fresh && p.header ? p.header + p.text : p.text)
+    // A new file's name must survive a power cut too, not only its bytes.
+    if (fresh) await fsyncDir(join(p.file, '..'))
   } finally {
     await fh.close()
   }
