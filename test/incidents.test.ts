@@ -73,6 +73,9 @@ describe('incidents: records and runbook entries written by the hub', () => {
     agent.kill('SIGKILL') // the broker publishes its Last Will: offline
     await waitFor(async () => (await nodeState(hub, 'hall')) === 'offline', { what: 'hall offline' })
     await sleep(1000)
+    // The node-offline alert's gauge counts while it is down.
+    const down = /^mirrormesh_node_down_seconds\{node="hall"\} (\S+)$/m.exec(String((await hub.http('/metrics')).body))
+    expect(Number(down?.[1])).toBeGreaterThanOrEqual(0.9)
     agent = await startAgent({ ...opts, healthPort: agent.healthPort })
     await waitFor(async () => (await nodeState(hub, 'hall')) === 'online', { what: 'hall back online' })
     const [rec] = await waitFor(async () => { const r = (await records(hub.stateDir)).filter((x) => x.type === 'node_outage'); return r.length > 0 && r }, { timeoutMs: 10_000, what: 'outage record' })
@@ -88,7 +91,7 @@ describe('incidents: records and runbook entries written by the hub', () => {
     expect(md).toMatch(/- \*\*Systems affected:\*\* node `hall`/)
     expect(md).toMatch(/- \*\*Actions taken:\*\* automatic/)
     expect(md).toMatch(/- \*\*Recovery confirmed by:\*\* `state` online, `mirrormesh_node_heartbeat_age_seconds` [\d.]+/)
-    // While it was down, the alert's gauge counted; back online it reads 0.
+    // Back online, it reads 0.
     const metrics = String((await hub.http('/metrics')).body)
     expect(metrics).toMatch(/^mirrormesh_node_down_seconds\{node="hall"\} 0$/m)
   })
