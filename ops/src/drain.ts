@@ -113,7 +113,7 @@ export async function restartCommand(opts: RestartOptions): Promise<number> {
       const failing = Object.entries((r.body as ReadinessResponse | undefined)?.checks ?? {}).filter(([, ok]) => !ok).map(([k]) => k)
       last = r.status === 200 ? 'the old process still answering' : `/readyz ${r.status}${failing.length ? ` (failing: ${failing.join(', ')})` : ''}`
     } catch (err) {
-      last = errorText(err)
+      last = err instanceof HubError && err.kind === 'unreachable' ? 'nothing listening (connection refused)' : errorText(err)
     }
     await sleep(pollMs)
   }
