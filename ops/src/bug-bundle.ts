@@ -35,7 +35,6 @@ export async function bugBundleCommand(opts: BundleOptions, cliVersion: string):
     try { return (await api.request(path)).body as T } catch (err) { return { error: errorText(err) } }
   }
   const status = await extra<HubStatusResponse>('/api/status')
-  const readyz = await extra<unknown>('/readyz')
   const node = opts.node ? await extra<NodeView>(`/api/nodes/${encodeURIComponent(opts.node)}`) : undefined
 
   const stamp = new Date().toISOString().replace(/[:.]/g, '-')
@@ -53,7 +52,7 @@ export async function bugBundleCommand(opts: BundleOptions, cliVersion: string):
         'health.json     each component\'s health (engines asr/tts/llm/vad, broker, mqtt, bundle)',
         'versions.json   hub and CLI versions',
         'settings.txt    names of the hub settings set in its environment (values are never included)',
-        'status.json     `mirrormesh status --json`; readyz.json: /readyz' + (node ? '; node.json: the node as the hub sees it' : ''),
+        'status.json     `mirrormesh status --json`: readiness, broker, nodes, turns, bundle' + (node ? '; node.json: the node as the hub sees it' : ''),
         `The hub keeps its last ${debug.ring.capacity} log lines in memory (${debug.ring.size} now); secret and path values are replaced by [SETTING_NAME].`,
         '',
       ].join('\n'),
@@ -63,7 +62,6 @@ export async function bugBundleCommand(opts: BundleOptions, cliVersion: string):
       'versions.json': JSON.stringify({ ...debug.versions, cli: cliVersion }, null, 2) + '\n',
       'settings.txt': debug.settingsSet.join('\n') + '\n',
       'status.json': JSON.stringify(status, null, 2) + '\n',
-      'readyz.json': JSON.stringify(readyz, null, 2) + '\n',
       ...(node ? { 'node.json': JSON.stringify(node, null, 2) + '\n' } : {}),
     }
     for (const [file, text] of Object.entries(files)) await writeFile(join(dir, file), text, { mode: 0o600 })

@@ -55,11 +55,13 @@ export async function collectStatus(hub: Pick<HubApi, 'status' | 'registry' | 'm
   }
 }
 
-export function statusRoutes(hub: Parameters<typeof collectStatus>[0]) {
+export function statusRoutes(hub: Parameters<typeof collectStatus>[0] & Pick<HubApi, 'debug'>) {
   return async (app: FastifyInstance) => {
     app.get('/api/status', async (_req, reply) => {
       if (!hub.status) return reply.code(404).send({ error: 'not_found', message: 'status is not served by this hub' })
-      return collectStatus(hub)
+      const body = await collectStatus(hub)
+      // Health reasons may name a model path: scrubbed as in bug bundles (status goes into them).
+      return hub.debug ? reply.type('application/json').send(hub.debug.scrub(JSON.stringify(body))) : body
     })
   }
 }
