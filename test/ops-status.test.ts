@@ -77,6 +77,16 @@ describe('mirrormesh status', () => {
   })
 })
 
+describe('the operator commands', () => {
+  it('each has --help', async () => {
+    for (const cmd of ['status', 'drain', 'restart', 'ask', 'bundle']) {
+      const r = await cli([cmd, '--help'])
+      expect(r.code, cmd).toBe(0)
+      expect(r.stdout).toMatch(new RegExp(`^Usage: mirrormesh ${cmd}`))
+    }
+  })
+})
+
 describe('the ops HTTP client (api.ts)', () => {
   /** A loopback stand-in for a hub whose admin routes want a token (the real check comes with the LAN work). */
   async function tokenHub(token: string): Promise<{ url: string; seen: string[] }> {
