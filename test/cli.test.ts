@@ -102,7 +102,7 @@ describe('mirrormesh CLI', () => {
   it('`mirrormesh nodes` says clearly when the hub is not reachable', async () => {
     const r = await cli(['nodes', '--hub', 'http://127.0.0.1:9'])
     expect(r.code).toBe(1)
-    expect(r.stderr).toMatch(/cannot reach the hub at http:\/\/127.0.0.1:9/)
+    expect(r.stderr).toMatch(/hub not reachable at http:\/\/127.0.0.1:9/)
   })
 
   it('--help works for every command', async () => {

@@ -82,3 +82,72 @@ export interface NodeConfigResponse {
   /** When the hub last changed it (ms since epoch); null: never configured. */
   updatedAt: number | null
 }
+
+/** A drain as the hub tracks it: what was running when it began, and how it ended. */
+export interface DrainView {
+  reason: string
+  /** When the drain began (ms since epoch). */
+  startedAt: number
+  /** DRAIN_TIMEOUT_MS: the longest the drain waits for running turns. */
+  timeoutMs: number
+  /** Turns running or queued when the drain began (new ones hear "busy"). */
+  turnsAtStart: number
+  /** Set once the running turns ended or the timeout passed; the hub stops right after. */
+  result?: {
+    /** Turns that ended on their own during the drain. */
+    finished: number
+    /** Turns still running at the timeout: the stop aborts them. */
+    cutOff: number
+    endedAt: number
+  }
+}
+
+/** POST /api/drain?wait=true: answered once running turns ended (or DRAIN_TIMEOUT_MS passed). */
+export interface DrainedResponse { status: 'drained'; drain: DrainView }
+
+/** GET /api/status: one screen of what the hub is doing (`mirrormesh status`). */
+export interface HubStatusResponse {
+  hubId: string
+  phase: 'starting' | 'ready' | 'draining' | 'stopping' | 'stopped'
+  /** What /readyz says (200 = true). */
+  ready: boolean
+  /** Checks of /readyz that are failing, with their reasons where known. */
+  notReady: Record<string, string>
+  uptimeS: number
+  versions: Record<string, string>
+  broker: {
+    kind: 'embedded' | 'external'
+    /** Embedded broker only (null with MQTT_URL). */
+    uptimeS: number | null
+    clients: number | null
+    messages: number | null
+  }
+  nodes: Record<NodeState, number> & { total: number }
+  /** health/{component} as published: engines (asr, tts, llm, vad), broker, mqtt, bundle, failed features. */
+  health: Record<string, { state: 'ok' | 'degraded' | 'down'; reason?: string }>
+  sessions: number
+  queueDepth: number
+  /** The offline reply bundle announced to nodes; null while building or when off. */
+  bundle: { version: string; createdAt: string } | null
+  drain: DrainView | null
+}
+
+/** One hub log record (pino JSON) as the debug routes return it; `pii` is never included. */
+export type LogRecord = Record<string, unknown> & { time: number; level: number; msg?: string }
+
+/** GET /api/debug/turns/:id[?node=]: the bug bundle's evidence for one turn. */
+export interface TurnDebugResponse {
+  turnId: number
+  nodeId: string | null
+  /** Records that carry this turn id (and node id, when asked). */
+  records: LogRecord[]
+  /** Records from `contextMs` before the first to `contextMs` after the last (turn records included), oldest first. */
+  context: LogRecord[]
+  contextMs: number
+  /** How many records the hub keeps, and since when (older ones are gone). */
+  ring: { capacity: number; size: number; oldest: number | null }
+  health: Record<string, { state: 'ok' | 'degraded' | 'down'; reason?: string }>
+  versions: Record<string, string>
+  /** Names of the hub settings set in its environment; never their values. */
+  settingsSet: string[]
+}

@@ -2,11 +2,13 @@
 // listen() (features/http.ts) so tests use app.inject(). Wire types: broker/src/http.ts.
 import Fastify, { type FastifyInstance } from 'fastify'
 import type { Registry } from 'prom-client'
-import type { BundleManifest, DrainResponse, NodeConfigResponse, OfflineTurnView, ReadinessResponse } from '@mirrormesh/broker'
+import type { ApiError, BundleManifest, DrainResponse, DrainedResponse, DrainView, NodeConfigResponse, OfflineTurnView, ReadinessResponse } from '@mirrormesh/broker'
 import type { NodeRegistry } from './registry.js'
 import { bundleRoutes } from './http/bundle.js'
 import { nodeConfigRoutes, nodeRoutes } from './http/nodes.js'
 import { probeRoutes } from './http/probes.js'
+import { debugRoutes, type DebugSource } from './http/debug.js'
+import { statusRoutes, type StatusSource } from './http/status.js'
 
 /** Node config (features/node-config.ts); errors carry code unknown_node (404) or bad_config (400). */
 export interface NodeConfigApi {
@@ -26,6 +28,15 @@ export interface HubApi {
   readonly offlineTurns?: { list(limit?: number): OfflineTurnView[] }
   /** Absent: the node config routes answer 404. */
   readonly nodeConfig?: NodeConfigApi
+  /** GET /api/status; absent: 404. */
+  readonly status?: StatusSource
+  /** Every component's health as health/{component} publishes it. */
+  health?(): Record<string, { state: 'ok' | 'degraded' | 'down'; reason?: string }>
+  readonly versions?: Record<string, string>
+  /** The drain started (or finished) and a promise of its end: POST /api/drain?wait=true answers with it. */
+  drainState?(): { view: DrainView; done: Promise<DrainView> } | undefined
+  /** Recent log records for bug bundles (GET /api/debug/turns/:id); absent: 404. */
+  readonly debug?: DebugSource
 }
 
 export function buildApp(hub: HubApi, opts: { logger?: boolean } = {}): FastifyInstance {
@@ -34,8 +45,17 @@ export function buildApp(hub: HubApi, opts: { logger?: boolean } = {}): FastifyI
   app.register(nodeRoutes(hub))
   app.register(nodeConfigRoutes(hub.nodeConfig))
   app.register(bundleRoutes(hub))
-  app.post('/api/drain', async (_req, reply) => {
+  app.register(statusRoutes(hub))
+  app.register(debugRoutes(hub))
+  // ?wait=true answers once running turns ended (bounded by DRAIN_TIMEOUT_MS), just before the
+  // hub stops: how `mirrormesh drain --wait` learns how many turns finished.
+  app.post<{ Querystring: { wait?: boolean } }>('/api/drain', {
+    schema: { querystring: { type: 'object', properties: { wait: { type: 'boolean' } } } },
+  }, async (req, reply) => {
     hub.drain('api')
+    const state = req.query.wait ? hub.drainState?.() : undefined
+    if (state) return reply.code(200).send({ status: 'drained', drain: await state.done } satisfies DrainedResponse)
+    if (req.query.wait && hub.drainState) return reply.code(409).send({ error: 'not_ready', message: 'the hub is still starting: there is nothing to drain yet' } satisfies ApiError)
     return reply.code(202).send({ status: 'draining' } satisfies DrainResponse)
   })
   return app

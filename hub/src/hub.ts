@@ -4,7 +4,7 @@
 // reported on health/{component} and /readyz, and the rest keep serving.
 import { mkdir } from 'node:fs/promises'
 import { Registry, collectDefaultMetrics } from 'prom-client'
-import { CredentialStore, FeatureHost, SdNotifier, SystemdFeature, type Feature, type SystemdEnv, type HubState, type Logger, type ReadinessResponse } from '@mirrormesh/broker'
+import { type DrainView, CredentialStore, FeatureHost, SdNotifier, SystemdFeature, type Feature, type SystemdEnv, type HubState, type Logger, type ReadinessResponse } from '@mirrormesh/broker'
 import type { HubConfig } from './config.js'
 import { NodeRegistry } from './registry.js'
 import { BrokerFeature } from './features/broker.js'
@@ -21,6 +21,8 @@ import { PresenceFeature } from './features/presence.js'
 import { RegistryFeature } from './features/registry.js'
 import { VoiceFeature } from './features/voice.js'
 import { WeatherFeature } from './features/weather.js'
+import type { DebugSource } from './http/debug.js'
+import { versions } from './version.js'
 
 export type HubPhase = 'starting' | 'ready' | 'draining' | 'stopping' | 'stopped'
 
@@ -29,6 +31,8 @@ export interface HubOptions {
   features?: Feature[]
   /** systemd's notify socket and watchdog (main.ts: systemdFromEnv); without it nothing is sent. */
   systemd?: SystemdEnv
+  /** Recent log lines and setting names for bug bundles (main.ts); without it GET /api/debug/* answers 404. */
+  debug?: DebugSource
 }
 
 /**
@@ -51,6 +55,7 @@ export class Hub {
   private resolveStopped!: () => void
   private stopPromise: Promise<void> | undefined
   private readonly startedAt = Date.now()
+  private drainInfo: { view: DrainView; done: Promise<DrainView>; end: (v: DrainView) => void } | undefined
   private readonly f: {
     broker: BrokerFeature
     mqtt: MqttFeature
@@ -100,6 +105,17 @@ export class Hub {
       get bundles(): BundleService | undefined { return bundle?.service },
       get offlineTurns() { return offlineTurns.journal },
       nodeConfig,
+      status: {
+        hubId: config.hubId,
+        brokerKind: config.mqttUrl ? 'external' : 'embedded',
+        phase: () => this.phase,
+        load: () => { const { sessions, queueDepth } = voice?.load() ?? { sessions: 0, queueDepth: 0 }; return { sessions, queueDepth } },
+        drain: () => this.drainInfo?.view ?? null,
+      },
+      health: () => this.health(),
+      versions,
+      drainState: () => this.drainInfo,
+      debug: opts.debug,
     }))
     const bundle: BundleFeature | undefined = config.pipelineEnabled && config.bundleEnabled
       ? host.add(new BundleFeature(config, mqtt, weather, () => http.address?.port, child('bundle')))
@@ -180,11 +196,20 @@ export class Hub {
   async drain(reason: string): Promise<void> {
     if (this.phase !== 'ready') return
     this.phase = 'draining'
+    const turns = this.pipeline?.turns
+    const inFlight = () => (turns ? turns.active + turns.queued : 0)
+    let end!: (v: DrainView) => void
+    const view: DrainView = { reason, startedAt: Date.now(), timeoutMs: this.config.drainTimeoutMs, turnsAtStart: inFlight() }
+    this.drainInfo = { view, done: new Promise((r) => { end = r }), end }
     this.f.systemd.stopping()
-    this.log.info({ reason, timeoutMs: this.config.drainTimeoutMs }, 'hub draining')
+    this.log.info({ reason, timeoutMs: this.config.drainTimeoutMs, turns: view.turnsAtStart }, 'hub draining')
     await this.f.presence.publishStatus()
     // New turns hear "busy"; running ones finish, bounded by DRAIN_TIMEOUT_MS.
-    await this.pipeline?.turns.drain(this.config.drainTimeoutMs)
+    await turns?.drain(this.config.drainTimeoutMs)
+    const cutOff = Math.min(inFlight(), view.turnsAtStart)
+    view.result = { finished: view.turnsAtStart - cutOff, cutOff, endedAt: Date.now() }
+    this.log.info({ ...view.result, turns: view.turnsAtStart }, 'hub drained')
+    this.drainInfo.end(view)
     await this.stop()
   }
 

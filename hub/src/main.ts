@@ -1,7 +1,9 @@
 // `mirrormesh hub`: load config (all problems at once), start, and stop cleanly on signals.
-import { ConfigError, createLogger, systemdFromEnv } from '@mirrormesh/broker'
+import { ConfigError, createLogger, resolveLogFormat, systemdFromEnv } from '@mirrormesh/broker'
 import { loadHubConfig } from './config.js'
+import { settingsInEnv } from './http/debug.js'
 import { Hub } from './hub.js'
+import { LogRing } from './log-ring.js'
 
 export async function runHub(env: Record<string, string | undefined> = process.env): Promise<number> {
   let config
@@ -14,8 +16,12 @@ export async function runHub(env: Record<string, string | undefined> = process.e
     }
     throw err
   }
-  const log = createLogger({ name: 'hub', level: config.logLevel, pii: config.logPii })
-  const hub = new Hub(config, log, { systemd: systemdFromEnv(env, log) })
+  // JSON lines (systemd, pipes, tests) are also kept in a ring for bug bundles; a terminal's
+  // pretty output is not parseable, so there the ring stays off.
+  const ring = resolveLogFormat({ env }) === 'json' ? new LogRing() : undefined
+  const destination = ring?.tee(process.stdout)
+  const log = createLogger({ name: 'hub', level: config.logLevel, pii: config.logPii, env, ...(destination ? { destination: destination as NodeJS.WritableStream, format: 'json' } : {}) })
+  const hub = new Hub(config, log, { systemd: systemdFromEnv(env, log), debug: ring && { logs: ring, ...settingsInEnv(env) } })
   const onSignal = (sig: NodeJS.Signals) => {
     log.info({ signal: sig }, 'signal received')
     void hub.drain(sig)

@@ -27,8 +27,11 @@ program.command('hub').description('run the hub: embedded broker (or MQTT_URL), 
 program.command('agent').description('run a node agent (mirror Pi): wake word and voice turns with the hub, offline answers while the hub is down, the mirror screen, push-to-talk and presence (GPIO, MQTT, HTTP), status and heartbeat')
   .action(async () => { process.exitCode = await (await import('@mirrormesh/node-agent')).runAgent() })
 
-program.command('nodes').description('list every node: state, heartbeat age, mode, clock skew, versions')
-  .option('--hub <url>', 'hub HTTP API', process.env.HUB_URL ?? 'http://127.0.0.1:8080')
+const hubOptions = (cmd: Command) => cmd
+  .option('--hub <url>', 'hub HTTP API (default $HUB_URL or http://127.0.0.1:8080)')
+  .option('--token <token>', 'admin token (default $MIRRORMESH_ADMIN_TOKEN)')
+
+hubOptions(program.command('nodes').description('list every node: state, heartbeat age, mode, clock skew, versions'))
   .option('--json', 'print JSON instead of a table')
   .action(async (opts) => { process.exitCode = await (await import('./nodes.js')).nodesCommand(opts) })
 
@@ -81,6 +84,43 @@ broker.command('mosquitto-acl').description('print a Mosquitto acl_file derived 
 program.command('doctor').description('validate configuration and report every problem at once')
   .addOption(new Option('--role <role>', 'which process to check').choices(['hub', 'agent']))
   .action(async (opts) => { process.exitCode = await (await import('./doctor.js')).doctorCommand(opts) })
+
+// Operator commands, part A (README "Operator commands"): status, drain, restart --safe, ask, bundle.
+hubOptions(program.command('status').description('the hub on one screen: ready/draining, broker, nodes, turns, engine health, bundle; exit 0 ready, 2 not ready, 1 unreachable'))
+  .option('--json', 'print JSON')
+  .action(async (opts) => { process.exitCode = await (await import('./status.js')).statusCommand(opts) })
+
+hubOptions(program.command('drain').description('drain the hub: new turns hear "busy", running ones finish (DRAIN_TIMEOUT_MS), then it exits 0 and systemd starts it again'))
+  .option('--wait', 'wait until the hub has exited; print how many turns finished')
+  .option('--timeout-s <s>', 'give up waiting after this long', '120')
+  .option('--json', 'print JSON')
+  .action(async (opts) => { process.exitCode = await (await import('./drain.js')).drainCommand(opts) })
+
+hubOptions(program.command('restart').description('safe restart: drain, wait for the old process to exit and the new one (systemd Restart=always) to be ready; exit 0 when back'))
+  .option('--safe', 'drain first (required)')
+  .option('--timeout-s <s>', 'give up after this long, all steps together', '120')
+  .option('--json', 'print JSON')
+  .action(async (opts) => { process.exitCode = await (await import('./drain.js')).restartCommand(opts) })
+
+program.command('ask [text]').description('one voice turn end to end as a node over MQTT (text spoken with espeak-ng, or --wav): prints transcript, reply, timings; exit 2 turn_error, 3 busy, 4 timeout')
+  .option('--node <id>', 'the node the turn comes from (default: the username)')
+  .option('--wav <file>', 'speech to send instead of text (16-bit PCM WAV, any rate)')
+  .option('--url <url>', 'broker URL', process.env.MQTT_URL ?? 'mqtt://127.0.0.1:1883')
+  .option('--username <name>', 'MQTT username (default $MQTT_USERNAME, $NODE_ID, or --node)')
+  .option('--password <password>', 'MQTT password (default $MQTT_PASSWORD)')
+  .option('--base <topic>', 'base topic', process.env.BASE_TOPIC ?? 'mirrormesh')
+  .option('--voice <voice>', 'espeak-ng voice', 'en-us')
+  .option('--timeout-ms <ms>', 'wait this long after the end of speech for the whole reply', '30000')
+  .option('--json', 'print JSON')
+  .action(async (text: string | undefined, opts) => { process.exitCode = await (await import('./ask.js')).askCommand(text, opts) })
+
+hubOptions(program.command('bundle').description('bug bundle for one turn: its hub log lines and those around it, engine health, versions, names (never values) of the settings set, as a .tar.gz'))
+  .requiredOption('--turn <id>', 'turn id (from `mirrormesh ask`, or turnId in the hub log)')
+  .option('--node <id>', 'the node whose turn it is (turn ids are numbered per node)')
+  .option('--out <file>', 'archive to write (default ./mirrormesh-bug-turn-<id>-<time>.tar.gz)')
+  .option('--context-s <s>', 'log lines this long before and after the turn', '10')
+  .option('--json', 'print JSON')
+  .action(async (opts) => { process.exitCode = await (await import('./bug-bundle.js')).bugBundleCommand(opts, pkg.version) })
 
 program.parseAsync().catch((err: unknown) => {
   process.stderr.write(`mirrormesh: ${err instanceof Error ? err.message : String(err)}\n`)

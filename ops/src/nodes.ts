@@ -1,16 +1,15 @@
 import type { NodeView, NodesResponse } from '@mirrormesh/broker'
+import { HubClient, errorText, type HubTarget } from './api.js'
 import { renderTable } from './table.js'
 
 const fmtMs = (ms: number | null) => (ms === null ? '-' : ms < 10_000 ? `${(ms / 1000).toFixed(1)}s` : `${Math.round(ms / 1000)}s`)
 
-export async function nodesCommand(opts: { hub: string; json?: boolean }): Promise<number> {
+export async function nodesCommand(opts: HubTarget & { json?: boolean }): Promise<number> {
   let nodes: NodeView[]
   try {
-    const res = await fetch(new URL('/api/nodes', opts.hub), { signal: AbortSignal.timeout(5000) })
-    if (!res.ok) throw new Error(`HTTP ${res.status}`)
-    nodes = ((await res.json()) as NodesResponse).nodes
+    nodes = (await new HubClient(opts).json<NodesResponse>('/api/nodes')).nodes
   } catch (err) {
-    process.stderr.write(`mirrormesh nodes: cannot reach the hub at ${opts.hub} (${(err as Error).message}). Is it running? Set --hub or HUB_URL.\n`)
+    process.stderr.write(`mirrormesh nodes: ${errorText(err)}\n`)
     return 1
   }
   if (opts.json) {
