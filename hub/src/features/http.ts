@@ -57,6 +57,15 @@ export class HttpFeature implements Feature {
     opts.log.info({ http: this.address, https: this.httpsAddress ?? null, lanAuth: needsAuth }, 'http listening')
   }
 
+  /** Re-read the HTTPS certificate and key (SIGHUP after `mirrormesh tls rotate`); throws, keeping the old ones, when they cannot be read. */
+  async reloadTls(): Promise<void> {
+    const https = this.opts.https
+    const server = this.httpsApp?.server as unknown as import('node:tls').Server | undefined
+    if (!https || !server) return
+    const [cert, key] = await Promise.all([readFile(https.certPath), readFile(https.keyPath)])
+    server.setSecureContext({ cert, key })
+  }
+
   async stop(): Promise<void> {
     await Promise.all([this.app?.close(), this.httpsApp?.close()])
   }
