@@ -16,6 +16,12 @@ describe('defaultHubHttpUrl', () => {
     expect(offline({}).hubHttpUrl(8443)).toBe('http://hub.lan:8443')
     expect(offline({ HUB_HTTP_URL: 'https://proxy.lan/mm' }).hubHttpUrl(8443)).toBe('https://proxy.lan/mm')
   })
+
+  it('prefers the HTTPS port when the hub announces one (a hub with a certificate)', () => {
+    const offline = new OfflineFeature({ config: loadAgentConfig({ NODE_ID: 'hall', MQTT_PASSWORD: 'pw', MQTT_URL: 'mqtts://hub.lan:8883' }) } as unknown as ConstructorParameters<typeof OfflineFeature>[0])
+    expect(offline.hubHttpUrl(8080, 8443)).toBe('https://hub.lan:8443')
+    expect(offline.hubHttpUrl(8080)).toBe('http://hub.lan:8080')
+  })
 })
 
 describe('OfflineFeature and the hub events', () => {
