@@ -109,6 +109,9 @@ describe('hub on the LAN: TLS, admin token, node credentials', () => {
     const metrics = await https('/metrics')
     expect(metrics.status).toBe(200)
     expect(metrics.text).toMatch(/mirrormesh_http_auth_failures_total\{kind="token"\} [1-9]/)
+    // ~825 days ahead: what `tls init` issues.
+    const expiry = Number(/^mirrormesh_tls_cert_expiry_timestamp_seconds (\d+)$/m.exec(metrics.text)?.[1])
+    expect((expiry * 1000 - Date.now()) / 86_400_000).toBeGreaterThan(800)
   })
 
   it('with the token the same routes work over HTTPS; the loopback listener needs none', async () => {
