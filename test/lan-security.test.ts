@@ -122,6 +122,18 @@ describe('hub on the LAN: TLS, admin token, node credentials', () => {
     expect((await hub.http('/api/nodes')).status).toBe(200)
   })
 
+  it('`mirrormesh nodes` against the HTTPS listener sends the token it can read; without it, says what is missing', async () => {
+    const hubUrl = `https://localhost:${httpsPort}`
+    const trust = { NODE_EXTRA_CA_CERTS: join(tlsDir, 'ca.pem') }
+    const ok = await cli(['nodes', '--hub', hubUrl, '--json'], { ...trust, MIRRORMESH_STATE_DIR: dir })
+    expect(ok.code, ok.stderr).toBe(0)
+    expect(JSON.parse(ok.stdout)).toBeInstanceOf(Array)
+    const refused = await cli(['nodes', '--hub', hubUrl], { ...trust, MIRRORMESH_STATE_DIR: join(dir, 'elsewhere') })
+    expect(refused.code).toBe(1)
+    expect(refused.stderr).toMatch(/HTTP 401: this listener wants the admin token/)
+    outputs.push(ok.stdout, ok.stderr, refused.stdout, refused.stderr)
+  })
+
   it('HTTPS refuses a client that does not trust the hub CA', async () => {
     await expect(https('/healthz', { ca: null })).rejects.toThrow(/self[- ]signed|unable to verify/i)
   })
