@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { z } from 'zod'
 import { commonSettings, defaultCredentialsPath, envBool, envInt, envPort, loadConfig, requireExistingPath } from '@mirrormesh/broker'
@@ -59,8 +60,11 @@ export function loadHubConfig(env: Record<string, string | undefined> = process.
   const cfg = loadConfig(hubSettings, env, (c, problem) => {
     if (c.mqttTlsCert && !c.mqttTlsKey) problem('mqttTlsKey', 'is required when MQTT_TLS_CERT is set. Fix: set it to the PEM key path, or unset MQTT_TLS_CERT.')
     if (c.mqttTlsKey && !c.mqttTlsCert) problem('mqttTlsCert', 'is required when MQTT_TLS_KEY is set. Fix: set it to the PEM certificate path, or unset MQTT_TLS_KEY.')
-    requireExistingPath(c, 'mqttTlsCert', problem)
-    requireExistingPath(c, 'mqttTlsKey', problem)
+    // The shipped hub.env turns TLS on: a missing file most likely means `tls init` was not run yet.
+    for (const key of ['mqttTlsCert', 'mqttTlsKey'] as const) {
+      const p = c[key]
+      if (p && !existsSync(p)) problem(key, `path ${JSON.stringify(p)} does not exist. Fix: run \`mirrormesh tls init --name <hub's LAN name>\` as the hub's user (writes <state dir>/tls/hub.pem and hub-key.pem), point it at your own PEM file, or unset MQTT_TLS_CERT and MQTT_TLS_KEY for no TLS.`)
+    }
     requireExistingPath(c, 'llmModel', problem)
     if (c.mqttPassword && !c.mqttUsername) problem('mqttUsername', 'is required when MQTT_PASSWORD is set. Fix: set the external broker username.')
     if (c.mqttUrl === undefined && (c.mqttUsername || c.mqttPassword)) problem('mqttUrl', 'is required when MQTT_USERNAME/MQTT_PASSWORD are set (they are for an external broker). Fix: set MQTT_URL, or unset them.')
