@@ -20,7 +20,7 @@ export const agentSettings = {
   healthHost: z.string().default('127.0.0.1').describe('Address of the node\'s local /healthz'),
   healthPort: envPort().default(8081).describe('Port of the node\'s local /healthz, the mirror screen and push-to-talk (0 picks a free port)'),
   stateDir: z.string().min(1).default('.state/agent').meta({ env: 'MIRRORMESH_STATE_DIR', description: 'Folder for the offline reply bundle, the offline journal and the fallback log' }),
-  hubHttpUrl: z.url({ protocol: /^https?$/ }).optional().describe('Hub HTTP API, for the offline reply bundle (default: the MQTT host, on the port the hub announces in cache/manifest, else 8080)'),
+  hubHttpUrl: z.url({ protocol: /^https?$/ }).optional().describe('Hub HTTP API, for the offline reply bundle (default: the MQTT host, on the HTTPS port the hub announces in cache/manifest, else its HTTP port, else 8080; https:// URLs are checked against MQTT_CA)'),
   audioSource: z.enum(['none', 'arecord', 'stdin', 'file']).default('none').describe('Microphone: arecord (ALSA), stdin (raw PCM16 16 kHz mono, e.g. piped from elsewhere), a WAV file, or none'),
   audioDevice: z.string().default('default').describe('ALSA device for arecord/aplay'),
   audioFile: z.string().optional().describe('WAV file (16 kHz mono PCM16) played as the microphone when AUDIO_SOURCE=file'),
