@@ -14,14 +14,14 @@ export const hubSettings = {
   mqttPort: envPort().default(1883).describe('Embedded broker MQTT/TCP port (0 picks a free port)'),
   mqttWsEnabled: envBool().default(true).describe('Serve MQTT over WebSocket (mirror screens, browsers)'),
   mqttWsPort: envPort().default(9001).describe('Embedded broker MQTT-over-WebSocket port'),
-  mqttTlsHost: z.string().default('0.0.0.0').describe('Address the embedded broker\'s MQTT/TLS listener binds (nodes on the LAN); plain MQTT stays on MQTT_HOST'),
+  mqttTlsHost: z.string().optional().describe('Address the embedded broker\'s MQTT/TLS listener binds (default: MQTT_HOST); set 0.0.0.0 with MQTT_HOST=127.0.0.1 to keep plain MQTT on the box and TLS on the LAN'),
   mqttTlsPort: envPort().default(8883).describe('Embedded broker MQTT/TLS port, used when a certificate is set'),
   mqttTlsCert: z.string().optional().describe('PEM certificate path (`mirrormesh tls init`); setting it turns on MQTT/TLS and the HTTPS API (needs MQTT_TLS_KEY)'),
   mqttTlsKey: z.string().optional().describe('PEM private key path for MQTT_TLS_CERT'),
   brokerPersistence: envBool().default(true).describe('Keep retained messages, sessions and wills on disk across restarts'),
   httpHost: z.string().default('127.0.0.1').describe('Address of the plain HTTP API and /metrics; off loopback its /api routes need the admin token (nodes use the HTTPS API)'),
   httpPort: envPort().default(8080).describe('HTTP API port (0 picks a free port)'),
-  httpsHost: z.string().default('0.0.0.0').describe('Address of the HTTPS API (served when MQTT_TLS_CERT is set): nodes fetch their offline bundle here; admin routes need the admin token'),
+  httpsHost: z.string().optional().describe('Address of the HTTPS API, served when MQTT_TLS_CERT is set (default: where MQTT/TLS listens): nodes fetch their offline bundle here; admin routes need the admin token'),
   httpsPort: envPort().default(8443).describe('HTTPS API port (0 picks a free port)'),
   authFailuresPerMinute: envInt(1, 10_000).default(10).describe('Failed logins (admin token, node password) one address may make per minute on a LAN listener before it gets 429'),
   heartbeatIntervalMs: envInt(100, 60_000).default(1000).describe('How often the hub publishes its heartbeat'),
@@ -72,6 +72,9 @@ export function loadHubConfig(env: Record<string, string | undefined> = process.
   const stateDir = resolve(cfg.stateDir)
   // ROOMS parsed once here; the pipeline, skills and the offline bundle take the list.
   const roomList = cfg.rooms.split('|').map((r) => r.trim().toLowerCase()).filter(Boolean)
-  return Object.freeze({ ...cfg, stateDir, roomList, modelsDir: resolve(cfg.modelsDir ?? resolve(stateDir, 'models')), credentialsFile: defaultCredentialsPath({ CREDENTIALS_FILE: cfg.credentialsFile, MIRRORMESH_STATE_DIR: stateDir }) })
+  // TLS listeners follow MQTT_HOST unless told otherwise, so narrowing MQTT_HOST (a test, a
+  // single-box setup) never opens a wider address by surprise.
+  const mqttTlsHost = cfg.mqttTlsHost ?? cfg.mqttHost
+  return Object.freeze({ ...cfg, mqttTlsHost, httpsHost: cfg.httpsHost ?? mqttTlsHost, stateDir, roomList, modelsDir: resolve(cfg.modelsDir ?? resolve(stateDir, 'models')), credentialsFile: defaultCredentialsPath({ CREDENTIALS_FILE: cfg.credentialsFile, MIRRORMESH_STATE_DIR: stateDir }) })
 }
 
