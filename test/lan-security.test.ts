@@ -153,6 +153,8 @@ describe('hub on the LAN: TLS, admin token, node credentials', () => {
     expect((await https(path, { auth: basic('dash', observerPassword) })).status).toBe(401) // an observer is not a node
     expect((await https(path, { auth: basic('kitchen', kitchenPassword) })).status).toBe(200)
     expect((await https(path, { auth: `Bearer ${adminToken}` })).status).toBe(200)
+    // The hub says who was refused, for the operator: the node id tried, never the password.
+    expect(hub.out.text).toMatch(/"username":"kitchen".*bundle request refused: no valid node credential/)
 
     const sha256 = (await import('node:crypto')).createHash('sha256').update((await https(path, { auth: basic('kitchen', kitchenPassword) })).text).digest('hex')
     const announcement = { version: manifest.version, sha256, url: path }

@@ -44,6 +44,7 @@ export class HttpFeature implements Feature {
         verify: opts.verify,
         limiter: new FailureLimiter(opts.authFailuresPerMinute),
         failures: authFailuresCounter(opts.metrics),
+        log: opts.log,
       }
     }
     const app = buildApp(this.api, { lanAuth: isLoopback(opts.host) ? undefined : lanAuth })

@@ -13,7 +13,7 @@ import { isIP } from 'node:net'
 import { join } from 'node:path'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { Counter, type Registry } from 'prom-client'
-import type { ApiError, Principal } from '@mirrormesh/broker'
+import { isValidId, type ApiError, type Logger, type Principal } from '@mirrormesh/broker'
 
 export type ListenerRole = 'local' | 'lan'
 
@@ -91,6 +91,8 @@ export interface LanAuthOptions {
   verify(username: string, password: string): Promise<Principal | undefined>
   limiter: FailureLimiter
   failures: Counter<'kind'>
+  /** One warn line per refusal (address, route kind, the node id tried): never the secret. Refusals past the limit are only counted. */
+  log?: Logger
 }
 
 export function authFailuresCounter(registry: Registry): Counter<'kind'> {
@@ -130,13 +132,16 @@ export function lanAuthHook(opts: LanAuthOptions) {
         .send({ error: 'too_many_attempts', message: `too many failed logins from this address; try again in ${wait} s` } satisfies ApiError)
       return
     }
+    let username: string | undefined
     if (bundleRoute && token === undefined) {
       const cred = basicCredentials(header)
+      if (cred && isValidId(cred.username)) username = cred.username
       const who = cred && await opts.verify(cred.username, cred.password).catch(() => undefined)
       if (who?.role === 'node') return
     }
     opts.limiter.fail(req.ip)
     opts.failures.inc({ kind: bundleRoute ? 'node' : 'token' })
+    opts.log?.warn({ remote: req.ip, method: req.method, path, kind: bundleRoute ? 'node' : 'token', ...(username ? { username } : {}) }, bundleRoute ? 'bundle request refused: no valid node credential' : 'admin request refused: no valid admin token')
     const message = bundleRoute
       ? 'node credentials required: HTTP Basic with the node\'s MQTT username and password (MQTT_PASSWORD from `mirrormesh node add`)'
       : 'admin token required: Authorization: Bearer <the hub\'s <state dir>/admin-token>, or use the loopback listener on the hub'
