@@ -58,4 +58,11 @@ describe('loadHubConfig', () => {
     expect(problems[0]).toMatch(/^MQTT_PORT ?="70000" is invalid/)
     expect(problems[1]).toMatch(/^MQTT_TLS_KEY: is required/)
   })
+
+  it('TLS listeners follow MQTT_HOST unless set; a missing certificate names `mirrormesh tls init`', () => {
+    expect(loadHubConfig({ MIRRORMESH_STATE_DIR: dir, MQTT_HOST: '127.0.0.1' })).toMatchObject({ mqttTlsHost: '127.0.0.1', httpsHost: '127.0.0.1', httpsPort: 8443 })
+    expect(loadHubConfig({ MIRRORMESH_STATE_DIR: dir, MQTT_HOST: '127.0.0.1', MQTT_TLS_HOST: '0.0.0.0' })).toMatchObject({ mqttTlsHost: '0.0.0.0', httpsHost: '0.0.0.0' })
+    expect(loadHubConfig({ MIRRORMESH_STATE_DIR: dir, MQTT_TLS_HOST: '0.0.0.0', HTTPS_HOST: '127.0.0.1' })).toMatchObject({ httpsHost: '127.0.0.1' })
+    expect(problemsOf({ MQTT_TLS_CERT: join(dir, 'tls', 'hub.pem'), MQTT_TLS_KEY: cert })[0]).toMatch(/^MQTT_TLS_CERT: path ".*hub\.pem" does not exist\. Fix: run `mirrormesh tls init/)
+  })
 })

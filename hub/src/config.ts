@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { z } from 'zod'
 import { commonSettings, defaultCredentialsPath, envBool, envInt, envPort, loadConfig, requireExistingPath } from '@mirrormesh/broker'
@@ -13,12 +14,16 @@ export const hubSettings = {
   mqttPort: envPort().default(1883).describe('Embedded broker MQTT/TCP port (0 picks a free port)'),
   mqttWsEnabled: envBool().default(true).describe('Serve MQTT over WebSocket (mirror screens, browsers)'),
   mqttWsPort: envPort().default(9001).describe('Embedded broker MQTT-over-WebSocket port'),
+  mqttTlsHost: z.string().optional().describe('Address the embedded broker\'s MQTT/TLS listener binds (default: MQTT_HOST); set 0.0.0.0 with MQTT_HOST=127.0.0.1 to keep plain MQTT on the box and TLS on the LAN'),
   mqttTlsPort: envPort().default(8883).describe('Embedded broker MQTT/TLS port, used when a certificate is set'),
-  mqttTlsCert: z.string().optional().describe('PEM certificate path; setting it turns TLS on (needs MQTT_TLS_KEY)'),
+  mqttTlsCert: z.string().optional().describe('PEM certificate path (`mirrormesh tls init`); setting it turns on MQTT/TLS and the HTTPS API (needs MQTT_TLS_KEY)'),
   mqttTlsKey: z.string().optional().describe('PEM private key path for MQTT_TLS_CERT'),
   brokerPersistence: envBool().default(true).describe('Keep retained messages, sessions and wills on disk across restarts'),
-  httpHost: z.string().default('127.0.0.1').describe('Address of the HTTP API and /metrics (set 0.0.0.0 for a remote Prometheus)'),
+  httpHost: z.string().default('127.0.0.1').describe('Address of the plain HTTP API and /metrics; off loopback its /api routes need the admin token (nodes use the HTTPS API)'),
   httpPort: envPort().default(8080).describe('HTTP API port (0 picks a free port)'),
+  httpsHost: z.string().optional().describe('Address of the HTTPS API, served when MQTT_TLS_CERT is set (default: where MQTT/TLS listens): nodes fetch their offline bundle here; admin routes need the admin token'),
+  httpsPort: envPort().default(8443).describe('HTTPS API port (0 picks a free port)'),
+  authFailuresPerMinute: envInt(1, 10_000).default(10).describe('Failed logins (admin token, node password) one address may make per minute on a LAN listener before it gets 429'),
   heartbeatIntervalMs: envInt(100, 60_000).default(1000).describe('How often the hub publishes its heartbeat'),
   healthIntervalMs: envInt(200, 600_000).default(3000).describe('How often the hub checks its components (engines, broker, bundle) and publishes retained health/{component} on a change'),
   nodeStaleMs: envInt(500, 600_000).default(3000).describe('A node whose last heartbeat is older than this is marked stale'),
@@ -56,8 +61,11 @@ export function loadHubConfig(env: Record<string, string | undefined> = process.
   const cfg = loadConfig(hubSettings, env, (c, problem) => {
     if (c.mqttTlsCert && !c.mqttTlsKey) problem('mqttTlsKey', 'is required when MQTT_TLS_CERT is set. Fix: set it to the PEM key path, or unset MQTT_TLS_CERT.')
     if (c.mqttTlsKey && !c.mqttTlsCert) problem('mqttTlsCert', 'is required when MQTT_TLS_KEY is set. Fix: set it to the PEM certificate path, or unset MQTT_TLS_KEY.')
-    requireExistingPath(c, 'mqttTlsCert', problem)
-    requireExistingPath(c, 'mqttTlsKey', problem)
+    // The shipped hub.env turns TLS on: a missing file most likely means `tls init` was not run yet.
+    for (const key of ['mqttTlsCert', 'mqttTlsKey'] as const) {
+      const p = c[key]
+      if (p && !existsSync(p)) problem(key, `path ${JSON.stringify(p)} does not exist. Fix: run \`mirrormesh tls init --name <hub's LAN name>\` as the hub's user (writes <state dir>/tls/hub.pem and hub-key.pem), point it at your own PEM file, or unset MQTT_TLS_CERT and MQTT_TLS_KEY for no TLS.`)
+    }
     requireExistingPath(c, 'llmModel', problem)
     if (c.mqttPassword && !c.mqttUsername) problem('mqttUsername', 'is required when MQTT_PASSWORD is set. Fix: set the external broker username.')
     if (c.mqttUrl === undefined && (c.mqttUsername || c.mqttPassword)) problem('mqttUrl', 'is required when MQTT_USERNAME/MQTT_PASSWORD are set (they are for an external broker). Fix: set MQTT_URL, or unset them.')
@@ -65,6 +73,9 @@ export function loadHubConfig(env: Record<string, string | undefined> = process.
   const stateDir = resolve(cfg.stateDir)
   // ROOMS parsed once here; the pipeline, skills and the offline bundle take the list.
   const roomList = cfg.rooms.split('|').map((r) => r.trim().toLowerCase()).filter(Boolean)
-  return Object.freeze({ ...cfg, stateDir, roomList, modelsDir: resolve(cfg.modelsDir ?? resolve(stateDir, 'models')), credentialsFile: defaultCredentialsPath({ CREDENTIALS_FILE: cfg.credentialsFile, MIRRORMESH_STATE_DIR: stateDir }) })
+  // TLS listeners follow MQTT_HOST unless told otherwise, so narrowing MQTT_HOST (a test, a
+  // single-box setup) never opens a wider address by surprise.
+  const mqttTlsHost = cfg.mqttTlsHost ?? cfg.mqttHost
+  return Object.freeze({ ...cfg, mqttTlsHost, httpsHost: cfg.httpsHost ?? mqttTlsHost, stateDir, roomList, modelsDir: resolve(cfg.modelsDir ?? resolve(stateDir, 'models')), credentialsFile: defaultCredentialsPath({ CREDENTIALS_FILE: cfg.credentialsFile, MIRRORMESH_STATE_DIR: stateDir }) })
 }
 

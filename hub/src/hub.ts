@@ -96,7 +96,11 @@ export class Hub {
     host.add(mqtt)
     // After the MQTT client: it watches the client's disconnects (broker outages).
     host.add(new IncidentsFeature(config, mqtt, this.registry, this.metrics, child('incidents')))
-    const http: HttpFeature = host.add(new HttpFeature(config.httpHost, config.httpPort, {
+    const tls = config.mqttTlsCert && config.mqttTlsKey ? { host: config.httpsHost, port: config.httpsPort, certPath: config.mqttTlsCert, keyPath: config.mqttTlsKey } : undefined
+    const http: HttpFeature = host.add(new HttpFeature({
+      host: config.httpHost, port: config.httpPort, https: tls, stateDir: config.stateDir, authFailuresPerMinute: config.authFailuresPerMinute,
+      verify: (u, p) => this.credentials.verify(u, p), metrics: this.metrics, log: child('http'),
+    }, {
       registry: this.registry,
       metrics: this.metrics,
       readiness: () => this.readiness(),
@@ -118,7 +122,7 @@ export class Hub {
       debug: opts.debug,
     }))
     const bundle: BundleFeature | undefined = config.pipelineEnabled && config.bundleEnabled
-      ? host.add(new BundleFeature(config, mqtt, weather, () => http.address?.port, child('bundle')))
+      ? host.add(new BundleFeature(config, mqtt, weather, () => http.address?.port, child('bundle'), () => http.httpsAddress?.port))
       : undefined
     const presence = host.add(new PresenceFeature(config, mqtt, this.registry, () => this.state(), () => voice?.load() ?? { sessions: 0, queueDepth: 0, engines: {} }, this.startedAt))
     for (const extra of opts.features ?? []) host.add(extra)
@@ -150,6 +154,7 @@ export class Hub {
   get nodeConfig() { return this.f.nodeConfig }
   get app() { return this.f.http.app }
   get httpAddress() { return this.f.http.address }
+  get httpsAddress() { return this.f.http.httpsAddress }
   /** Every component's health as health/{component} publishes it. */
   health() { return this.f.health.current() }
 
@@ -165,7 +170,28 @@ export class Hub {
     this.f.mqtt.onConnect(() => { if (this.phase === 'ready') this.f.systemd.ready() })
     this.f.health.check()
     const failed = this.host.states().filter((s) => s.state === 'failed').map((s) => s.name)
-    this.log.info({ http: this.httpAddress, mqtt: this.broker?.address ?? { url: '(external)' }, hubId: this.config.hubId, failed }, 'hub started')
+    this.log.info({ http: this.httpAddress, https: this.httpsAddress, mqtt: this.broker?.address ?? { url: '(external)' }, hubId: this.config.hubId, failed }, 'hub started')
+  }
+
+  /**
+   * SIGHUP: re-read the TLS certificate and key (after `mirrormesh tls rotate`) for MQTT/TLS and
+   * HTTPS. New connections get the new certificate; connected nodes stay connected. A pair that
+   * cannot be read, or a key that does not match, is logged and the old one keeps serving.
+   */
+  async reloadTls(): Promise<boolean> {
+    if (!this.config.mqttTlsCert) {
+      this.log.info('SIGHUP: no certificate configured (MQTT_TLS_CERT), nothing to reload')
+      return false
+    }
+    try {
+      this.broker?.reloadTls()
+      await this.f.http.reloadTls()
+      this.log.info({ cert: this.config.mqttTlsCert }, 'TLS certificate reloaded')
+      return true
+    } catch (err) {
+      this.log.error({ err: (err as Error).message, cert: this.config.mqttTlsCert }, 'TLS reload failed; still serving the previous certificate')
+      return false
+    }
   }
 
   readiness(): ReadinessResponse {

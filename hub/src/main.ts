@@ -29,6 +29,8 @@ export async function runHub(env: Record<string, string | undefined> = process.e
   }
   process.once('SIGTERM', onSignal)
   process.once('SIGINT', onSignal)
+  // After `mirrormesh tls rotate`: `systemctl kill --kill-who=main -s HUP mirrormesh-hub` (or reload, with ExecReload=kill -HUP).
+  process.on('SIGHUP', () => void hub.reloadTls())
   try {
     await hub.start()
   } catch (err) {

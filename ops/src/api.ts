@@ -1,19 +1,16 @@
 // The one HTTP client every ops command uses to reach the hub: base URL from --hub, HUB_URL or
 // the default, an admin token when there is one, and errors an operator can act on.
 import { redactUrl, type ApiError } from '@mirrormesh/broker'
+import { readAdminTokenSync } from './admin-token.js'
 
 export const defaultHubUrl = 'http://127.0.0.1:8080'
 
 /** What commands pass in from their --hub / --token options. */
 export interface HubTarget { hub?: string; token?: string }
 
-/**
- * INTEGRATION POINT — the admin token read from the hub's state dir when neither --token nor
- * MIRRORMESH_ADMIN_TOKEN gives one. Returns undefined until wt-lan's
- * `readAdminToken(stateDir)` (ops/src/admin-token.ts, `<stateDir>/admin-token`) is wired here.
- */
-export function defaultToken(): string | undefined {
-  return undefined
+/** The admin token in the hub's state dir (`<stateDir>/admin-token`) when neither --token nor MIRRORMESH_ADMIN_TOKEN gives one. */
+export function defaultToken(env: Record<string, string | undefined> = process.env): string | undefined {
+  return readAdminTokenSync(env.MIRRORMESH_STATE_DIR || undefined)
 }
 
 export type HubErrorKind = 'unreachable' | 'timeout' | 'unauthorized' | 'http'
@@ -33,7 +30,7 @@ export class HubClient {
 
   constructor(target: HubTarget = {}, env: Record<string, string | undefined> = process.env) {
     this.base = target.hub ?? env.HUB_URL ?? defaultHubUrl
-    this.token = target.token ?? env.MIRRORMESH_ADMIN_TOKEN ?? defaultToken()
+    this.token = target.token ?? env.MIRRORMESH_ADMIN_TOKEN ?? defaultToken(env)
   }
 
   /** The base URL as it may be printed (a password in it is hidden). */

@@ -3,8 +3,9 @@
 // contract topic some feature handles, then 'ready'. Inbound payloads are validated at the
 // boundary and routed by contract topic to the features.
 import { EventEmitter } from 'node:events'
-import { InboundValidator, MeshClient, filterFor, topicFor, type Feature, type FeatureHost, type Logger, type Message, type Registry } from '@mirrormesh/broker'
+import { InboundValidator, MeshClient, filterFor, redactUrl, topicFor, type Feature, type FeatureHost, type Logger, type Message, type Registry } from '@mirrormesh/broker'
 import type { AgentConfig } from '../config.js'
+import { TLS_TRUST_CODES } from '../offline/hub-fetch.js'
 import type { NodeStateMachine } from '../state.js'
 
 export interface MqttEvents {
@@ -30,6 +31,8 @@ export class MqttFeature extends EventEmitter<MqttEvents> implements Feature {
       // Gentler growth than the default: a hub restart on a LAN is back within seconds, a long outage still caps at 30 s.
       backoff: { initialMs: 300, factor: 1.5, minMs: 100, maxMs: 30_000 },
       will: { name: 'nodeStatus', params: { node: config.nodeId }, payload: 'offline' },
+      // mqtts:// checks the hub's certificate (and its name) against MQTT_CA.
+      ...(config.mqttCa ? { mqtt: { ca: config.mqttCa } } : {}),
       log: log.child({ component: 'mqtt' }),
     })
   }
@@ -46,6 +49,15 @@ export class MqttFeature extends EventEmitter<MqttEvents> implements Feature {
       if (msg) host.route(msg as Message)
     })
     this.client.start()
+    // The raw error says "unable to verify the first certificate"; say once what fixes it.
+    let hinted = false
+    this.client.client?.on('error', (err) => {
+      const code = (err as { code?: unknown }).code
+      if (hinted || typeof code !== 'string' || !TLS_TRUST_CODES.test(code)) return
+      hinted = true
+      log.error({ url: redactUrl(config.mqttUrl), code, mqttCa: config.mqttCa ? 'set' : 'unset' },
+        'the hub\'s TLS certificate is not trusted: set MQTT_CA to the hub\'s ca.pem (from `mirrormesh tls init`) and use a name in MQTT_URL the certificate was made for')
+    })
   }
 
   private async announce(filters: string[]): Promise<void> {
