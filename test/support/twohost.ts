@@ -251,6 +251,7 @@ export async function createBed(opts: BedOptions = {}) {
   const forwards = new Map<string, string>()
   const stopping = new Set<Host>()
   let torn = false
+  let tlsTried = false
 
   const ip = (args: string[]) => execP('ip', args).then(() => undefined)
   const tc = (args: string[]) => execP('tc', args).then(() => undefined)
@@ -316,7 +317,9 @@ export async function createBed(opts: BedOptions = {}) {
   const hubShipped = parseEnvFile(hubExample)
   const hubSet: Env = {}
   const hubWhy: Record<string, string> = {}
-  if (/^(127\.|localhost$|::1$)/.test(hubShipped.HTTP_HOST ?? '127.0.0.1')) {
+  // Nodes fetch the offline bundle over HTTPS when the hub has a LAN listener for it; with plain
+  // HTTP only, that HTTP API has to listen beyond loopback.
+  if (!hubShipped.HTTPS_HOST && /^(127\.|localhost$|::1$)/.test(hubShipped.HTTP_HOST ?? '127.0.0.1')) {
     hubSet.HTTP_HOST = '0.0.0.0'
     hubWhy.HTTP_HOST = 'nodes on other hosts fetch the offline bundle from the hub\'s HTTP API (http://hub.lan:8080): on loopback they get "connection refused" and have no offline answers'
   }
@@ -492,11 +495,15 @@ export async function createBed(opts: BedOptions = {}) {
     /** True once tls() ran `mirrormesh tls init`. */
     tlsOn: false,
     exec, http, mirrormesh, forward,
-    tls: async () => { bed.tlsOn = await tls(); return bed.tlsOn },
-    startHub: (o: { wait?: boolean; timeoutMs?: number } = {}) => start(hub, o),
+    tls: async () => { tlsTried = true; bed.tlsOn = await tls(); return bed.tlsOn },
+    /** Starts the hub (running tls() first, once, as the shipped hub.env needs its certificate). */
+    async startHub(o: { wait?: boolean; timeoutMs?: number } = {}) {
+      if (!tlsTried) await bed.tls()
+      return start(hub, o)
+    },
     killHub: () => crash(hub),
     stopHub: (signal: NodeJS.Signals = 'SIGTERM') => stop(hub, signal),
-    async restartHub(o: { signal?: NodeJS.Signals; timeoutMs?: number } = {}) { await stop(hub, o.signal ?? 'SIGTERM'); return start(hub, o) },
+    async restartHub(o: { signal?: NodeJS.Signals; timeoutMs?: number } = {}) { await stop(hub, o.signal ?? 'SIGTERM'); return bed.startHub(o) },
     /** `mirrormesh node add <id>` on the hub; the password goes into the node's agent.env. */
     async addNode(id: string): Promise<string> {
       const n = nodes[id] ?? (() => { throw new Error(`no node ${id}`) })()

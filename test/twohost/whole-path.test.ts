@@ -46,6 +46,10 @@ describeBed('two hosts: the whole path (hub.lan, offline bundle, offline answer,
       const manifest = await waitFor(async () => { const r = await b.http('hub', '/api/bundle/manifest'); return r.status === 200 && r.body }, { timeoutMs: 120_000, intervalMs: 500, what: 'hub built the offline bundle' })
       await waitFor(async () => (await health()).offline?.bundleVersion === manifest.version, { timeoutMs: 120_000, intervalMs: 500, what: `bundle ${manifest.version} synced to the node (node log ${agent.log})` })
       expect((await health()).state).toBe('online')
+      // …from hub.lan, across the bridge: HTTPS on the hub's LAN port with TLS, else its HTTP port.
+      const installed = agent.out.text.split('\n').filter((l) => l.includes(`bundle ${manifest.version} installed`)).map((l) => JSON.parse(l))
+      expect(installed.map((l) => l.from)).toEqual([tls ? `https://hub.lan:${b.hub.env.HTTPS_PORT ?? 8443}` : `http://hub.lan:${b.hub.env.HTTP_PORT ?? 8080}`])
+      console.log(`bundle ${manifest.version}: ${installed[0].files} files, ${installed[0].bytes} bytes fetched across hosts in ${installed[0].ms} ms`)
       steps.push('bundle synced')
 
       // The hub dies. The node notices from the missing heartbeats and goes offline.
