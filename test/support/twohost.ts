@@ -349,6 +349,13 @@ export async function createBed(opts: BedOptions = {}) {
     nodes[id] = node
   }
 
+  // Static neighbour entries between every pair of hosts: ARP never fails, so a partition is
+  // pure silence (packets vanish) and never an early EHOSTUNREACH from a failed neighbour lookup.
+  const all: Host[] = [hub, ...Object.values(nodes)]
+  const macs = new Map<Host, string>()
+  for (const h of all) macs.set(h, (JSON.parse((await execP('ip', ['-n', h.ns, '-j', 'link', 'show', 'eth0'])).stdout) as Array<{ address: string }>)[0]!.address)
+  for (const a of all) for (const b of all) if (a !== b) await ip(['-n', a.ns, 'neigh', 'replace', b.ip, 'lladdr', macs.get(b)!, 'dev', 'eth0', 'nud', 'permanent'])
+
   const hostOf = (h: string | Host): Host => typeof h !== 'string' ? h : h === 'hub' ? hub : nodes[h] ?? (() => { throw new Error(`no host ${h} in the bed`) })()
   const nsOf = (h: string | Host): string => typeof h === 'string' && h.startsWith(PREFIX) ? h : hostOf(h).ns
 
