@@ -9,7 +9,7 @@
 // the hub's address, as the LAN's DNS would say). "Started" means READY=1 on the notify socket.
 //
 // API (stable; extend, do not change):
-//   bedSupport(): { ok, reason }              probes `ip netns add` (and tc's blackhole qdisc)
+//   bedSupport(): { ok, reason }              probes `ip netns add`, veth, bridge, tc's blackhole qdisc, socat, python3, systemd-notify
 //   describeBed(title, fn)                    describe(); describe.skip with the reason where the kernel
 //                                             forbids namespaces; with $CI set a failing test instead
 //   sweepBeds()                               removes namespaces and /etc/netns dirs of dead test pids
@@ -21,7 +21,7 @@
 //       writes MQTT_PASSWORD into the node's agent.env)
 //     startNode(id, { stdin }), killNode(id) (SIGKILL), stopNode(id, signal = SIGTERM)
 //     startAll(): hub and every node at once (power recovery)
-//     partition(id) / heal(id): silently drop every packet between the node and the bridge, both ways
+//     partition(id) / heal(id): silently drop every packet between the host ('hub' or a node id) and the bridge, both ways
 //       (tc's blackhole qdisc on both ends of its veth: no RST, no ICMP, carrier stays up)
 //     exec(host | ns, argv, { env, timeoutMs }) → { code, stdout, stderr }
 //     http(host, path, init?, { port }) → { status, body }: HTTP to 127.0.0.1:<port> inside that
@@ -42,7 +42,7 @@ import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { describe, it } from 'vitest'
 import { root, sleep, spawnTracked, tempDir, waitFor, type Env, type Exit, type HttpResult, type Output } from './harness.js'
-import { startNotifySocket, type NotifySocket } from './notify-socket.js'
+import { hasTool, startNotifySocket, type NotifySocket } from './notify-socket.js'
 
 const execP = promisify(execFile)
 const PREFIX = 'mmbed-'
@@ -60,7 +60,8 @@ export function bedSupport(): { ok: boolean; reason?: string } {
     run(['-n', ns, 'link', 'add', 'p0', 'type', 'veth', 'peer', 'name', 'p1'])
     run(['-n', ns, 'link', 'add', 'br0', 'type', 'bridge'])
     execFileSync('tc', ['-n', ns, 'qdisc', 'add', 'dev', 'p0', 'root', 'blackhole'], { stdio: ['ignore', 'ignore', 'pipe'] })
-    support = { ok: true }
+    const missing = ['socat', 'python3', 'systemd-notify'].filter((t) => !hasTool(t))
+    support = missing.length ? { ok: false, reason: `missing ${missing.join(', ')} (apt: socat python3 systemd): the bed reaches each host's loopback through socat and hears READY=1 through a python3 notify socket` } : { ok: true }
   } catch (err) {
     const e = err as { stderr?: Buffer; message: string }
     support = { ok: false, reason: `network namespaces unavailable here (${(e.stderr?.toString() || e.message).trim()}): the two-host bed needs root with ip netns, veth, bridge and tc` }
@@ -438,7 +439,7 @@ export async function createBed(opts: BedOptions = {}) {
   }
 
   async function setLoss(id: string, on: boolean): Promise<void> {
-    const n = nodes[id] ?? (() => { throw new Error(`no node ${id}`) })()
+    const n = hostOf(id)
     // blackhole drops every packet and reports success: the sender sees silence, not an error.
     const ends: Array<[string, string]> = [[bridgeNs, n.veth.bridge], [n.ns, n.veth.inside]]
     for (const [ns, dev] of ends) await tc(['-n', ns, 'qdisc', on ? 'replace' : 'del', 'dev', dev, 'root', ...(on ? ['blackhole'] : [])]).catch((e: unknown) => { if (on) throw e })
