@@ -4,7 +4,9 @@
 // Real hub and agent processes; the node's bundle fetch (BundleStore + hubFetch) runs in-process
 // against the real hub so its result and log lines can be read.
 import { readFile } from 'node:fs/promises'
+import { X509Certificate } from 'node:crypto'
 import { request } from 'node:https'
+import { connect as tlsConnect } from 'node:tls'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -107,6 +109,9 @@ describe('hub on the LAN: TLS, admin token, node credentials', () => {
     const metrics = await https('/metrics')
     expect(metrics.status).toBe(200)
     expect(metrics.text).toMatch(/mirrormesh_http_auth_failures_total\{kind="token"\} [1-9]/)
+    // ~825 days ahead: what `tls init` issues.
+    const expiry = Number(/^mirrormesh_tls_cert_expiry_timestamp_seconds (\d+)$/m.exec(metrics.text)?.[1])
+    expect((expiry * 1000 - Date.now()) / 86_400_000).toBeGreaterThan(800)
   })
 
   it('with the token the same routes work over HTTPS; the loopback listener needs none', async () => {
@@ -217,6 +222,28 @@ describe('hub on the LAN: TLS, admin token, node credentials', () => {
       expect(everything).not.toContain(secret.slice(0, 24))
     }
     expect(everything).not.toContain('PRIVATE KEY')
+  })
+
+  it('tls rotate + SIGHUP: MQTT/TLS and HTTPS serve the new certificate from the same CA; connected nodes stay online', { timeout: 30_000 }, async () => {
+    const servedSerial = (port: number) => new Promise<string>((resolve, reject) => {
+      const sock = tlsConnect({ host: '127.0.0.1', servername: 'localhost', port, ca }, () => { resolve(sock.getPeerCertificate().serialNumber); sock.destroy() })
+      sock.on('error', reject)
+    })
+    const fileSerial = async () => new X509Certificate(await readFile(join(tlsDir, 'hub.pem'))).serialNumber
+    const before = await fileSerial()
+    expect(await servedSerial(httpsPort)).toBe(before)
+    expect(await servedSerial(tlsPort)).toBe(before)
+    const r = await cli(['tls', 'rotate', '--dir', tlsDir])
+    expect(r.code, r.stderr).toBe(0)
+    outputs.push(r.stdout, r.stderr)
+    const after = await fileSerial()
+    expect(after).not.toBe(before)
+    hub.proc.kill('SIGHUP')
+    await waitFor(() => /TLS certificate reloaded/.test(hub.out.text), { what: 'the hub reloading its certificate' })
+    expect(await servedSerial(httpsPort)).toBe(after)
+    expect(await servedSerial(tlsPort)).toBe(after)
+    expect((await https('/readyz')).status).toBe(200)
+    expect((await hub.node('kitchen'))?.state).toBe('online')
   })
 
   it('with the token a drain starts; the hub says draining and stops', { timeout: 30_000 }, async () => {

@@ -105,6 +105,13 @@ export class EmbeddedBroker {
     return this.address
   }
 
+  /** Re-read the TLS certificate and key (after `mirrormesh tls rotate`): new connections get them, open ones stay. */
+  reloadTls(): void {
+    const tls = this.opts.tls
+    if (!tls || !this.tlsServer) return
+    this.tlsServer.setSecureContext({ cert: readFileSync(tls.certPath), key: readFileSync(tls.keyPath) })
+  }
+
   async stop(): Promise<void> {
     const aedes = this.aedes
     this.aedes = undefined

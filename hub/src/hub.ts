@@ -154,6 +154,27 @@ export class Hub {
     this.log.info({ http: this.httpAddress, https: this.httpsAddress, mqtt: this.broker?.address ?? { url: '(external)' }, hubId: this.config.hubId, failed }, 'hub started')
   }
 
+  /**
+   * SIGHUP: re-read the TLS certificate and key (after `mirrormesh tls rotate`) for MQTT/TLS and
+   * HTTPS. New connections get the new certificate; connected nodes stay connected. A pair that
+   * cannot be read, or a key that does not match, is logged and the old one keeps serving.
+   */
+  async reloadTls(): Promise<boolean> {
+    if (!this.config.mqttTlsCert) {
+      this.log.info('SIGHUP: no certificate configured (MQTT_TLS_CERT), nothing to reload')
+      return false
+    }
+    try {
+      this.broker?.reloadTls()
+      await this.f.http.reloadTls()
+      this.log.info({ cert: this.config.mqttTlsCert }, 'TLS certificate reloaded')
+      return true
+    } catch (err) {
+      this.log.error({ err: (err as Error).message, cert: this.config.mqttTlsCert }, 'TLS reload failed; still serving the previous certificate')
+      return false
+    }
+  }
+
   readiness(): ReadinessResponse {
     const p = this.pipeline
     const checks: Record<string, boolean> = {

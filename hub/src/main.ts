@@ -23,6 +23,8 @@ export async function runHub(env: Record<string, string | undefined> = process.e
   }
   process.once('SIGTERM', onSignal)
   process.once('SIGINT', onSignal)
+  // After `mirrormesh tls rotate`: `systemctl reload mirrormesh-hub` (ExecReload sends SIGHUP).
+  process.on('SIGHUP', () => void hub.reloadTls())
   try {
     await hub.start()
   } catch (err) {

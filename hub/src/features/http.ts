@@ -2,9 +2,10 @@
 // Two listeners, same routes: plain HTTP on HTTP_HOST (loopback by default: local tools,
 // Prometheus on the box) and, when the hub has a certificate, HTTPS on HTTPS_HOST for the LAN.
 // A listener off loopback gets the LAN rule of http/auth.ts (admin token, node credentials).
+import { X509Certificate } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import type { FastifyInstance } from 'fastify'
-import type { Registry } from 'prom-client'
+import { Gauge, type Registry } from 'prom-client'
 import type { Feature, Logger, Principal } from '@mirrormesh/broker'
 import { buildApp, type HubApi } from '../app.js'
 import { FailureLimiter, authFailuresCounter, ensureAdminToken, isLoopback, type LanAuthOptions } from '../http/auth.js'
@@ -50,11 +51,33 @@ export class HttpFeature implements Feature {
     this.address = await listen(app, opts.host, opts.port)
     if (opts.https) {
       const [cert, key] = await Promise.all([readFile(opts.https.certPath), readFile(opts.https.keyPath)])
+      this.certLoaded(cert)
       const httpsApp = buildApp(this.api, { lanAuth, https: { cert, key } })
       this.httpsApp = httpsApp
       this.httpsAddress = await listen(httpsApp, opts.https.host, opts.https.port)
     }
     opts.log.info({ http: this.address, https: this.httpsAddress ?? null, lanAuth: needsAuth }, 'http listening')
+  }
+
+  /** Re-read the HTTPS certificate and key (SIGHUP after `mirrormesh tls rotate`); throws, keeping the old ones, when they cannot be read. */
+  async reloadTls(): Promise<void> {
+    const https = this.opts.https
+    const server = this.httpsApp?.server as unknown as import('node:tls').Server | undefined
+    if (!https || !server) return
+    const [cert, key] = await Promise.all([readFile(https.certPath), readFile(https.keyPath)])
+    server.setSecureContext({ cert, key })
+    this.certLoaded(cert)
+  }
+
+  /** For an alert before the hub's certificate runs out (`mirrormesh tls rotate` re-issues it). */
+  private certLoaded(pem: Buffer): void {
+    const name = 'mirrormesh_tls_cert_expiry_timestamp_seconds'
+    const gauge = (this.opts.metrics.getSingleMetric(name) as Gauge | undefined)
+      ?? new Gauge({ name, help: 'When the certificate the hub serves (MQTT_TLS_CERT) expires, Unix seconds', registers: [this.opts.metrics] })
+    const expires = new Date(new X509Certificate(pem).validTo)
+    gauge.set(Math.round(expires.getTime() / 1000))
+    const days = Math.floor((expires.getTime() - Date.now()) / 86_400_000)
+    if (days < 30) this.opts.log.warn({ expires: expires.toISOString(), days }, 'the hub\'s TLS certificate expires soon: run `mirrormesh tls rotate`, then SIGHUP the hub')
   }
 
   async stop(): Promise<void> {

@@ -16,6 +16,18 @@ describe('defaultHubHttpUrl', () => {
     expect(offline({}).hubHttpUrl(8443)).toBe('http://hub.lan:8443')
     expect(offline({ HUB_HTTP_URL: 'https://proxy.lan/mm' }).hubHttpUrl(8443)).toBe('https://proxy.lan/mm')
   })
+
+  it('prefers the HTTPS port when the hub announces one (a hub with a certificate)', () => {
+    const offline = new OfflineFeature({ config: loadAgentConfig({ NODE_ID: 'hall', MQTT_PASSWORD: 'pw', MQTT_URL: 'mqtts://hub.lan:8883' }) } as unknown as ConstructorParameters<typeof OfflineFeature>[0])
+    expect(offline.hubHttpUrl(8080, 8443)).toBe('https://hub.lan:8443')
+    expect(offline.hubHttpUrl(8080)).toBe('http://hub.lan:8080')
+    // On the hub's own box with plain MQTT: the loopback listener (no CA, no password); chose TLS: HTTPS.
+    const local = new OfflineFeature({ config: loadAgentConfig({ NODE_ID: 'hall', MQTT_PASSWORD: 'pw', MQTT_URL: 'mqtt://127.0.0.1:1883' }) } as unknown as ConstructorParameters<typeof OfflineFeature>[0])
+    expect(local.hubHttpUrl(8080, 8443)).toBe('http://127.0.0.1:8080')
+    expect(local.hubHttpUrl(undefined, 8443)).toBe('https://127.0.0.1:8443')
+    const localTls = new OfflineFeature({ config: loadAgentConfig({ NODE_ID: 'hall', MQTT_PASSWORD: 'pw', MQTT_URL: 'mqtts://localhost:8883' }) } as unknown as ConstructorParameters<typeof OfflineFeature>[0])
+    expect(localTls.hubHttpUrl(8080, 8443)).toBe('https://localhost:8443')
+  })
 })
 
 describe('OfflineFeature and the hub events', () => {

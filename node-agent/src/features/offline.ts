@@ -4,7 +4,7 @@
 import { join } from 'node:path'
 import type { Feature, Handlers, Logger, MeshClient, Payload } from '@mirrormesh/broker'
 import type { AgentConfig } from '../config.js'
-import { hubFetch } from '../offline/hub-fetch.js'
+import { hubFetch, isLoopbackHost } from '../offline/hub-fetch.js'
 import type { OfflineMode } from '../offline-mode.js'
 import type { Screen } from '../screen.js'
 import type { NodeStateMachine } from '../state.js'
@@ -49,11 +49,19 @@ export class OfflineFeature implements Feature {
     loop.offline = mode
   }
 
-  /** HUB_HTTP_URL wins; else the MQTT host with the port the hub put in the manifest (its HTTPS port when it has one). */
+  /**
+   * HUB_HTTP_URL wins; else the MQTT host with the port the hub put in the manifest: its HTTPS
+   * port when it has one, except for a node on the hub's own box that chose plain MQTT on
+   * loopback, which uses the plain loopback listener (nothing crosses the LAN, no CA needed).
+   */
   hubHttpUrl(manifestPort?: number, httpsPort?: number): string {
-    return this.deps.config.hubHttpUrl ?? (httpsPort
-      ? defaultHubHttpUrl(this.deps.config.mqttUrl, httpsPort, 'https')
-      : defaultHubHttpUrl(this.deps.config.mqttUrl, manifestPort))
+    const { hubHttpUrl, mqttUrl } = this.deps.config
+    if (hubHttpUrl) return hubHttpUrl
+    const u = new URL(mqttUrl)
+    const local = (u.protocol === 'mqtt:' || u.protocol === 'tcp:' || u.protocol === 'ws:') && isLoopbackHost(u.hostname)
+    return httpsPort && !(local && manifestPort)
+      ? defaultHubHttpUrl(mqttUrl, httpsPort, 'https')
+      : defaultHubHttpUrl(mqttUrl, manifestPort)
   }
 
   /** A new offline reply bundle was announced: fetch it (kept atomically; a bad one is refused). */

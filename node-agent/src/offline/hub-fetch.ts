@@ -17,7 +17,7 @@ export interface HubFetchOptions {
 
 const TLS_TRUST_CODES = /^(CERT_|UNABLE_TO_|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|ERR_TLS_CERT_ALTNAME_INVALID)/
 
-function isLoopbackHost(host: string): boolean {
+export function isLoopbackHost(host: string): boolean {
   const h = host.replace(/^\[|\]$/g, '')
   return h === 'localhost' || h === '::1' || /^127\./.test(h)
 }
