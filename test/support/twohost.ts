@@ -22,11 +22,19 @@
 //     startNode(id, { stdin }), killNode(id) (SIGKILL), stopNode(id, signal = SIGTERM)
 //     startAll(): hub and every node at once (power recovery)
 //     partition(id) / heal(id): silently drop every packet between the host ('hub' or a node id) and the bridge, both ways
-//       (tc's blackhole qdisc on both ends of its veth: no RST, no ICMP, carrier stays up)
+//       (tc's blackhole qdisc on both ends of its veth, static neighbour entries: no RST, no ICMP,
+//       no failed ARP, carrier stays up)
 //     exec(host | ns, argv, { env, timeoutMs }) → { code, stdout, stderr }
 //     http(host, path, init?, { port }) → { status, body }: HTTP to 127.0.0.1:<port> inside that
 //       host's namespace (hub: HTTP_PORT, node: HEALTH_PORT), through a socat bridge on a unix socket
+//     tls() → boolean: `mirrormesh tls init --name hub.lan --ip <hub>` on the hub when the CLI has it,
+//       ca.pem copied to each node where its env file's *_CA says (startHub() runs it once by itself)
+//     mirrormesh(host, args): the CLI on that host with its env file; forward(host, port) → unix socket
+//     setEnv(host, set, why): more settings in a host's env file, for its next start (listed in overrides)
 //     teardown(): kill every process, delete the namespaces and /etc/netns dirs, remove the temp dir
+//       (BED_KEEP=1 keeps the temp dir: env files, state, logs/<kind>.<run>.log)
+//   Bed processes are also in harness.ts's tracked set: a suite sharing one bed across tests must
+//   not call killAll() between them.
 //   Host: { name, ns, ip, root (its filesystem: etc/mirrormesh, var/lib/…), env (what the process
 //     gets), envFile, stateDir, notify (its NotifySocket), proc?: Service, runs: Service[] }
 //   Service: { proc, pid, out (text so far), log (file), startedAt, exited }
