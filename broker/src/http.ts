@@ -82,3 +82,6 @@ export interface NodeConfigResponse {
   /** When the hub last changed it (ms since epoch); null: never configured. */
   updatedAt: number | null
 }
+
+/** POST /api/backup/retained: the embedded broker's retained messages (payload base64). `external`: the hub uses MQTT_URL, whose broker keeps its own. */
+export interface BackupRetainedResponse { retained: Array<{ topic: string; qos: 0 | 1 | 2; payload: string }>; external: boolean }

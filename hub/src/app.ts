@@ -7,6 +7,7 @@ import type { NodeRegistry } from './registry.js'
 import { bundleRoutes } from './http/bundle.js'
 import { nodeConfigRoutes, nodeRoutes } from './http/nodes.js'
 import { probeRoutes } from './http/probes.js'
+import { adminRoutes, type AdminApi } from './http/admin.js'
 
 /** Node config (features/node-config.ts); errors carry code unknown_node (404) or bad_config (400). */
 export interface NodeConfigApi {
@@ -26,6 +27,8 @@ export interface HubApi {
   readonly offlineTurns?: { list(limit?: number): OfflineTurnView[] }
   /** Absent: the node config routes answer 404. */
   readonly nodeConfig?: NodeConfigApi
+  /** Operator admin routes (backup, node rebuild); absent: 404. */
+  readonly admin?: AdminApi
 }
 
 export function buildApp(hub: HubApi, opts: { logger?: boolean } = {}): FastifyInstance {
@@ -34,6 +37,7 @@ export function buildApp(hub: HubApi, opts: { logger?: boolean } = {}): FastifyI
   app.register(nodeRoutes(hub))
   app.register(nodeConfigRoutes(hub.nodeConfig))
   app.register(bundleRoutes(hub))
+  app.register(adminRoutes(hub.admin))
   app.post('/api/drain', async (_req, reply) => {
     hub.drain('api')
     return reply.code(202).send({ status: 'draining' } satisfies DrainResponse)

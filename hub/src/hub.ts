@@ -20,6 +20,8 @@ import { PresenceFeature } from './features/presence.js'
 import { RegistryFeature } from './features/registry.js'
 import { VoiceFeature } from './features/voice.js'
 import { WeatherFeature } from './features/weather.js'
+import { StateLockFeature } from './features/state-lock.js'
+import { exportRetained } from './http/admin.js'
 
 export type HubPhase = 'starting' | 'ready' | 'draining' | 'stopping' | 'stopped'
 
@@ -97,7 +99,9 @@ export class Hub {
       get bundles(): BundleService | undefined { return bundle?.service },
       get offlineTurns() { return offlineTurns.journal },
       nodeConfig,
+      admin: { retained: () => exportRetained(broker.embedded) },
     }))
+    host.add(new StateLockFeature(config.stateDir, () => http.address))
     const bundle: BundleFeature | undefined = config.pipelineEnabled && config.bundleEnabled
       ? host.add(new BundleFeature(config, mqtt, weather, () => http.address?.port, child('bundle')))
       : undefined

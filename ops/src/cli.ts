@@ -82,6 +82,19 @@ program.command('doctor').description('validate configuration and report every p
   .addOption(new Option('--role <role>', 'which process to check').choices(['hub', 'agent']))
   .action(async (opts) => { process.exitCode = await (await import('./doctor.js')).doctorCommand(opts) })
 
+// Backup, restore, keys and node rebuild (ops/src/backup.ts, keys.ts, rebuild.ts).
+const stateDirOption = () => new Option('--state-dir <path>', 'the hub\'s state dir (default: $MIRRORMESH_STATE_DIR or .state/hub)')
+program.command('backup <file>').description('write the hub\'s state (credentials, node config, bundle, journals, TLS, retained messages) to one .tar.gz, mode 0600; works while the hub runs')
+  .addOption(stateDirOption())
+  .option('--hub <url>', 'hub HTTP API, when its hub.pid does not say (default: from <state dir>/hub.pid)')
+  .addOption(credsOption())
+  .option('--json', 'print JSON')
+  .action(async (file: string, opts) => { process.exitCode = await (await import('./backup.js')).backupCommand(file, opts) })
+program.command('restore <file>').description('verify a backup completely, then swap it in as the state dir (the hub must be stopped); the old dir is kept aside')
+  .addOption(stateDirOption())
+  .option('--json', 'print JSON')
+  .action(async (file: string, opts) => { process.exitCode = await (await import('./backup.js')).restoreCommand(file, opts) })
+
 program.parseAsync().catch((err: unknown) => {
   process.stderr.write(`mirrormesh: ${err instanceof Error ? err.message : String(err)}\n`)
   process.exitCode = 1
