@@ -94,6 +94,13 @@ program.command('restore <file>').description('verify a backup completely, then 
   .addOption(stateDirOption())
   .option('--json', 'print JSON')
   .action(async (file: string, opts) => { process.exitCode = await (await import('./backup.js')).restoreCommand(file, opts) })
+const keys = program.command('keys').description('rotate secrets')
+keys.command('rotate [node]').description('give a node a new MQTT password (printed once; the old one works for --grace); without a node, rotate the hub\'s admin token')
+  .option('--grace <duration>', 'how long the old password keeps working (e.g. 10m, 24h, 0)', '24h')
+  .addOption(stateDirOption())
+  .addOption(credsOption())
+  .option('--json', 'print JSON')
+  .action(async (node: string | undefined, opts) => { process.exitCode = await (await import('./keys.js')).keysRotateCommand(node, opts) })
 
 program.parseAsync().catch((err: unknown) => {
   process.stderr.write(`mirrormesh: ${err instanceof Error ? err.message : String(err)}\n`)
