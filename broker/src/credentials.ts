@@ -1,11 +1,12 @@
 // Per-client credentials, stored hashed (scrypt from node:crypto) in a JSON file that
 // `mirrormesh node add` writes and the broker re-reads when it changes.
-import { randomBytes, scrypt, timingSafeEqual, createHash } from 'node:crypto'
+import { randomBytes, scrypt, timingSafeEqual, createHash, createCipheriv, createDecipheriv, hkdfSync } from 'node:crypto'
 import { mkdir, readFile, stat } from 'node:fs/promises'
 import { dirname, resolve } from 'node:path'
 import type { Role } from './contract.js'
 import { isValidId } from './contract.js'
 import type { Principal } from './acl.js'
+import type { SealedSecret } from './node-cmd.js'
 import { writeAtomic } from './durable.js'
 
 /**
@@ -40,6 +41,35 @@ export async function verifyPassword(hash: string, password: Buffer | string): P
 
 export function generatePassword(): string {
   return randomBytes(18).toString('base64url')
+}
+
+const sealKey = (scryptKey: Buffer, salt: Buffer) => Buffer.from(hkdfSync('sha256', scryptKey, salt, 'mirrormesh sealed secret v1', 32))
+
+/**
+ * Encrypt `secret` for whoever knows the password behind `hash` (AES-256-GCM, key derived from the
+ * scrypt key the hash stores): the hub hands a node its new password over MQTT, where observers
+ * can read every topic, and only that node can open it.
+ */
+export function sealForHolder(hash: string, secret: string): SealedSecret {
+  const [scheme, cost, salt, key] = hash.split('$')
+  if (scheme !== 'scrypt' || !cost || !salt || !key) throw new Error('not a scrypt credential hash')
+  const iv = randomBytes(12)
+  const cipher = createCipheriv('aes-256-gcm', sealKey(Buffer.from(key, 'base64'), Buffer.from(salt, 'base64')), iv)
+  const data = Buffer.concat([cipher.update(secret, 'utf8'), cipher.final()])
+  return { cost: Number(cost), salt, iv: iv.toString('base64'), data: data.toString('base64'), tag: cipher.getAuthTag().toString('base64') }
+}
+
+/** Open what sealForHolder sealed, with the password; throws when it is not the right one. */
+export async function openSealed(password: string, sealed: SealedSecret): Promise<string> {
+  const salt = Buffer.from(sealed.salt, 'base64')
+  const key = await scryptAsync(password, salt, sealed.cost)
+  const decipher = createDecipheriv('aes-256-gcm', sealKey(key, salt), Buffer.from(sealed.iv, 'base64'))
+  decipher.setAuthTag(Buffer.from(sealed.tag, 'base64'))
+  try {
+    return Buffer.concat([decipher.update(Buffer.from(sealed.data, 'base64')), decipher.final()]).toString('utf8')
+  } catch {
+    throw new Error('sealed secret does not open with this node\'s password')
+  }
 }
 
 export class CredentialStore {
@@ -101,6 +131,11 @@ export class CredentialStore {
     this.file.users[id] = next
     await this.save()
     return { password, previousUntil: until }
+  }
+
+  /** The stored hash of `id` (for sealForHolder), or undefined. */
+  hashOf(id: string): string | undefined {
+    return Object.hasOwn(this.file.users, id) ? this.file.users[id]!.hash : undefined
   }
 
   has(id: string): boolean {

@@ -21,6 +21,7 @@ import { RegistryFeature } from './features/registry.js'
 import { VoiceFeature } from './features/voice.js'
 import { WeatherFeature } from './features/weather.js'
 import { StateLockFeature } from './features/state-lock.js'
+import { NodeAdminFeature } from './features/node-admin.js'
 import { exportRetained } from './http/admin.js'
 
 export type HubPhase = 'starting' | 'ready' | 'draining' | 'stopping' | 'stopped'
@@ -82,6 +83,7 @@ export class Hub {
     const offlineTurns = host.add(new OfflineTurnsFeature(config, mqtt, this.registry, this.metrics, child('offline-turns')))
     const voice = config.pipelineEnabled ? host.add(new VoiceFeature(config, mqtt, this.registry, weather, this.metrics, log)) : undefined
     const nodeConfig = host.add(new NodeConfigFeature(config, mqtt, this.credentials, this.registry, child('node-config')))
+    const nodeAdmin = host.add(new NodeAdminFeature(config, mqtt, this.credentials, nodeConfig, this.registry, child('node-admin')))
     const sources: HealthSource[] = [
       () => ({ broker: broker.health() ?? (mqtt.connected ? { state: 'ok' } : { state: 'down', reason: 'external broker unreachable' }) }),
       () => ({ mqtt: mqtt.connected ? { state: 'ok' } : { state: 'down', reason: 'not connected' } }),
@@ -99,7 +101,7 @@ export class Hub {
       get bundles(): BundleService | undefined { return bundle?.service },
       get offlineTurns() { return offlineTurns.journal },
       nodeConfig,
-      admin: { retained: () => exportRetained(broker.embedded) },
+      admin: { retained: () => exportRetained(broker.embedded), nodes: nodeAdmin },
     }))
     host.add(new StateLockFeature(config.stateDir, () => http.address))
     const bundle: BundleFeature | undefined = config.pipelineEnabled && config.bundleEnabled
