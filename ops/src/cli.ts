@@ -101,6 +101,13 @@ keys.command('rotate [node]').description('give a node a new MQTT password (prin
   .addOption(credsOption())
   .option('--json', 'print JSON')
   .action(async (node: string | undefined, opts) => { process.exitCode = await (await import('./keys.js')).keysRotateCommand(node, opts) })
+node.command('rebuild <id>').description('wipe a node\'s cache, resync its config from the hub and re-register it (waits for the node to confirm); --new-identity moves it to a new id')
+  .option('--new-identity <new-id>', 'give the node this new id (new credential, config copied); the old id is retired once the node confirms')
+  .option('--timeout <duration>', 'how long to wait for the node to confirm', '30s')
+  .option('--hub <url>', 'hub HTTP API (default: $HUB_URL, else from <state dir>/hub.pid, else http://127.0.0.1:8080)')
+  .addOption(stateDirOption())
+  .option('--json', 'print JSON')
+  .action(async (id: string, opts) => { process.exitCode = await (await import('./rebuild.js')).nodeRebuildCommand(id, opts) })
 
 program.parseAsync().catch((err: unknown) => {
   process.stderr.write(`mirrormesh: ${err instanceof Error ? err.message : String(err)}\n`)
