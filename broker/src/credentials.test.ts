@@ -2,7 +2,7 @@ import { mkdtemp, readFile, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { CredentialStore } from './credentials.js'
+import { CredentialStore, openSealed, sealForHolder } from './credentials.js'
 
 const cost = 1024 // fast; production uses 16384
 let dir: string
@@ -146,5 +146,19 @@ describe('CredentialStore.rotate (keys rotate)', () => {
   it('refuses to rotate an unknown id', async () => {
     const store = new CredentialStore(path)
     await expect(store.rotate('nobody', 1000, { cost })).rejects.toThrow(/no credentials for "nobody"/)
+  })
+})
+
+describe('sealForHolder / openSealed (a new identity\'s password over MQTT)', () => {
+  it('opens with the password behind the hash, not with another one, and carries no plaintext', async () => {
+    const store = new CredentialStore(path)
+    const pw = await store.add('kitchen', 'node', { cost })
+    const other = await store.add('hall', 'node', { cost })
+    const sealed = sealForHolder(store.hashOf('kitchen')!, 'the-new-password')
+    expect(JSON.stringify(sealed)).not.toContain('the-new-password')
+    await expect(openSealed(pw, sealed)).resolves.toBe('the-new-password')
+    await expect(openSealed(other, sealed)).rejects.toThrow(/does not open/)
+    const tampered = { ...sealed, data: Buffer.from(Buffer.from(sealed.data, 'base64').map((b, i) => (i === 0 ? b ^ 1 : b))).toString('base64') }
+    await expect(openSealed(pw, tampered)).rejects.toThrow(/does not open/)
   })
 })

@@ -12,9 +12,14 @@ export interface RunningHub { pid: number; url?: string }
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0)
-    return true
   } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM'
+    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false
+  }
+  // After a SIGKILL and a reboot the pid may belong to something else now: on Linux, check it is node.
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('node')
+  } catch {
+    return true // no /proc: trust the signal check
   }
 }
 
