@@ -141,5 +141,6 @@ describe('mirrormesh backup / restore', () => {
     dirs.push(res.previous)
     expect(await readFile(join(target, 'keep.txt'), 'utf8')).toBe('untouched')
     expect(await readFile(join(target, 'credentials.json'), 'utf8')).toBe(await readFile(join(src, 'credentials.json'), 'utf8'))
+    expect((await stat(join(target, 'credentials.json'))).mode & 0o777).toBe(0o600)
   })
 })

@@ -54,7 +54,7 @@ export class NodeAdminFeature implements Feature {
 
   /** Wipe the node's cache, resync its config, re-register; resolves once it confirms. */
   async rebuild(id: string, timeoutMs = defaultRebuildTimeoutMs): Promise<RebuildResult> {
-    await this.assertNode(id)
+    await this.assertNode(id, { registryWillDo: true })
     return this.exclusive(id, async () => {
       const t0 = Date.now()
       const transaction = randomUUID()
@@ -93,11 +93,18 @@ export class NodeAdminFeature implements Feature {
     })
   }
 
-  private async assertNode(id: string): Promise<void> {
+  /**
+   * A node with a node credential here; for a rebuild in place also one the registry has seen (an
+   * external broker holds its own credentials). A new identity needs a credential this hub can make.
+   */
+  private async assertNode(id: string, opts: { registryWillDo?: boolean } = {}): Promise<void> {
     if (!this.mqtt.connected) throw new NodeAdminError('unavailable', 'the hub is not connected to its broker')
     await this.credentials.refresh()
     const cred = this.credentials.list().find((c) => c.id === id)
-    if (!cred || cred.role !== 'node') throw new NodeAdminError('unknown_node', `no node "${id}" with credentials on this hub`)
+    if (cred?.role === 'node') return
+    if (!cred && opts.registryWillDo && this.config.mqttUrl && this.registry.get(id)) return
+    const external = this.config.mqttUrl ? ' (with an external broker, a new identity is made there: see `mirrormesh broker mosquitto-acl`)' : ''
+    throw new NodeAdminError('unknown_node', `no node "${id}" with credentials on this hub${external}`)
   }
 
   private async exclusive<T>(id: string, fn: () => Promise<T>): Promise<T> {
