@@ -102,7 +102,14 @@ export class CredentialStore {
       return
     }
     if (version === this.version) return
-    const parsed = JSON.parse(await readFile(this.path, 'utf8')) as CredentialFile
+    let parsed: CredentialFile
+    try {
+      parsed = JSON.parse(await readFile(this.path, 'utf8')) as CredentialFile
+    } catch (err) {
+      // Not V8's message: it quotes the file's text around the error.
+      if (err instanceof SyntaxError) throw new Error(`${this.path}: not valid JSON; restore it from a backup or fix it`)
+      throw err
+    }
     if (parsed.version !== 1 || typeof parsed.users !== 'object') throw new Error(`${this.path}: not a mirrormesh credentials file`)
     this.file = parsed
     this.version = version

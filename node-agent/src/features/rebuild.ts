@@ -27,8 +27,10 @@ export function withIdentity(config: AgentConfig): { config: AgentConfig; source
   try {
     id = JSON.parse(readFileSync(identityPath(config.stateDir), 'utf8')) as Identity
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { config, source: 'environment' }
-    throw new Error(`${identityPath(config.stateDir)} is unreadable (${(err as Error).message}); fix or remove it to use NODE_ID/MQTT_PASSWORD`)
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'ENOENT') return { config, source: 'environment' }
+    // Not the parse error's message: V8 quotes the text around the error, which holds the password.
+    throw new Error(`${identityPath(config.stateDir)} is unreadable (${code ?? 'not valid JSON'}); fix or remove it to use NODE_ID/MQTT_PASSWORD`)
   }
   if (typeof id.nodeId !== 'string' || typeof id.password !== 'string') throw new Error(`${identityPath(config.stateDir)} is not a node identity; fix or remove it to use NODE_ID/MQTT_PASSWORD`)
   return { config: Object.freeze({ ...config, nodeId: id.nodeId, mqttUsername: id.nodeId, mqttPassword: id.password }), source: 'state dir' }
