@@ -4,6 +4,7 @@ import { z } from 'zod'
 import { nodeEvent } from './events.js'
 import { replayRequest, replayResponse } from './replay.js'
 import { isValidId } from './ids.js'
+import { nodeCmd, nodeCmdAck } from './node-cmd.js'
 
 export { idPattern, isValidId } from './ids.js'
 
@@ -45,6 +46,8 @@ export const schemas = {
     volume: z.number().int().min(0).max(100).optional().describe('playback volume, percent'),
   }),
   nodeProbe: z.string().max(256),
+  nodeCmd,
+  nodeCmdAck,
   // Commands typed by people (mosquitto_pub, Home Assistant, Node-RED): v and ts may be left
   // out; a ts, when given, lets the node drop a command that arrives stale.
   nodeSet: z.strictObject({
@@ -108,6 +111,9 @@ export const topics = {
   nodeConfig: t({ path: 'nodes/{node}/config', format: 'json', retain: true, qos: 1, maxBytes: 16384, publishers: [], nodeReads: true, description: 'config pushed by the hub' }),
   nodeSet: t({ path: 'nodes/{node}/set', format: 'json', retain: false, qos: 1, maxBytes: 256, publishers: ['observer'], nodeReads: true, description: 'commands to a node: {"ptt":true|false} push-to-talk, {"present":true|false} presence; from Node-RED/HA (observer or hub credentials)' }),
   nodeProbe: t({ path: 'nodes/{node}/probe', format: 'text', retain: false, qos: 1, maxBytes: 256, publishers: ['node'], nodeReads: true, description: 'round-trip probe used by `mirrormesh check`' }),
+  // `mirrormesh node rebuild`: hub-only commands, never retained (a node must not redo one on reconnect).
+  nodeCmd: t({ path: 'nodes/{node}/cmd', format: 'json', retain: false, qos: 1, maxBytes: 2048, publishers: [], nodeReads: true, description: 'hub → node: {op:"rebuild"} wipe cache, resync, re-register; {op:"identity", id, password (sealed)} become another node' }),
+  nodeCmdAck: t({ path: 'nodes/{node}/cmd/ack', format: 'json', retain: false, qos: 1, maxBytes: 512, publishers: ['node'], nodeReads: false, description: 'node → hub: {transaction, op, status} once rebuilt and re-registered (under the new id for op identity)' }),
   hubStatus: t({ path: 'hub/{hub}/status', format: 'text', retain: true, qos: 1, maxBytes: 16, publishers: [], nodeReads: true, description: 'online / draining / offline (Last Will)' }),
   hubHeartbeat: t({ path: 'hub/{hub}/heartbeat', format: 'json', retain: false, qos: 0, maxBytes: 4096, publishers: [], nodeReads: true, description: 'load, sessions, queue depth, engine health' }),
   health: t({ path: 'health/{component}', format: 'json', retain: true, qos: 1, maxBytes: 1024, publishers: [], nodeReads: true, description: 'ok / degraded / down + reason, for dashboards' }),

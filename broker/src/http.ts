@@ -151,3 +151,5 @@ export interface TurnDebugResponse {
   /** Names of the hub settings set in its environment; never their values. */
   settingsSet: string[]
 }
+/** POST /api/backup/retained: the embedded broker's retained messages (payload base64). `external`: the hub uses MQTT_URL, whose broker keeps its own. */
+export interface BackupRetainedResponse { retained: Array<{ topic: string; qos: 0 | 1 | 2; payload: string }>; external: boolean }

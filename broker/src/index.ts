@@ -1,6 +1,7 @@
 export * from './contract.js'
 export * from './events.js'
 export * from './replay.js'
+export * from './node-cmd.js'
 export * from './features.js'
 export * from './http.js'
 export * from './acl.js'

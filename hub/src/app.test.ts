@@ -120,3 +120,45 @@ describe('hub HTTP API', () => {
     await a.close()
   })
 })
+
+describe('admin routes (node rebuild, backup)', () => {
+  it('answer with the node admin result, and map its errors to status codes with the message', async () => {
+    const { NodeAdminError } = await import('./features/node-admin.js')
+    const calls: unknown[] = []
+    const nodes = {
+      rebuild: async (id: string, timeoutMs?: number) => {
+        calls.push(['rebuild', id, timeoutMs])
+        if (id === 'gone') throw new NodeAdminError('timeout', 'node gone did not confirm the rebuild within 2 s')
+        return { id, op: 'rebuild' as const, ms: 5 }
+      },
+      moveIdentity: async (id: string, newId: string) => {
+        if (newId === 'taken') throw new NodeAdminError('conflict', 'taken already exists on this hub')
+        return { id: newId, previousId: id, op: 'identity' as const, ms: 7 }
+      },
+    }
+    const metrics = new Registry()
+    const admin = buildApp({ registry, metrics, readiness: () => ready, uptimeS: () => 1, drain, admin: { retained: async () => ({ retained: [], external: false }), nodes } })
+    try {
+      const ok = await admin.inject({ method: 'POST', url: '/api/nodes/kitchen/rebuild', payload: { timeoutMs: 2000 } })
+      expect(ok.statusCode).toBe(200)
+      expect(ok.json()).toEqual({ id: 'kitchen', op: 'rebuild', ms: 5 })
+      expect(calls).toEqual([['rebuild', 'kitchen', 2000]])
+      const late = await admin.inject({ method: 'POST', url: '/api/nodes/gone/rebuild' })
+      expect(late.statusCode).toBe(504)
+      expect(late.json()).toEqual({ error: 'timeout', message: 'node gone did not confirm the rebuild within 2 s' })
+      const moved = await admin.inject({ method: 'POST', url: '/api/nodes/kitchen/identity', payload: { newId: 'hall-2' } })
+      expect(moved.json()).toEqual({ id: 'hall-2', previousId: 'kitchen', op: 'identity', ms: 7 })
+      expect((await admin.inject({ method: 'POST', url: '/api/nodes/kitchen/identity', payload: { newId: 'taken' } })).statusCode).toBe(409)
+      expect((await admin.inject({ method: 'POST', url: '/api/nodes/kitchen/identity', payload: {} })).statusCode).toBe(400)
+      expect((await admin.inject({ method: 'POST', url: '/api/nodes/kitchen/rebuild', payload: { timeoutMs: 5 } })).statusCode).toBe(400)
+      expect((await admin.inject({ method: 'POST', url: '/api/backup/retained' })).json()).toEqual({ retained: [], external: false })
+    } finally {
+      await admin.close()
+    }
+  })
+
+  it('are absent (404) when the hub gives no admin API', async () => {
+    expect((await app.inject({ method: 'POST', url: '/api/nodes/kitchen/rebuild' })).statusCode).toBe(404)
+    expect((await app.inject({ method: 'POST', url: '/api/backup/retained' })).statusCode).toBe(404)
+  })
+})

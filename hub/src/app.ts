@@ -11,6 +11,7 @@ import { nodeConfigRoutes, nodeRoutes } from './http/nodes.js'
 import { probeRoutes } from './http/probes.js'
 import { debugRoutes, type DebugSource } from './http/debug.js'
 import { statusRoutes, type StatusSource } from './http/status.js'
+import { adminRoutes, type AdminApi } from './http/admin.js'
 
 /** Node config (features/node-config.ts); errors carry code unknown_node (404) or bad_config (400). */
 export interface NodeConfigApi {
@@ -39,6 +40,8 @@ export interface HubApi {
   drainState?(): { view: DrainView; done: Promise<DrainView> } | undefined
   /** Recent log records for bug bundles (GET /api/debug/turns/:id); absent: 404. */
   readonly debug?: DebugSource
+  /** Operator admin routes (backup, node rebuild); absent: 404. */
+  readonly admin?: AdminApi
 }
 
 export interface AppOptions {
@@ -57,6 +60,7 @@ export function buildApp(hub: HubApi, opts: AppOptions = {}): FastifyInstance {
   app.register(nodeRoutes(hub))
   app.register(nodeConfigRoutes(hub.nodeConfig))
   app.register(bundleRoutes(hub))
+  app.register(adminRoutes(hub.admin))
   app.register(statusRoutes(hub))
   app.register(debugRoutes(hub))
   // ?wait=true answers once running turns ended (bounded by DRAIN_TIMEOUT_MS), just before the

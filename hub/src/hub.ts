@@ -23,6 +23,9 @@ import { VoiceFeature } from './features/voice.js'
 import { WeatherFeature } from './features/weather.js'
 import type { DebugSource } from './http/debug.js'
 import { versions } from './version.js'
+import { StateLockFeature } from './features/state-lock.js'
+import { NodeAdminFeature } from './features/node-admin.js'
+import { exportRetained } from './http/admin.js'
 
 export type HubPhase = 'starting' | 'ready' | 'draining' | 'stopping' | 'stopped'
 
@@ -86,6 +89,7 @@ export class Hub {
     const offlineTurns = host.add(new OfflineTurnsFeature(config, mqtt, this.metrics, child('offline-turns')))
     const voice = config.pipelineEnabled ? host.add(new VoiceFeature(config, mqtt, this.registry, weather, this.metrics, log)) : undefined
     const nodeConfig = host.add(new NodeConfigFeature(config, mqtt, this.credentials, this.registry, child('node-config')))
+    const nodeAdmin = host.add(new NodeAdminFeature(config, mqtt, this.credentials, nodeConfig, this.registry, child('node-admin')))
     const sources: HealthSource[] = [
       () => ({ broker: broker.health() ?? (mqtt.connected ? { state: 'ok' } : { state: 'down', reason: 'external broker unreachable' }) }),
       () => ({ mqtt: mqtt.connected ? { state: 'ok' } : { state: 'down', reason: 'not connected' } }),
@@ -120,7 +124,9 @@ export class Hub {
       versions,
       drainState: () => this.drainInfo,
       debug: opts.debug,
+      admin: { retained: () => exportRetained(broker.embedded), nodes: nodeAdmin },
     }))
+    host.add(new StateLockFeature(config.stateDir, () => http.address))
     const bundle: BundleFeature | undefined = config.pipelineEnabled && config.bundleEnabled
       ? host.add(new BundleFeature(config, mqtt, weather, () => http.address?.port, child('bundle'), () => http.httpsAddress?.port))
       : undefined

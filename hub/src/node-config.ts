@@ -50,6 +50,13 @@ export class NodeConfigStore {
     return next
   }
 
+  /** Drops a node's config (a node that moved to a new id); false when it had none. */
+  async remove(id: string): Promise<boolean> {
+    if (!this.entries.delete(id)) return false
+    await this.save()
+    return true
+  }
+
   private save(): Promise<void> {
     // Writes queue up so the file on disk always ends at the newest state.
     this.writing = this.writing.catch(() => undefined).then(async () => {

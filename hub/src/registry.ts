@@ -119,6 +119,11 @@ export class NodeRegistry extends EventEmitter<RegistryEvents> {
     this.update(rec, now)
   }
 
+  /** Forget a node that no longer exists (moved to a new id); no state event: it went offline before. */
+  forget(id: string): boolean {
+    return this.nodes.delete(id)
+  }
+
   list(): NodeView[] {
     return [...this.nodes.values()].sort((a, b) => a.id.localeCompare(b.id)).map((r) => this.view(r))
   }

@@ -14,6 +14,7 @@ import { HubWatchFeature } from './features/hub-watch.js'
 import { InputsFeature } from './features/inputs.js'
 import { MqttFeature } from './features/mqtt.js'
 import { OfflineFeature } from './features/offline.js'
+import { RebuildFeature } from './features/rebuild.js'
 import { ScreenFeature } from './features/screen.js'
 import { VoiceFeature } from './features/voice.js'
 import { Presence } from './presence.js'
@@ -36,6 +37,8 @@ interface Parts {
 export interface NodeAgentOptions {
   /** systemd's notify socket and watchdog (main.ts: systemdFromEnv); without it nothing is sent. */
   systemd?: SystemdEnv
+  /** Asked by `mirrormesh node rebuild` (features/rebuild.ts): stop this agent and start a fresh one (main.ts). */
+  restart?: (reason: string) => void
 }
 
 export class NodeAgent {
@@ -46,7 +49,7 @@ export class NodeAgent {
   private parts: Parts | undefined
   private readonly systemd: SystemdFeature
 
-  constructor(readonly config: AgentConfig, private readonly log: Logger, opts: NodeAgentOptions = {}) {
+  constructor(readonly config: AgentConfig, private readonly log: Logger, private readonly opts: NodeAgentOptions = {}) {
     this.state = new NodeStateMachine(config.hubStaleMs)
     this.host = new FeatureHost(log)
     // Healthy = the event loop runs (the ping timer firing is the check). No `problem`: a lost hub
@@ -89,6 +92,7 @@ export class NodeAgent {
       offline,
       inputs,
       http,
+      this.opts.restart && new RebuildFeature({ config, client, mqtt, restart: this.opts.restart, log: log.child({ component: 'rebuild' }) }),
       // Last: retained hub status and config arrive on subscribe, and only running features get them.
       mqtt,
       // After everything: its pings start once the rest has started.
