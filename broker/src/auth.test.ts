@@ -67,7 +67,7 @@ describe('createAuthHooks against a real credential store', () => {
     let out = ''
     const destination = new Writable({ write(chunk, _enc, cb) { out += String(chunk); cb() } })
     const log = createLogger({ name: 'test', destination, format: 'json' })
-    const hooks = createAuthHooks({ base: 'mm', store, registry: new Registry(), log, dummyCost })
+    const hooks = createAuthHooks({ base: 'mm', store, registry: new Registry(), log, dummyCost, internalUsers: [{ username: 'hub-main', password: 'in-process-secret', role: 'hub' }] })
     const connect = (username: string, password: string, { ip = '10.0.0.5', id = `node-${username}` } = {}) =>
       new Promise<string>((resolve) => {
         const client = { id, clean: true, conn: { remoteAddress: ip } } as unknown as Client
@@ -111,6 +111,14 @@ describe('createAuthHooks against a real credential store', () => {
     console.log(`[auth] wrong password, median of 4: known user ${median(known).toFixed(1)} ms, unknown user ${median(unknown).toFixed(1)} ms`)
     expect(median(unknown)).toBeGreaterThan(median(known) * 0.4)
   }, 60_000)
+
+  it('failed logins from the same address do not lock the hub out of its own broker', async () => {
+    const { connect } = setup(1024)
+    for (let i = 0; i < 40; i++) await connect(`made-up-${i}`, 'x', { ip: '127.0.0.1' })
+    expect(await connect('kitchen', kitchen, { ip: '127.0.0.1' })).toMatch(/rate_limited/)
+    expect(await connect('hub-main', 'in-process-secret', { ip: '127.0.0.1', id: 'hub-main' })).toBe('ok')
+    expect(await connect('hub-main', 'in-process-secret', { ip: '127.0.0.1', id: 'hub-main/x' })).toMatch(/client_id_not_allowed/)
+  })
 
   it('a wrong client id with the right password does not count toward the lockout', async () => {
     const { connect } = setup(1024)

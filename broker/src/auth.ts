@@ -66,6 +66,7 @@ export function createAuthHooks(opts: AuthHooksOptions) {
   const reserved = new Set((opts.internalUsers ?? []).map((u) => u.clientId ?? u.username))
   let dummy: Promise<string> | undefined
   const dummyHash = () => (dummy ??= hashPassword(randomBytes(16).toString('hex'), opts.dummyCost ?? defaultScryptCost))
+  void dummyHash() // made now, so the first unknown username is not answered slower than the rest
   const authFailures: Counter<'reason'> = getOrCreateCounter(opts.registry, 'mirrormesh_auth_failures_total', 'MQTT connections refused, by reason', ['reason'])
   const denied: Counter<'action'> = getOrCreateCounter(opts.registry, 'mirrormesh_acl_denied_total', 'MQTT publishes/subscriptions refused by the ACL', ['action'])
   const oversized: Counter<'where'> = getOrCreateCounter(opts.registry, 'mirrormesh_broker_oversized_total', 'MQTT packets/publishes refused for exceeding a size limit', ['where'])
@@ -119,14 +120,17 @@ export function createAuthHooks(opts: AuthHooksOptions) {
       const pairKey = `${remote}|${username ?? ''}`
       // MQTT-3.1.3-8: an empty client id needs a clean session.
       if (assignedIds.has(client) && !client.clean) return refuse(client, username, 'empty_client_id', done, 2)
+      // The in-process hub credential is a 24-byte random secret nobody can guess: it skips the
+      // limiter, so failed logins from other local programs cannot lock the hub out of its broker.
+      const internal = opts.internalUsers?.some((u) => u.username === username) ?? false
       // A full table of locked keys refuses new keys rather than forgetting old locks.
-      if (pairs.blocked(pairKey) || sources.blocked(remote) || !pairs.hasRoom(pairKey) || !sources.hasRoom(remote)) {
+      if (!internal && (pairs.blocked(pairKey) || sources.blocked(remote) || !pairs.hasRoom(pairKey) || !sources.hasRoom(remote))) {
         return refuse(client, username, 'rate_limited', done)
       }
       check(client, username, password).then((res) => {
         if (typeof res === 'string') {
           // A wrong client id comes after a right password: not a guess, so not counted toward a lockout.
-          if (res !== 'client_id_not_allowed') {
+          if (res !== 'client_id_not_allowed' && !internal) {
             pairs.fail(pairKey)
             sources.fail(remote)
           }
