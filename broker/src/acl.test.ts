@@ -143,9 +143,14 @@ describe('clientIdAllowed', () => {
     expect(clientIdAllowed(kitchen, clientId)).toBe(want)
   })
 
-  it('does not pin client ids for hub and observer', () => {
-    expect(clientIdAllowed(hub, 'anything')).toBe(true)
-    expect(clientIdAllowed(observer, 'dashboard-1')).toBe(true)
+  it.each([
+    ['observer', 'dash', true], ['observer', 'dash-1', true], ['observer', 'dash/ha', true], ['observer', 'observer-dash_nr', true],
+    ['observer', 'hub-main', false], ['observer', 'node-kitchen', false], ['observer', 'node-kitchen/x', false], ['observer', 'dashboard-1', false],
+    ['observer', 'other-1', false], ['observer', '', false],
+    ['hub', 'hub-main', true], ['hub', 'hub-main/probe', true], ['hub', 'main', true], ['hub', 'hub-other', false], ['hub', 'node-kitchen', false],
+  ] as const)('%s with client id %j → %s', (role, clientId, want) => {
+    const who = role === 'observer' ? { role, id: 'dash' } : { role, id: 'main' }
+    expect(clientIdAllowed(who, clientId)).toBe(want)
   })
 })
 

@@ -50,10 +50,22 @@ export function canSubscribe(base: string, who: Principal, filter: string): bool
   return nodeReadFilters(base, who.id).some((allowed) => filterCovers(allowed, filter))
 }
 
-/** Client ids a node may use: `node-{id}` or `node-{id}/anything`, so one node cannot take over another's session. */
+const hasPrefix = (clientId: string, prefix: string, seps: string) =>
+  clientId === prefix || (clientId.startsWith(prefix) && seps.includes(clientId[prefix.length]!))
+
+/**
+ * Client ids each role may use, so no credential can take over another's session (MQTT lets a
+ * new connection with the same client id kick the old one; an observer taking `hub-main` made
+ * the hub's Last Will say offline and every node flap). Node: `node-{id}` or `node-{id}/…`.
+ * Hub: `hub-{id}…` or `{id}…`. Observer: `{id}`, `{id}-…`, `{id}/…`, `{id}_…` or
+ * `observer-{id}…`, never in the `node-`/`hub-` namespaces.
+ */
 export function clientIdAllowed(who: Principal, clientId: string): boolean {
-  if (who.role !== 'node') return true
-  return clientId === `node-${who.id}` || clientId.startsWith(`node-${who.id}/`)
+  if (clientId === '') return false
+  if (who.role === 'node') return hasPrefix(clientId, `node-${who.id}`, '/')
+  if (who.role === 'hub') return hasPrefix(clientId, `hub-${who.id}`, '/-_') || hasPrefix(clientId, who.id, '/-_')
+  if (clientId.startsWith('node-') || clientId.startsWith('hub-')) return false
+  return hasPrefix(clientId, who.id, '/-_') || hasPrefix(clientId, `observer-${who.id}`, '/-_')
 }
 
 /**

@@ -139,7 +139,11 @@ export class MeshClient extends EventEmitter<MeshClientEvents> {
         new Promise((r) => setTimeout(r, 2_000)),
       ])
     }
-    await client.endAsync(!client.connected).catch(() => undefined)
+    // A graceful end waits for every in-flight QoS 1 message to be acknowledged; one lost with a
+    // connection the broker closed (a takeover) never is, and stop() hung forever. Force after 2 s.
+    const graceful = client.endAsync(!client.connected).catch(() => undefined)
+    const timer = new Promise<'late'>((r) => setTimeout(() => r('late'), 2_000).unref())
+    if ((await Promise.race([graceful, timer])) === 'late') await client.endAsync(true).catch(() => undefined)
   }
 }
 

@@ -5,14 +5,21 @@ import { nodeEvent } from './events.js'
 import { replayRequest, replayResponse } from './replay.js'
 import { isValidId } from './ids.js'
 import { nodeCmd, nodeCmdAck } from './node-cmd.js'
+import { isPrintable } from './sanitize.js'
 
 export { idPattern, isValidId } from './ids.js'
 
 export type Role = 'hub' | 'node' | 'observer'
 export type Format = 'text' | 'json' | 'binary'
 
-const ts = z.number().int().positive().describe('sender wall clock, ms since epoch')
-const versions = z.record(z.string().max(32), z.string().max(64))
+// Bounds on what comes off the wire: strings without control characters, NUL or bidi
+// overrides (shown on terminals, dashboards, the mirror), numbers no real device reports.
+const text = (max: number) => z.string().max(max).refine(isPrintable, 'no control, NUL or bidi-override characters')
+/** 2100-01-01: a clock 9e15 ms ahead was accepted. */
+const maxTs = 4_102_444_800_000
+const count = z.number().int().nonnegative().max(1_000_000_000)
+const ts = z.number().int().positive().max(maxTs).describe('sender wall clock, ms since epoch')
+const versions = z.record(text(32), text(64))
   .refine((o) => Object.keys(o).length <= 16, 'at most 16 versions')
 const envelope = { v: z.literal(1), ts }
 
@@ -24,25 +31,25 @@ export const schemas = {
   nodeHeartbeat: z.object({
     ...envelope,
     seq: z.number().int().nonnegative(),
-    uptimeS: z.number().nonnegative(),
+    uptimeS: z.number().nonnegative().max(1e10),
     cpuPct: z.number().min(0).max(100).nullable(),
     memPct: z.number().min(0).max(100).nullable(),
-    rssMb: z.number().nonnegative(),
+    rssMb: z.number().nonnegative().max(1e7),
     temperatureC: z.number().min(-50).max(150).nullable(),
     versions,
     mode: z.enum(nodeModes),
-    room: z.string().max(64).nullable().optional(),
+    room: text(64).nullable().optional(),
   }),
-  nodePresence: z.object({ ...envelope, present: z.boolean(), since: ts, source: z.string().max(64) }),
+  nodePresence: z.object({ ...envelope, present: z.boolean(), since: ts, source: text(64) }),
   nodeEvents: nodeEvent,
   nodeReplayRequest: replayRequest,
   nodeReplayResponse: replayResponse,
   // Published retained by the hub from its registry; the node applies it without a restart.
   nodeConfig: z.object({
     ...envelope,
-    room: z.string().max(64).nullable().optional().describe('the room this mirror is in (skills and the LLM prompt use it)'),
-    name: z.string().max(64).optional().describe('a name people call the mirror by, shown on its screen'),
-    wakeWord: z.string().max(64).nullable().optional().describe('wake word to listen for; null: push-to-talk only'),
+    room: text(64).nullable().optional().describe('the room this mirror is in (skills and the LLM prompt use it)'),
+    name: text(64).optional().describe('a name people call the mirror by, shown on its screen'),
+    wakeWord: text(64).nullable().optional().describe('wake word to listen for; null: push-to-talk only'),
     volume: z.number().int().min(0).max(100).optional().describe('playback volume, percent'),
   }),
   nodeProbe: z.string().max(256),
@@ -60,26 +67,26 @@ export const schemas = {
   hubHeartbeat: z.object({
     ...envelope,
     seq: z.number().int().nonnegative(),
-    uptimeS: z.number().nonnegative(),
-    load: z.number().nonnegative(),
-    sessions: z.number().int().nonnegative(),
-    queueDepth: z.number().int().nonnegative(),
-    nodesOnline: z.number().int().nonnegative(),
-    engines: z.record(z.string().max(32), z.enum(['ok', 'degraded', 'down'])),
+    uptimeS: z.number().nonnegative().max(1e10),
+    load: z.number().nonnegative().max(1e6),
+    sessions: count,
+    queueDepth: count,
+    nodesOnline: count,
+    engines: z.record(text(32), z.enum(['ok', 'degraded', 'down'])),
     versions,
   }),
-  health: z.object({ ...envelope, state: z.enum(['ok', 'degraded', 'down']), reason: z.string().max(256).optional() }),
+  health: z.object({ ...envelope, state: z.enum(['ok', 'degraded', 'down']), reason: text(256).optional() }),
   clientsOnline: z.object({
     ...envelope,
-    nodes: z.array(z.object({ id: z.string(), room: z.string().nullable(), since: ts, version: z.string().nullable() })),
+    nodes: z.array(z.object({ id: text(64), room: text(64).nullable(), since: ts, version: text(64).nullable() })),
   }),
-  cacheManifest: z.object({ ...envelope, version: z.string().max(64), sha256: z.string().regex(/^[0-9a-f]{64}$/), url: z.string().max(512).optional().describe('path of the bundle manifest on the hub\'s HTTP API'), httpPort: z.number().int().min(1).max(65535).optional().describe('port of the hub\'s HTTP API, so a node need not be told it'), httpsPort: z.number().int().min(1).max(65535).optional().describe('port of the hub\'s HTTPS API (LAN listener, node credentials); a node prefers it over httpPort') }),
+  cacheManifest: z.object({ ...envelope, version: text(64), sha256: z.string().regex(/^[0-9a-f]{64}$/), url: z.string().max(512).optional().describe('path of the bundle manifest on the hub\'s HTTP API'), httpPort: z.number().int().min(1).max(65535).optional().describe('port of the hub\'s HTTP API, so a node need not be told it'), httpsPort: z.number().int().min(1).max(65535).optional().describe('port of the hub\'s HTTPS API (LAN listener, node credentials); a node prefers it over httpPort') }),
   action: z.looseObject({
-    ...envelope, action: z.string().max(64), room: z.string().max(64).nullable(), state: z.string().max(64).optional(), nodeId: z.string().max(64),
+    ...envelope, action: text(64), room: text(64).nullable(), state: text(64).optional(), nodeId: text(64),
     offline: z.literal(true).optional().describe('decided by a mirror while the hub was down, carried out late'),
     at: ts.optional().describe('when the mirror answered the offline turn'),
   }),
-  weather: z.looseObject({ ...envelope, summary: z.string().max(128), temperatureC: z.number().min(-90).max(70).optional() }),
+  weather: z.looseObject({ ...envelope, summary: text(128), temperatureC: z.number().min(-90).max(70).optional() }),
 } as const
 
 export interface TopicDef {

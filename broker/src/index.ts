@@ -16,6 +16,8 @@ export * from './inbound.js'
 export * from './log.js'
 export { Counter, Registry } from './metrics.js'
 // The embedded broker (aedes, LevelDB, ws) is at '@mirrormesh/broker/server', so nodes don't load it.
+export * from './sanitize.js'
+export * from './mosquitto.js'
 export * from './stats.js'
 export * from './durable.js'
 export * from './sd-notify.js'

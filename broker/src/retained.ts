@@ -40,10 +40,17 @@ export function indexRetained<P extends Persistence>(p: P): P {
     await load()
     for (const packet of index.values()) if (patterns.some((f) => topicMatches(f, packet.topic))) yield packet
   })())
+  // Writes go to disk one after another, in publish order: LevelDB puts issued together
+  // finish in any order, so an older value could land last and come back after a restart.
+  let tail: Promise<unknown> = Promise.resolve()
   p.storeRetained = (packet: RetainedPacket, cb?: (err: Error | null) => void) => {
     if (packet.payload.length === 0) index.delete(packet.topic)
     else index.set(packet.topic, packet)
-    return originalStore(packet, cb)
+    const write = tail.then(() => originalStore(packet))
+    tail = write.catch(() => undefined)
+    if (!cb) return write
+    write.then(() => cb(null), (err: Error) => cb(err))
+    return undefined
   }
   p.createRetainedStream = (pattern: string) => matching([pattern])
   p.createRetainedStreamCombi = (patterns: string[]) => matching(patterns)

@@ -150,6 +150,23 @@ describe('NodeStateMachine', () => {
     expect(sm.state).toBe('online')
   })
 
+  it('comes back online when hub heartbeats keep arriving after a status offline whose online never came', async () => {
+    // A hub taken over: its Last Will said offline, it reconnected, and its retained `online`
+    // was lost on the way. Heartbeats are only sent by a running hub: two in a row outweigh it.
+    hubComesUp()
+    await settle()
+    sm.onHubStatus('offline')
+    expect(sm.state).toBe('offline')
+    sm.onHubHeartbeat() // one may be in flight from before the Last Will
+    await settle()
+    expect(sm.state).toBe('offline')
+    await vi.advanceTimersByTimeAsync(200)
+    sm.onHubHeartbeat()
+    await settle()
+    expect(sm.state).toBe('online')
+    expect(transitions()).toContain('offline->recovering:hub_heartbeats_after_offline')
+  })
+
   it('counts a draining hub as alive', async () => {
     hubComesUp('draining')
     await settle()

@@ -25,6 +25,8 @@ export class NodeStateMachine extends EventEmitter<NodeStateEvents> {
   /** True from a hub heartbeat until hubStaleMs pass without one. The timer decides, not wall-clock
    * arithmetic: an NTP step on a Pi without an RTC must not keep a dead hub looking alive. */
   private hubHeartbeatFresh = false
+  /** Hub heartbeats since the last hub status message. */
+  private heartbeatsSinceStatus = 0
   private staleTimer: NodeJS.Timeout | undefined
   private readonly tasks: RecoveryTask[] = []
   private recovery: AbortController | undefined
@@ -52,6 +54,7 @@ export class NodeStateMachine extends EventEmitter<NodeStateEvents> {
 
   onHubStatus(status: HubState): void {
     this.hubStatus = status
+    this.heartbeatsSinceStatus = 0
     this.evaluate(status === 'offline' ? 'hub_offline' : `hub_${status}`)
   }
 
@@ -64,6 +67,14 @@ export class NodeStateMachine extends EventEmitter<NodeStateEvents> {
       this.evaluate('hub_heartbeat_stale')
     }, this.hubStaleMs)
     this.staleTimer.unref()
+    // Only a running hub sends heartbeats. A status `offline` followed by two of them is a Last
+    // Will whose `online` was lost (a node once stayed offline for good after hub takeovers);
+    // one alone may have been in flight before the Will.
+    if (this.hubStatus === 'offline' && ++this.heartbeatsSinceStatus >= 2) {
+      this.hubStatus = 'online'
+      this.evaluate('hub_heartbeats_after_offline')
+      return
+    }
     this.evaluate('hub_heartbeat')
   }
 

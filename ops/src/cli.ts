@@ -81,6 +81,24 @@ broker.command('mosquitto-acl').description('print a Mosquitto acl_file derived 
     process.stdout.write(renderMosquittoAcl(opts.base, { hubs: opts.hub, observers: opts.observer }))
   })
 
+broker.command('mosquitto-conf').description('print a mosquitto.conf with what Mosquitto can enforce: credentials, ACL, size limits, listeners')
+  .requiredOption('--password-file <path>', 'Mosquitto password_file (mosquitto_passwd)')
+  .requiredOption('--acl-file <path>', 'acl_file written by `mirrormesh broker mosquitto-acl`')
+  .option('--listen <host:port>', 'MQTT over TCP', '127.0.0.1:1883')
+  .option('--ws <host:port>', 'MQTT over WebSocket')
+  .option('--tls <host:port>', 'MQTT over TLS (with --cert and --key)')
+  .option('--cert <path>', 'TLS certificate').option('--key <path>', 'TLS private key')
+  .option('--persistence-dir <path>', 'keep retained messages and sessions here')
+  .action(async (opts: { passwordFile: string; aclFile: string; listen: string; ws?: string; tls?: string; cert?: string; key?: string; persistenceDir?: string }) => {
+    const { renderMosquittoConf } = await import('@mirrormesh/broker')
+    const hostPort = (v: string) => { const i = v.lastIndexOf(':'); return { host: v.slice(0, i) || '127.0.0.1', port: Number(v.slice(i + 1)) } }
+    if (opts.tls && !(opts.cert && opts.key)) throw new Error('--tls needs --cert and --key')
+    const listeners: Parameters<typeof renderMosquittoConf>[0]['listeners'] = [{ ...hostPort(opts.listen), protocol: 'mqtt' }]
+    if (opts.ws) listeners.push({ ...hostPort(opts.ws), protocol: 'websockets' })
+    if (opts.tls) listeners.push({ ...hostPort(opts.tls), protocol: 'mqtt', tls: { certfile: opts.cert!, keyfile: opts.key! } })
+    process.stdout.write(renderMosquittoConf({ passwordFile: opts.passwordFile, aclFile: opts.aclFile, listeners, persistenceDir: opts.persistenceDir }))
+  })
+
 program.command('doctor').description('validate configuration and report every problem at once')
   .addOption(new Option('--role <role>', 'which process to check').choices(['hub', 'agent']))
   .action(async (opts) => { process.exitCode = await (await import('./doctor.js')).doctorCommand(opts) })
