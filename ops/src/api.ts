@@ -77,7 +77,7 @@ export class HubClient {
     const api = body && typeof body === 'object' && 'message' in body ? (body as ApiError) : undefined
     if (status === 401 || status === 403) {
       const what = this.token ? 'admin token refused' : 'admin token missing'
-      return new HubError('unauthorized', `${what}: the hub at ${this.where} answered HTTP ${status}${api ? ` (${api.message})` : ''}. Fix: --token or MIRRORMESH_ADMIN_TOKEN with the hub's admin token`, status, api?.error)
+      return new HubError('unauthorized', `${what}: the hub at ${this.where} answered HTTP ${status}${api ? ` (${api.message})` : ''}. Fix: run it on the hub as its user (it reads $MIRRORMESH_STATE_DIR/admin-token), or pass --token / MIRRORMESH_ADMIN_TOKEN`, status, api?.error)
     }
     const detail = api ? `${api.error}: ${api.message}` : typeof body === 'string' && body ? body.slice(0, 200) : 'no details'
     return new HubError('http', `hub at ${this.where} answered HTTP ${status} (${detail})`, status, api?.error)
