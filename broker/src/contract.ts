@@ -70,7 +70,7 @@ export const schemas = {
     ...envelope,
     nodes: z.array(z.object({ id: z.string(), room: z.string().nullable(), since: ts, version: z.string().nullable() })),
   }),
-  cacheManifest: z.object({ ...envelope, version: z.string().max(64), sha256: z.string().regex(/^[0-9a-f]{64}$/), url: z.string().max(512).optional().describe('path of the bundle manifest on the hub\'s HTTP API'), httpPort: z.number().int().min(1).max(65535).optional().describe('port of the hub\'s HTTP API, so a node need not be told it') }),
+  cacheManifest: z.object({ ...envelope, version: z.string().max(64), sha256: z.string().regex(/^[0-9a-f]{64}$/), url: z.string().max(512).optional().describe('path of the bundle manifest on the hub\'s HTTP API'), httpPort: z.number().int().min(1).max(65535).optional().describe('port of the hub\'s HTTP API, so a node need not be told it'), httpsPort: z.number().int().min(1).max(65535).optional().describe('port of the hub\'s HTTPS API (LAN listener, node credentials); a node prefers it over httpPort') }),
   action: z.looseObject({
     ...envelope, action: z.string().max(64), room: z.string().max(64).nullable(), state: z.string().max(64).optional(), nodeId: z.string().max(64),
     offline: z.literal(true).optional().describe('decided by a mirror while the hub was down, carried out late'),

@@ -22,7 +22,8 @@ export interface EmbeddedBrokerOptions {
   port: number
   /** MQTT over WebSocket (browsers, the mirror screen); undefined = off, 0 = free port. */
   wsPort?: number
-  tls?: { port: number; certPath: string; keyPath: string }
+  /** MQTT over TLS; `host` defaults to `host` above (the hub binds it to the LAN while plain TCP stays on loopback). */
+  tls?: { port: number; certPath: string; keyPath: string; host?: string }
   /** LevelDB folder for retained messages, sessions and wills; undefined keeps them in memory. */
   persistenceDir?: string
   credentials: CredentialStore
@@ -97,7 +98,7 @@ export class EmbeddedBroker {
     }
     if (opts.tls) {
       this.tlsServer = createTlsServer({ cert: readFileSync(opts.tls.certPath), key: readFileSync(opts.tls.keyPath) }, (s) => { s.setNoDelay(true); aedes.handle(s) })
-      this.address.tlsPort = await listen(this.tlsServer, opts.tls.port, opts.host)
+      this.address.tlsPort = await listen(this.tlsServer, opts.tls.port, opts.tls.host ?? opts.host)
     }
     this.startedAt = Date.now()
     log.info({ ...this.address, persistent: Boolean(opts.persistenceDir) }, 'broker listening')

@@ -88,7 +88,11 @@ export class Hub {
     ]
     const health = host.add(new HealthFeature(config.healthIntervalMs, mqtt, host, sources, child('health')))
     host.add(mqtt)
-    const http: HttpFeature = host.add(new HttpFeature(config.httpHost, config.httpPort, {
+    const tls = config.mqttTlsCert && config.mqttTlsKey ? { host: config.httpsHost, port: config.httpsPort, certPath: config.mqttTlsCert, keyPath: config.mqttTlsKey } : undefined
+    const http: HttpFeature = host.add(new HttpFeature({
+      host: config.httpHost, port: config.httpPort, https: tls, stateDir: config.stateDir, authFailuresPerMinute: config.authFailuresPerMinute,
+      verify: (u, p) => this.credentials.verify(u, p), metrics: this.metrics, log: child('http'),
+    }, {
       registry: this.registry,
       metrics: this.metrics,
       readiness: () => this.readiness(),
@@ -99,7 +103,7 @@ export class Hub {
       nodeConfig,
     }))
     const bundle: BundleFeature | undefined = config.pipelineEnabled && config.bundleEnabled
-      ? host.add(new BundleFeature(config, mqtt, weather, () => http.address?.port, child('bundle')))
+      ? host.add(new BundleFeature(config, mqtt, weather, () => http.address?.port, child('bundle'), () => http.httpsAddress?.port))
       : undefined
     const presence = host.add(new PresenceFeature(config, mqtt, this.registry, () => this.state(), () => voice?.load() ?? { sessions: 0, queueDepth: 0, engines: {} }, this.startedAt))
     for (const extra of opts.features ?? []) host.add(extra)
@@ -131,6 +135,7 @@ export class Hub {
   get nodeConfig() { return this.f.nodeConfig }
   get app() { return this.f.http.app }
   get httpAddress() { return this.f.http.address }
+  get httpsAddress() { return this.f.http.httpsAddress }
   /** Every component's health as health/{component} publishes it. */
   health() { return this.f.health.current() }
 
@@ -146,7 +151,7 @@ export class Hub {
     this.f.mqtt.onConnect(() => { if (this.phase === 'ready') this.f.systemd.ready() })
     this.f.health.check()
     const failed = this.host.states().filter((s) => s.state === 'failed').map((s) => s.name)
-    this.log.info({ http: this.httpAddress, mqtt: this.broker?.address ?? { url: '(external)' }, hubId: this.config.hubId, failed }, 'hub started')
+    this.log.info({ http: this.httpAddress, https: this.httpsAddress, mqtt: this.broker?.address ?? { url: '(external)' }, hubId: this.config.hubId, failed }, 'hub started')
   }
 
   readiness(): ReadinessResponse {

@@ -12,6 +12,7 @@ export const agentSettings = {
   mqttUrl: z.url({ protocol: /^(mqtt|mqtts|ws|wss|tcp)$/ }).default('mqtt://127.0.0.1:1883').describe('Broker the node connects to (the hub\'s embedded broker or an external one)'),
   mqttUsername: z.string().optional().describe('MQTT username (default: the node id)'),
   mqttPassword: z.string().optional().describe('MQTT password from `mirrormesh node add`; never logged'),
+  mqttCa: z.string().optional().meta({ env: 'MQTT_CA', description: 'PEM file of the CA the hub\'s certificate must chain to (ca.pem from `mirrormesh tls init`), for mqtts:// and the HTTPS bundle fetch; unset: the system\'s CAs' }),
   mqttPasswordFile: z.string().optional().describe('File holding the MQTT password (systemd credentials); used when MQTT_PASSWORD is unset'),
   heartbeatIntervalMs: envInt(100, 60_000).default(1000).describe('How often the node publishes its heartbeat'),
   hubHeartbeatIntervalMs: envInt(100, 60_000).default(1000).describe('How often the hub publishes its heartbeat (its HEARTBEAT_INTERVAL_MS); HUB_STALE_MS must cover two of them'),
@@ -47,6 +48,7 @@ export type AgentConfig = ReturnType<typeof loadAgentConfig>
 export function loadAgentConfig(env: Record<string, string | undefined> = process.env) {
   const cfg = loadConfig(agentSettings, env, (c, problem) => {
     requireExistingPath(c, 'mqttPasswordFile', problem)
+    requireExistingPath(c, 'mqttCa', problem)
     if (!c.mqttPassword && !c.mqttPasswordFile) problem('mqttPassword', 'is required (or MQTT_PASSWORD_FILE). Fix: run `mirrormesh node add <id>` on the hub and set the password it prints.')
     // The node watches the hub's heartbeats, not its own: one lost heartbeat (QoS 0) must not
     // put the mirror offline, so the stale limit has to span two of the hub's intervals.
@@ -56,5 +58,7 @@ export function loadAgentConfig(env: Record<string, string | undefined> = proces
     if (c.audioSource === 'file' && !c.audioFile) problem('audioFile', 'is required when AUDIO_SOURCE=file. Fix: set AUDIO_FILE to a 16 kHz mono PCM16 WAV.')
   })
   const password = cfg.mqttPassword ?? readFileSync(cfg.mqttPasswordFile!, 'utf8').trim()
-  return Object.freeze({ ...cfg, mqttUsername: cfg.mqttUsername ?? cfg.nodeId, mqttPassword: password })
+  // Read once here: a CA that cannot be read is a start-up error, not a reconnect loop.
+  const ca = cfg.mqttCa ? readFileSync(cfg.mqttCa) : undefined
+  return Object.freeze({ ...cfg, mqttUsername: cfg.mqttUsername ?? cfg.nodeId, mqttPassword: password, mqttCa: ca })
 }

@@ -11,6 +11,7 @@
 // heard together with the early turn as one utterance — the listener's barge-in has already
 // stopped the reply — so the early turn's effects (journal, timers) wait for that window to pass.
 // With a wake word, speech during the reply is not barge-in: the early answer stands.
+import type { FetchImpl } from './offline/hub-fetch.js'
 import { join } from 'node:path'
 import { mkdir, rm } from 'node:fs/promises'
 import type { Logger, MeshClient, ReplayResponse } from '@mirrormesh/broker'
@@ -52,6 +53,8 @@ export class OfflineMode implements OfflineAnswerer {
     dir: string
     nodeId: string
     hubHttpUrl: string
+    /** How bundles are fetched (offline/hub-fetch.ts: CA and node credential); default: global fetch. */
+    fetch?: FetchImpl
     client: MeshClient
     state: NodeStateMachine
     voice: VoiceLoop
@@ -93,7 +96,7 @@ export class OfflineMode implements OfflineAnswerer {
 
   /** cache/manifest announced a bundle: fetch it if new (from `hubHttpUrl`: the manifest may name the hub's port), then rebuild the grammar. */
   async onManifest(m: { version: string; sha256: string; url?: string }, hubHttpUrl = this.hubHttpUrl): Promise<void> {
-    await this.store.sync({ version: m.version, sha256: m.sha256, url: m.url ?? `/api/bundle/${m.version}/manifest.json` }, hubHttpUrl)
+    await this.store.sync({ version: m.version, sha256: m.sha256, url: m.url ?? `/api/bundle/${m.version}/manifest.json` }, hubHttpUrl, this.opts.fetch)
     // Also when the bundle was already installed: an earlier reload may have failed (disk full).
     await this.reload().catch((err: unknown) => this.reloadFailed(err))
   }

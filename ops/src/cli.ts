@@ -82,6 +82,21 @@ program.command('doctor').description('validate configuration and report every p
   .addOption(new Option('--role <role>', 'which process to check').choices(['hub', 'agent']))
   .action(async (opts) => { process.exitCode = await (await import('./doctor.js')).doctorCommand(opts) })
 
+const tls = program.command('tls').description('a local CA for the LAN: the hub\'s certificate for MQTT/TLS and HTTPS, ca.pem for nodes')
+const collect = (v: string, prev: string[] = []) => [...prev, v]
+tls.command('init').description('make a CA and a hub certificate in <state dir>/tls (ca.pem, ca-key.pem, hub.pem, hub-key.pem)')
+  .option('--dir <dir>', 'folder (default: $MIRRORMESH_STATE_DIR/tls)')
+  .option('--name <host>', 'a DNS name nodes use for the hub, e.g. hub.lan (repeat for more)', collect)
+  .option('--ip <addr>', 'an IP address nodes use for the hub (repeat for more)', collect)
+  .option('--force', 'replace an existing CA (every node then needs the new ca.pem)')
+  .action(async (opts) => { process.exitCode = await (await import('./tls.js')).tlsInitCommand(opts) })
+tls.command('rotate').description('re-issue the hub certificate from the same CA (same names unless given)')
+  .option('--dir <dir>', 'folder (default: $MIRRORMESH_STATE_DIR/tls)')
+  .option('--name <host>', 'DNS names for the new certificate (default: those of the current one)', collect)
+  .option('--ip <addr>', 'IP addresses for the new certificate', collect)
+  .option('--ca', 'make a new CA as well (every node then needs the new ca.pem)')
+  .action(async (opts) => { process.exitCode = await (await import('./tls.js')).tlsRotateCommand(opts) })
+
 program.parseAsync().catch((err: unknown) => {
   process.stderr.write(`mirrormesh: ${err instanceof Error ? err.message : String(err)}\n`)
   process.exitCode = 1

@@ -1,3 +1,4 @@
+import { adminHeaders } from './admin-token.js'
 import type { NodeView, NodesResponse } from '@mirrormesh/broker'
 import { renderTable } from './table.js'
 
@@ -6,7 +7,8 @@ const fmtMs = (ms: number | null) => (ms === null ? '-' : ms < 10_000 ? `${(ms /
 export async function nodesCommand(opts: { hub: string; json?: boolean }): Promise<number> {
   let nodes: NodeView[]
   try {
-    const res = await fetch(new URL('/api/nodes', opts.hub), { signal: AbortSignal.timeout(5000) })
+    const res = await fetch(new URL('/api/nodes', opts.hub), { headers: await adminHeaders(), signal: AbortSignal.timeout(5000) })
+    if (res.status === 401) throw new Error('HTTP 401: this listener wants the admin token; run on the hub as its user (reads $MIRRORMESH_STATE_DIR/admin-token) or set MIRRORMESH_ADMIN_TOKEN')
     if (!res.ok) throw new Error(`HTTP ${res.status}`)
     nodes = ((await res.json()) as NodesResponse).nodes
   } catch (err) {

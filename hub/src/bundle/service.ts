@@ -28,6 +28,8 @@ export interface BundleServiceOptions {
   weather?: () => { summary: string; temperatureC?: number } | null
   /** The port the hub's HTTP API listens on, for the manifest (a node need not be told it). */
   httpPort?: () => number | undefined
+  /** The HTTPS listener's port, when the hub has a certificate: nodes fetch there (with their credential). */
+  httpsPort?: () => number | undefined
   log: Logger
   concurrency?: number
   /** Wait before the first build so start-up work goes first (default 1000 ms). */
@@ -120,9 +122,11 @@ export class BundleService {
     const client = this.opts.client
     if (!c || !client?.connected) return
     const httpPort = this.opts.httpPort?.()
+    const httpsPort = this.opts.httpsPort?.()
     await client.publish('cacheManifest', {}, {
       v: 1, ts: Date.now(), version: c.version, sha256: c.manifestSha256, url: `/api/bundle/${c.version}/manifest.json`,
       ...(httpPort ? { httpPort } : {}),
+      ...(httpsPort ? { httpsPort } : {}),
     }).catch((err: Error) => this.opts.log.warn({ err: err.message }, 'bundle: announcing cache/manifest failed'))
   }
 

@@ -39,7 +39,7 @@ export class BrokerFeature implements Feature {
       host: config.mqttHost,
       port: config.mqttPort,
       wsPort: config.mqttWsEnabled ? config.mqttWsPort : undefined,
-      tls: config.mqttTlsCert && config.mqttTlsKey ? { port: config.mqttTlsPort, certPath: config.mqttTlsCert, keyPath: config.mqttTlsKey } : undefined,
+      tls: config.mqttTlsCert && config.mqttTlsKey ? { host: config.mqttTlsHost, port: config.mqttTlsPort, certPath: config.mqttTlsCert, keyPath: config.mqttTlsKey } : undefined,
       persistenceDir: config.brokerPersistence ? join(config.stateDir, 'broker-db') : undefined,
       credentials: this.credentials,
       internalUsers: [{ username, password, role: 'hub' }],

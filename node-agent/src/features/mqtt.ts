@@ -30,6 +30,8 @@ export class MqttFeature extends EventEmitter<MqttEvents> implements Feature {
       // Gentler growth than the default: a hub restart on a LAN is back within seconds, a long outage still caps at 30 s.
       backoff: { initialMs: 300, factor: 1.5, minMs: 100, maxMs: 30_000 },
       will: { name: 'nodeStatus', params: { node: config.nodeId }, payload: 'offline' },
+      // mqtts:// and wss:// check the hub's certificate (and its name) against MQTT_CA.
+      ...(config.mqttCa ? { mqtt: { ca: config.mqttCa } } : {}),
       log: log.child({ component: 'mqtt' }),
     })
   }

@@ -4,6 +4,7 @@
 import { join } from 'node:path'
 import type { Feature, Handlers, Logger, MeshClient, Payload } from '@mirrormesh/broker'
 import type { AgentConfig } from '../config.js'
+import { hubFetch } from '../offline/hub-fetch.js'
 import type { OfflineMode } from '../offline-mode.js'
 import type { Screen } from '../screen.js'
 import type { NodeStateMachine } from '../state.js'
@@ -11,9 +12,9 @@ import type { ConfigFeature } from './config.js'
 import type { VoiceFeature } from './voice.js'
 
 /** The hub's HTTP API when HUB_HTTP_URL is unset: the MQTT host, on the port the manifest gives (8080 when it gives none). */
-export function defaultHubHttpUrl(mqttUrl: string, httpPort = 8080): string {
+export function defaultHubHttpUrl(mqttUrl: string, httpPort = 8080, scheme: 'http' | 'https' = 'http'): string {
   const host = new URL(mqttUrl).hostname || '127.0.0.1'
-  return `http://${host.includes(':') && !host.startsWith('[') ? `[${host}]` : host}:${httpPort}`
+  return `${scheme}://${host.includes(':') && !host.startsWith('[') ? `[${host}]` : host}:${httpPort}`
 }
 
 export class OfflineFeature implements Feature {
@@ -37,6 +38,7 @@ export class OfflineFeature implements Feature {
     const { OfflineMode } = await import('../offline-mode.js')
     const mode = new OfflineMode({
       dir: join(config.stateDir, 'offline'), nodeId: config.nodeId, hubHttpUrl: this.hubHttpUrl(),
+      fetch: hubFetch({ ca: config.mqttCa, username: config.mqttUsername, password: config.mqttPassword }),
       client, state, voice: loop, screen, log: log.child({ component: 'offline' }),
       endpoint: { silenceMs: config.offlineEndpointSilenceMs, resumeWindowMs: config.vadEndSilenceMs },
       // "volume up" answered offline changes the volume, as the hub's event would online.
@@ -47,14 +49,16 @@ export class OfflineFeature implements Feature {
     loop.offline = mode
   }
 
-  /** HUB_HTTP_URL wins; else the MQTT host with the port the hub put in the manifest. */
-  hubHttpUrl(manifestPort?: number): string {
-    return this.deps.config.hubHttpUrl ?? defaultHubHttpUrl(this.deps.config.mqttUrl, manifestPort)
+  /** HUB_HTTP_URL wins; else the MQTT host with the port the hub put in the manifest (its HTTPS port when it has one). */
+  hubHttpUrl(manifestPort?: number, httpsPort?: number): string {
+    return this.deps.config.hubHttpUrl ?? (httpsPort
+      ? defaultHubHttpUrl(this.deps.config.mqttUrl, httpsPort, 'https')
+      : defaultHubHttpUrl(this.deps.config.mqttUrl, manifestPort))
   }
 
   /** A new offline reply bundle was announced: fetch it (kept atomically; a bad one is refused). */
   private onManifest(m: Payload<'cacheManifest'>): void {
-    this.mode?.onManifest(m, this.hubHttpUrl(m.httpPort)).catch((err: unknown) => this.deps.log.warn({ err }, 'bundle sync failed; keeping the current bundle'))
+    this.mode?.onManifest(m, this.hubHttpUrl(m.httpPort, m.httpsPort)).catch((err: unknown) => this.deps.log.warn({ err }, 'bundle sync failed; keeping the current bundle'))
   }
 
   stop(): void {

@@ -40,7 +40,7 @@ export interface BundleStoreOptions {
   keep?: number
 }
 
-type FetchImpl = (url: string | URL, init?: { signal?: AbortSignal }) => Promise<Response>
+import type { FetchImpl } from './hub-fetch.js'
 
 const SAFE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/
 const MAX_MANIFEST_BYTES = 4 * 1024 * 1024
@@ -231,7 +231,7 @@ export class BundleStore {
       const previous = this.loaded?.manifest.version
       this.loaded = { manifest, dir: final }
       const ms = Math.round(performance.now() - t0)
-      this.log.info({ version: v, previous, files: manifest.files.length, bytes: total, ms }, `bundle ${v} installed`)
+      this.log.info({ version: v, previous, files: manifest.files.length, bytes: total, ms, from: new URL(hubHttpUrl).origin }, `bundle ${v} installed`)
       await this.prune(v, previous)
       return { status: 'installed', version: v, files: manifest.files.length, bytes: total, ms }
     } catch (err) {
@@ -264,7 +264,9 @@ export class BundleStore {
     const res = await fetchImpl(url, { signal: AbortSignal.timeout(this.opts.fetchTimeoutMs ?? 30_000) })
     if (!res.ok) {
       await res.body?.cancel().catch(() => undefined)
-      throw new Error(`GET ${url.pathname}: HTTP ${res.status}`)
+      const hint = res.status === 401 ? ': the hub refused this node\'s credentials (check MQTT_USERNAME/MQTT_PASSWORD; over plain HTTP off loopback none are sent: use the hub\'s HTTPS)'
+        : res.status === 429 ? ': too many failed logins from this address; the hub will accept again within a minute' : ''
+      throw new Error(`GET ${url.pathname}: HTTP ${res.status}${hint}`)
     }
     const len = Number(res.headers.get('content-length') ?? NaN)
     if (len > maxBytes) {
