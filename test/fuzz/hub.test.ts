@@ -3,6 +3,7 @@
 // it may publish and the hub subscribes to; then raw TCP sockets send malformed MQTT
 // packets at the broker. Meanwhile a real agent (`hall`) keeps heartbeating. The hub must
 // not crash, must count every rejection, and must keep serving `hall`.
+import { readFileSync } from 'node:fs'
 import { connect, type Socket } from 'node:net'
 import fc from 'fast-check'
 import mqtt from 'mqtt'
@@ -13,6 +14,9 @@ import { BASE, createMesh, metricValue, type Mesh } from '../support/mesh.js'
 import { fuzzParams, hostilePayload } from '../support/fuzz.js'
 
 afterEach(async () => { await killAll() })
+
+/** VmRSS of a process in MB (what `npm run fuzz` prints before and after). */
+const rssMb = (pid: number | undefined): number => Math.round(Number(/^VmRSS:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]) / 1024)
 
 /** Topics a node may publish under its own id that the hub subscribes to. */
 const TOPICS: TopicName[] = ['nodeHeartbeat', 'nodeStatus', 'nodePresence', 'nodeEvents', 'nodeReplayRequest', 'nodeAudioIn']
@@ -47,6 +51,7 @@ describe('hostile payloads at a real hub', () => {
   it('generated payloads on every node topic: no crash, every rejection counted, the legit node served throughout', { timeout: 300_000 }, async () => {
     const { mesh, hall } = await legitMesh()
     const rejectedBefore = await mesh.metric('mirrormesh_payload_rejected_total')
+    const rss0 = rssMb(mesh.hub.proc.pid)
     const attacker = await mqtt.connectAsync(mesh.url, { clientId: 'node-a/fuzz', username: 'a', password: mesh.passwords.a, reconnectPeriod: 200, connectTimeout: 5000, protocolVersion: 4 })
     const watch = watchLegit(mesh)
     const expected = { rejected: 0, tooLarge: 0, delivered: 0, refused: 0 }
@@ -72,7 +77,7 @@ describe('hostile payloads at a real hub', () => {
     // Oversized payloads may be stopped by the broker (its own counter) or by the hub's validator: either way counted with reason too_large.
     const tooLargeCounted = [...m.matchAll(/^mirrormesh_\w+\{[^}]*reason="too_large"[^}]*\}\s+(\S+)/gm)].reduce((s, x) => s + Number(x[1]), 0)
     const { maxGapMs } = await watch.stop()
-    console.log(`hub fuzz: ${JSON.stringify(expected)}; counted schema/json ${schemaOrJson}, too_large ${tooLargeCounted}; legit heartbeat max gap ${maxGapMs} ms`)
+    console.log(`hub fuzz: ${JSON.stringify(expected)}; counted schema/json ${schemaOrJson}, too_large ${tooLargeCounted}; legit heartbeat max gap ${maxGapMs} ms; hub RSS ${rss0} → ${rssMb(mesh.hub.proc.pid)} MB`)
     attacker.end(true)
 
     expect(schemaOrJson - rejectedBefore).toBeGreaterThanOrEqual(expected.rejected)
@@ -132,6 +137,7 @@ describe('raw MQTT packets at the broker', () => {
   it('malformed lengths, wrong order, wrong protocol versions: no crash, the legit node served', { timeout: 300_000 }, async () => {
     const { mesh, hall } = await legitMesh()
     const watch = watchLegit(mesh)
+    const rss0 = rssMb(mesh.hub.proc.pid)
     let sent = 0
     await fc.assert(fc.asyncProperty(fc.array(rawPacket(mesh), { minLength: 1, maxLength: 4 }), async (pkts) => {
       await sendRaw(mesh.hub.mqttPort, Buffer.concat(pkts))
@@ -142,7 +148,7 @@ describe('raw MQTT packets at the broker', () => {
     await probe.publishAsync(`${BASE}/nodes/b/probe`, 'ping', { qos: 1 })
     probe.end(true)
     const { maxGapMs } = await watch.stop()
-    console.log(`raw packets: ${sent} connections of malformed packets; legit heartbeat max gap ${maxGapMs} ms`)
+    console.log(`raw packets: ${sent} connections of malformed packets; legit heartbeat max gap ${maxGapMs} ms; hub RSS ${rss0} → ${rssMb(mesh.hub.proc.pid)} MB`)
     expect(mesh.hub.proc.exitCode).toBeNull()
     expect((await mesh.hub.http('/healthz')).status).toBe(200)
     expect(maxGapMs).toBeLessThan(3000)
