@@ -7,13 +7,15 @@ import { startHub, tempDir, type HubOptions, type HubProc } from './harness.js'
 export interface FleetHub {
   hub: HubProc
   creds: Array<{ id: string; password: string }>
+  /** An observer login (dashboards' role) for watching the traffic. */
+  observer: { id: string; password: string }
   /** Start a new hub on the same state dir and ports (after a kill). */
   restart(extra?: HubOptions): Promise<HubProc>
   /** How many nodes the hub's registry has online. */
   online(): Promise<number>
 }
 
-export async function startFleetHub(n: number, env: Record<string, string> = {}, prefix = 'sim'): Promise<FleetHub> {
+export async function startFleetHub(n: number, env: Record<string, string> = {}, prefix = 'sim', hubOpts: HubOptions = {}): Promise<FleetHub> {
   const stateDir = await tempDir('mm-fleet-')
   const store = new CredentialStore(join(stateDir, 'credentials.json'))
   const creds: Array<{ id: string; password: string }> = []
@@ -21,10 +23,12 @@ export async function startFleetHub(n: number, env: Record<string, string> = {},
     const id = `${prefix}-${String(i).padStart(3, '0')}`
     creds.push({ id, password: await store.add(id, 'node', { cost: 1024 }) })
   }
-  const opts: HubOptions = { stateDir, env: { NODE_STALE_MS: '3000', ...env }, timeoutMs: 30_000 }
+  const observer = { id: 'watch', password: await store.add('watch', 'observer', { cost: 1024 }) }
+  const opts: HubOptions = { stateDir, timeoutMs: 30_000, ...hubOpts, env: { NODE_STALE_MS: '3000', ...env } }
   const fh: FleetHub = {
     hub: await startHub(opts),
     creds,
+    observer,
     async restart(extra = {}) {
       fh.hub = await startHub({ ...opts, mqttPort: fh.hub.mqttPort, httpPort: fh.hub.httpPort, wsPort: fh.hub.wsPort, ...extra })
       return fh.hub
