@@ -3,12 +3,14 @@
 // audio framing. Validators never throw, accept every well-formed payload and reject
 // everything else with a reason that names what is wrong.
 import fc from 'fast-check'
-import { describe, expect, it } from 'vitest'
+import { afterAll, describe, expect, it } from 'vitest'
 import {
   AUDIO_HEADER_BYTES, AUDIO_MAX_SAMPLES, decode, decodeAudioFrame, encode, encodeAudioFrame, parseTopic,
   topicFor, topics, type TopicName, type TopicParams,
 } from '@mirrormesh/broker'
-import { fuzzParams, hostilePayload } from '../support/fuzz.js'
+import { fuzzParams, hostilePayload, rssMb } from '../support/fuzz.js'
+
+afterAll(() => { console.log(`fuzz contract: test process RSS after ${rssMb()} MB`) })
 
 const BASE = 'mirrormesh'
 const reasons = ['unknown_topic', 'too_large', 'not_json', 'schema']

@@ -7,10 +7,12 @@ export const FUZZ_SEED = Number(process.env.FUZZ_SEED ?? 20261202)
 export const FUZZ_RUNS = Number(process.env.FUZZ_RUNS ?? 300)
 
 let logged = false
+/** This (vitest worker) process's RSS in MB: printed before and after a file's properties. */
+export const rssMb = (): number => Math.round(process.memoryUsage.rss() / 1048576)
 /** Parameters for fc.assert; logs the seed once per file. `scale` shrinks the count for slow properties. */
 export function fuzzParams(scale = 1): fc.Parameters<unknown> {
   if (!logged) {
-    console.log(`fuzz: seed ${FUZZ_SEED}, ${FUZZ_RUNS} runs per property (replay: FUZZ_SEED=${FUZZ_SEED})`)
+    console.log(`fuzz: seed ${FUZZ_SEED}, ${FUZZ_RUNS} runs per property (replay: FUZZ_SEED=${FUZZ_SEED}); test process RSS ${rssMb()} MB`)
     logged = true
   }
   return { seed: FUZZ_SEED, numRuns: Math.max(1, Math.round(FUZZ_RUNS * scale)), endOnFailure: true }
