@@ -128,10 +128,13 @@ async function soak() {
   let killedCount = 0
   const voices = voiceIds.map((id, k) => voiceLoop(id, k))
 
-  const report = setInterval(() => printMinute(minute() - 1), 60_000)
+  const printed = new Set()
+  const printUpTo = (last) => { for (const m of [...per.keys()].sort((a, b) => a - b)) if (m <= last) printMinute(m) }
+  const report = setInterval(() => printUpTo(minute() - 1), 60_000)
   const printMinute = (m) => {
     const b = per.get(m)
-    if (!b) return
+    if (!b || printed.has(m)) return
+    printed.add(m)
     console.log(`  min ${m + 1}: hub RSS ${round(Math.max(...b.rss))} MB; heartbeat delay p99 ${round(quantile(b.hb, 0.99))} ms (n ${b.hb.length}); TTFA p50 ${round(quantile(b.ttfa, 0.5), 0)} / p99 ${round(quantile(b.ttfa, 0.99), 0)} ms; turns ok ${b.ok}, lost ${b.lost}, interrupted ${b.interrupted}`)
   }
 
@@ -152,7 +155,7 @@ async function soak() {
   await Promise.all(voices)
   clearInterval(report)
   clearInterval(rssTimer)
-  printMinute(minute())
+  printUpTo(minute())
   const slopes = rssPts.filter((p) => p.length > 2).map((p) => round(slope(p), 2))
   const mins = [...per.keys()].sort((a, b) => a - b)
   const first = per.get(mins[0]); const last = per.get(mins.at(-1))
