@@ -21,6 +21,10 @@ const count = z.number().int().nonnegative().max(1_000_000_000)
 const ts = z.number().int().positive().max(maxTs).describe('sender wall clock, ms since epoch')
 const versions = z.record(text(32), text(64))
   .refine((o) => Object.keys(o).length <= 16, 'at most 16 versions')
+// v: the contract version. Within v1 changes are additive only (new optional fields): readers
+// ignore unknown keys (z.object strips them), so a hub one version ahead still serves v1 nodes.
+// Anything a v1 reader could misread (a field removed, retyped or required, a new enum value) is v2,
+// which v1 readers drop at the boundary. README "Operations: the runbook".
 const envelope = { v: z.literal(1), ts }
 
 export const nodeModes = ['online', 'offline', 'recovering'] as const

@@ -1,9 +1,10 @@
 // What the operator's commands need to know about a hub's state dir: where it is, whether a hub
-// runs on it (its hub.pid), and the one place they call the hub's admin API. (When ops/src/api.ts
-// lands as the single API client, adminFetch is the function to switch over.)
-import { existsSync, readFileSync } from 'node:fs'
+// runs on it (its hub.pid), and the admin API call of the commands that start from a state dir
+// (backup, node rebuild), which goes through HubClient like every other ops command.
+import { readFileSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
+import { HubClient } from './api.js'
 
 export const stateDirOf = (dir: string | undefined) => resolve(dir ?? process.env.MIRRORMESH_STATE_DIR ?? '.state/hub')
 
@@ -37,32 +38,12 @@ export async function hubRunning(stateDir: string): Promise<RunningHub | undefin
   return { pid: body.pid, url: h ? `http://${host}:${h.port}` : undefined }
 }
 
-/** The admin token's header when the hub has one (<stateDir>/admin-token); never printed. */
-function authHeader(stateDir: string): Record<string, string> {
-  const file = join(stateDir, 'admin-token')
-  if (!existsSync(file)) return {}
-  return { authorization: `Bearer ${readFileSync(file, 'utf8').trim()}` }
-}
-
-/** Call an admin route; throws with the hub's error message (never the request headers). */
+/**
+ * Call an admin route through the one ops HTTP client (ops/src/api.ts), with the admin token of
+ * MIRRORMESH_ADMIN_TOKEN or this state dir's admin-token; throws a HubError an operator can act on,
+ * with the hub's own error code and message, never the request headers.
+ */
 export async function adminFetch(stateDir: string, hubUrl: string, path: string, init: { method: string; body?: unknown; timeoutMs?: number } = { method: 'GET' }): Promise<unknown> {
-  let res: Response
-  try {
-    res = await fetch(new URL(path, hubUrl), {
-      method: init.method,
-      headers: { ...authHeader(stateDir), ...(init.body !== undefined ? { 'content-type': 'application/json' } : {}) },
-      body: init.body !== undefined ? JSON.stringify(init.body) : undefined,
-      signal: AbortSignal.timeout(init.timeoutMs ?? 10_000),
-    })
-  } catch (err) {
-    throw new Error(`cannot reach the hub at ${hubUrl} (${(err as Error).message})`)
-  }
-  const text = await res.text()
-  let body: unknown = text
-  try { body = JSON.parse(text) } catch {}
-  if (!res.ok) {
-    const msg = (body as { message?: string } | undefined)?.message ?? text.slice(0, 200)
-    throw Object.assign(new Error(`hub answered ${res.status} to ${init.method} ${path}: ${msg}`), { status: res.status, body })
-  }
-  return body
+  const client = new HubClient({ hub: hubUrl }, { ...process.env, MIRRORMESH_STATE_DIR: stateDir })
+  return client.json(path, { method: init.method, body: init.body, timeoutMs: init.timeoutMs ?? 10_000 })
 }

@@ -31,6 +31,10 @@
 //       ca.pem copied to each node where its env file's *_CA says (startHub() runs it once by itself)
 //     mirrormesh(host, args): the CLI on that host with its env file; forward(host, port) → unix socket
 //     setEnv(host, set, why): more settings in a host's env file, for its next start (listed in overrides)
+//     mqttProbe(host, { url, username, password, clientId?, ca?, subscribe?, publish?, waitMs? }) → { ok, error?, retained }:
+//       one real MQTT connect from inside that host's namespace (MQTT.js, in a child `node`), `publish`
+//       sent (QoS 1), and the retained messages on `subscribe` (topic → payload text) after waitMs; the password travels in
+//       the child's environment, never in argv or output
 //     teardown(): kill every process, delete the namespaces and /etc/netns dirs, remove the temp dir
 //       (BED_KEEP=1 keeps the temp dir: env files, state, logs/<kind>.<run>.log)
 //   Bed processes are also in harness.ts's tracked set: a suite sharing one bed across tests must
@@ -549,6 +553,11 @@ export async function createBed(opts: BedOptions = {}) {
         h.env = await writeEnv(h, agentExample, nodeSets[h.name]!, nodeWhy)
       }
     },
+    /** A real MQTT connect (and retained messages on `subscribe`) from inside a host's namespace. */
+    async mqttProbe(hostName: string, o: MqttProbeOptions): Promise<MqttProbeResult> {
+      const r = await exec(hostName, [process.execPath, '-e', PROBE], { env: { MM_PROBE: JSON.stringify(o) }, timeoutMs: 30_000 })
+      try { return JSON.parse(r.stdout.trim().split('\n').at(-1)!) as MqttProbeResult } catch { throw new Error(`mqtt probe on ${hostName} failed (${r.code}): ${r.stderr.slice(-2000)}`) }
+    },
     async teardown(): Promise<void> {
       if (torn) return
       torn = true
@@ -562,6 +571,29 @@ export async function createBed(opts: BedOptions = {}) {
   }
   return bed
 }
+
+export interface MqttProbeOptions { url: string; username: string; password: string; clientId?: string; ca?: string; subscribe?: string; publish?: Array<{ topic: string; payload: string; retain?: boolean }>; waitMs?: number }
+export interface MqttProbeResult { ok: boolean; error?: string; retained: Record<string, string> }
+
+// Runs in a child `node` inside a namespace: connect once, collect retained messages, print one JSON line.
+const PROBE = `
+const o = JSON.parse(process.env.MM_PROBE); delete process.env.MM_PROBE
+const mqtt = require(require.resolve('mqtt', { paths: [${JSON.stringify(root)}] }))
+const fs = require('node:fs')
+const retained = {}
+const done = (r) => { process.stdout.write(JSON.stringify({ retained, ...r }) + '\\n'); process.exit(0) }
+const c = mqtt.connect(o.url, { clientId: o.clientId ?? o.username + '-probe-' + process.pid, username: o.username, password: o.password,
+  ca: o.ca ? fs.readFileSync(o.ca) : undefined, reconnectPeriod: 0, connectTimeout: 10000, protocolVersion: 4 })
+c.on('error', (e) => { c.end(true); done({ ok: false, error: e.message }) })
+c.on('close', () => done({ ok: false, error: 'connection closed' }))
+c.on('message', (t, p, packet) => { if (packet.retain) retained[t] = p.toString() })
+c.on('connect', async () => {
+  if (o.subscribe) await c.subscribeAsync(o.subscribe, { qos: 1 })
+  for (const m of o.publish ?? []) await c.publishAsync(m.topic, m.payload, { qos: 1, retain: !!m.retain })
+  // Connected, and every publish acked: that is the answer, however the connection then closes.
+  setTimeout(() => done({ ok: true }), o.subscribe ? o.waitMs ?? 1500 : 0)
+})
+`
 
 function findFile(dir: string, re: RegExp): string | undefined {
   if (!existsSync(dir)) return undefined

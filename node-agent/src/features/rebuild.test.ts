@@ -27,6 +27,13 @@ describe('withIdentity', () => {
     expect(Object.isFrozen(r.config)).toBe(true)
   })
 
+  it('the environment again once NODE_ID names the id the hub gave (a key rotated after the move)', async () => {
+    await writeFile(identityPath(dir), JSON.stringify({ nodeId: 'kitchen', password: 'from-hub', previousId: 'hall', since: new Date().toISOString() }))
+    const r = withIdentity(config())
+    expect(r.source).toBe('environment')
+    expect(r.config).toMatchObject({ nodeId: 'kitchen', mqttUsername: 'kitchen', mqttPassword: 'env-password' })
+  })
+
   it('a broken identity file is a clear error that says how to fall back, without its contents', async () => {
     await writeFile(identityPath(dir), '{"nodeId": "hall-2", "password": secret-value}')
     expect(() => withIdentity(config())).toThrow(/identity\.json is unreadable .*remove it to use NODE_ID\/MQTT_PASSWORD/)

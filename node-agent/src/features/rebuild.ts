@@ -33,6 +33,9 @@ export function withIdentity(config: AgentConfig): { config: AgentConfig; source
     throw new Error(`${identityPath(config.stateDir)} is unreadable (${code ?? 'not valid JSON'}); fix or remove it to use NODE_ID/MQTT_PASSWORD`)
   }
   if (typeof id.nodeId !== 'string' || typeof id.password !== 'string') throw new Error(`${identityPath(config.stateDir)} is not a node identity; fix or remove it to use NODE_ID/MQTT_PASSWORD`)
+  // The env file names the id the hub gave: the operator has caught it up (e.g. MQTT_PASSWORD from
+  // `keys rotate <new id>`), so it is the truth again; otherwise a rotated key could never take.
+  if (config.nodeId === id.nodeId) return { config, source: 'environment' }
   return { config: Object.freeze({ ...config, nodeId: id.nodeId, mqttUsername: id.nodeId, mqttPassword: id.password }), source: 'state dir' }
 }
 
