@@ -39,7 +39,7 @@ memoryConformance('embedded (SQLite)', {
 describe('embedded memory file', () => {
   it('takes writes from several processes at once (WAL, busy timeout) and loses none', async () => {
     const path = await freshPath()
-    new SqliteMemoryStore(path, { dim: HASHED_DIM }).close()
+    await new SqliteMemoryStore(path, { dim: HASHED_DIM }).close()
     const script = `
       const { SqliteMemoryStore } = await import(${JSON.stringify(join(root, 'hub/dist/memory/sqlite.js'))})
       const { hashedVector } = await import(${JSON.stringify(join(root, 'hub/dist/memory/hash-embed.js'))})

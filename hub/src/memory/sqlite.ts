@@ -57,7 +57,7 @@ export class SqliteMemoryStore implements MemoryStore {
     this.db = db
     this.st = {
       insert: db.prepare('INSERT INTO memories(mkey, kind, text, at) VALUES (?, ?, ?, ?)'),
-      insertVec: db.prepare(`INSERT INTO ${this.vecTable}(rowid, mkey, embedding) VALUES (?, ?, ?)`),
+      insertVec: db.prepare(`INSERT INTO ${this.vecTable}(rowid, mkey, kind, embedding) VALUES (?, ?, ?, ?)`),
       byIds: db.prepare('SELECT id, mkey, kind, text, at FROM memories WHERE id IN (SELECT value FROM json_each(?))'),
       list: db.prepare('SELECT id, mkey, kind, text, at FROM memories WHERE mkey = ? ORDER BY at DESC, id DESC LIMIT ?'),
       listKind: db.prepare('SELECT id, mkey, kind, text, at FROM memories WHERE mkey = ? AND kind = ? ORDER BY at DESC, id DESC LIMIT ?'),
@@ -78,7 +78,7 @@ export class SqliteMemoryStore implements MemoryStore {
         CREATE VIRTUAL TABLE IF NOT EXISTS memories_fts USING fts5(text, content='memories', content_rowid='id', tokenize='porter unicode61');
         CREATE TRIGGER IF NOT EXISTS memories_ai AFTER INSERT ON memories BEGIN INSERT INTO memories_fts(rowid, text) VALUES (new.id, new.text); END;
         CREATE TRIGGER IF NOT EXISTS memories_ad AFTER DELETE ON memories BEGIN INSERT INTO memories_fts(memories_fts, rowid, text) VALUES ('delete', old.id, old.text); END;
-        CREATE VIRTUAL TABLE IF NOT EXISTS ${this.vecTable} USING vec0(mkey text partition key, embedding float[${this.opts.dim}] distance_metric=cosine);
+        CREATE VIRTUAL TABLE IF NOT EXISTS ${this.vecTable} USING vec0(mkey text partition key, kind text, embedding float[${this.opts.dim}] distance_metric=cosine);
       `)
       return db
     } catch (err) {
@@ -91,7 +91,7 @@ export class SqliteMemoryStore implements MemoryStore {
     if (vector && vector.length !== this.opts.dim) throw new Error(`vector has ${vector.length} dimensions, the store ${this.opts.dim}`)
     const id = this.db.transaction(() => {
       const id = BigInt(this.st.insert.run(key, kind, text, at).lastInsertRowid)
-      if (vector) this.st.insertVec.run(id, key, vector)
+      if (vector) this.st.insertVec.run(id, key, kind, vector)
       return id
     })()
     return { id: String(id), key, kind, text, at }
@@ -105,8 +105,8 @@ export class SqliteMemoryStore implements MemoryStore {
     const byVector: string[] = []
     if (q.vector) {
       // vec0 filters on the partition key before it ranks: other keys' vectors are never read.
-      const rows = this.db.prepare(`SELECT rowid AS id, distance FROM ${this.vecTable} WHERE embedding MATCH ? AND k = ? AND mkey IN (${marks})`)
-        .all(q.vector, n, ...keys) as Array<{ id: number; distance: number }>
+      const rows = this.db.prepare(`SELECT rowid AS id, distance FROM ${this.vecTable} WHERE embedding MATCH ? AND k = ? AND mkey IN (${marks})${q.kind ? ' AND kind = ?' : ''}`)
+        .all(q.vector, n, ...keys, ...(q.kind ? [q.kind] : [])) as Array<{ id: number; distance: number }>
       for (const r of rows) { byVector.push(String(r.id)); sims.set(String(r.id), 1 - r.distance) }
     }
     const words = keywords(q.text)
@@ -114,7 +114,7 @@ export class SqliteMemoryStore implements MemoryStore {
     if (words.length) {
       const match = words.map((w) => `"${w.replace(/"/g, '')}"`).join(' OR ')
       const rows = this.db.prepare(`SELECT m.id AS id FROM memories_fts JOIN memories m ON m.id = memories_fts.rowid
-        WHERE memories_fts MATCH ? AND m.mkey IN (${marks}) ORDER BY bm25(memories_fts) LIMIT ?`).all(match, ...keys, n) as Array<{ id: number }>
+        WHERE memories_fts MATCH ? AND m.mkey IN (${marks})${q.kind ? ' AND m.kind = ?' : ''} ORDER BY bm25(memories_fts) LIMIT ?`).all(match, ...keys, ...(q.kind ? [q.kind] : []), n) as Array<{ id: number }>
       for (const r of rows) byKeyword.push(String(r.id))
     }
     const fused = fuseRanks([byVector, byKeyword])
