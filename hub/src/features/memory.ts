@@ -10,7 +10,7 @@ import type { Pipeline } from '../pipeline/index.js'
 import { HashedEmbedder, LlamaEmbedder, type Embedder } from '../memory/embed.js'
 import { isMemoryKey } from '../memory/keys.js'
 import { QdrantMemoryStore } from '../memory/qdrant.js'
-import { Memory, memoryMetrics, type MemoryMetrics } from '../memory/service.js'
+import { Memory, clearSimilarityFor, memoryMetrics, type MemoryMetrics } from '../memory/service.js'
 import { SqliteMemoryStore } from '../memory/sqlite.js'
 import { MemoryStage } from '../memory/stage.js'
 import type { MemoryStore } from '../memory/types.js'
@@ -52,7 +52,7 @@ export class MemoryFeature implements Feature {
     const bad = shared.filter((k) => !isMemoryKey(k))
     if (bad.length) this.log.warn({ keys: bad }, 'MEMORY_SHARED_KEYS: ignoring keys that are not <kind>:<name> (e.g. user:family)')
     const memory = this.memory = new Memory(store, embedder, {
-      topK: 4, recentTurns: 4, contextTokens: c.memoryContextTokens, clearSimilarity: 0.45,
+      topK: 4, recentTurns: 4, contextTokens: c.memoryContextTokens, clearSimilarity: clearSimilarityFor(embedder.mode), clearMargin: 0.1,
       retention: { maxCount: c.memoryMaxPerKey, maxAgeMs: c.memoryMaxAgeDays * DAY_MS },
       sharedKeys: shared.filter(isMemoryKey),
     }, metrics, this.log)

@@ -16,13 +16,21 @@ export interface MemoryOptions {
   retention: Retention
   /** Keys every turn also reads (a household's shared memory); a room never reads another room's otherwise. */
   sharedKeys: readonly string[]
-  /** A fact found only by vector is a clear answer from this cosine similarity up. */
+  /**
+   * A fact found only by vector is a clear answer from this cosine similarity up, and when it
+   * leads the next hit by `clearMargin`. Hashed n-grams score near spellings low (0.2–0.3) but
+   * unrelated text near 0; a model scores related text higher: see clearSimilarityFor().
+   */
   clearSimilarity: number
+  clearMargin: number
 }
 
 export const defaultMemoryOptions: MemoryOptions = {
-  topK: 4, recentTurns: 4, contextTokens: 256, retention: { maxCount: 5000, maxAgeMs: 365 * 86_400_000 }, sharedKeys: [], clearSimilarity: 0.45,
+  topK: 4, recentTurns: 4, contextTokens: 256, retention: { maxCount: 5000, maxAgeMs: 365 * 86_400_000 }, sharedKeys: [], clearSimilarity: 0.2, clearMargin: 0.1,
 }
+
+/** The clear-match threshold for an embedder: hashed n-grams, or a model. */
+export const clearSimilarityFor = (mode: 'model' | 'hashed'): number => (mode === 'hashed' ? 0.2 : 0.5)
 
 export function memoryMetrics(reg: Registry, stats: () => Promise<{ memories: number; bytes?: number }>) {
   return {
@@ -86,13 +94,18 @@ export class Memory {
   }
 
   /** Whether a hit answers a question on its own (the skill answer) or needs the LLM to judge. */
-  isClear(hit: MemoryHit | undefined): boolean {
-    return hit !== undefined && (hit.keyword || (hit.similarity ?? 0) >= this.opts.clearSimilarity)
+  isClear(hits: readonly MemoryHit[]): boolean {
+    const [top, next] = hits
+    if (!top) return false
+    if (top.keyword) return true
+    const sim = top.similarity ?? 0
+    return sim >= this.opts.clearSimilarity && sim - (next?.similarity ?? 0) >= this.opts.clearMargin
   }
 
   /** Deletes the newest fact under `key` (`about` unset) or the one that best matches `about`. */
   async forget(key: string, about?: string): Promise<MemoryRecord | undefined> {
-    const target = about ? (await this.recall(key, about, 1)).filter((h) => h.key === key && this.isClear(h))[0] : (await this.store.list(key, 1, 'fact'))[0]
+    const hits = about ? (await this.recall(key, about, 2)).filter((h) => h.key === key) : []
+    const target = about ? (this.isClear(hits) ? hits[0] : undefined) : (await this.store.list(key, 1, 'fact'))[0]
     if (!target) return undefined
     await this.store.delete(key, target.id)
     return target

@@ -5,6 +5,8 @@
 // call here is a few indexed statements (figures: README "Memory").
 // A file that is not a database, or fails its quick check, is moved aside (never reset in place)
 // and a fresh one started; `movedAside` says where it went, for the log and health/memory.
+// eslint-disable-next-line @typescript-eslint/triple-slash-reference -- an ambient module declaration (no @types package), needed by the test typecheck too
+/// <reference path="./better-sqlite3.d.ts" />
 import Database from 'better-sqlite3'
 import { renameSync, statSync, existsSync } from 'node:fs'
 import * as sqliteVec from 'sqlite-vec'

@@ -58,7 +58,7 @@ export class MemoryStage implements Stage<ReplyContext> {
     if (intent?.type === 'recall') {
       const hits = await this.memory.recall(key, intent.about)
       const top = hits[0]
-      if (top && this.memory.isClear(top)) return { answer: { skill: 'memory.recall', text: memoryPhrases.recalled(secondPerson(top.text)) } }
+      if (top && this.memory.isClear(hits)) return { answer: { skill: 'memory.recall', text: memoryPhrases.recalled(secondPerson(top.text)) } }
       // Something, but not clearly it: the LLM judges, with the candidates in its prompt.
       if (hits.length && this.llmConfigured()) return { memory: await this.memory.context(key, f.text) }
       return { answer: { skill: 'memory.recall', text: memoryPhrases.unknown(secondPerson(intent.about)) } }

@@ -60,6 +60,8 @@ export interface TextTurnResult {
   kind: ReplyKind
   transcript: string
   reply: string
+  /** Hub-side time to first audio (the text arrived → first audio/out frame); null: no audio. */
+  ttfaMs: number | null
 }
 
 /** Text turns are numbered by the hub, far above the small numbers nodes give audio turns. */
@@ -298,7 +300,8 @@ export class TurnManager {
   private settle(turn: Turn, outcome: string, kind: ReplyKind = turn.kind, reply = turn.spoken.join(' ')): void {
     const settle = turn.settle
     turn.settle = undefined
-    settle?.({ turnId: turn.turnId, outcome, kind, transcript: turn.transcript || (turn.text ?? ''), reply })
+    const ttfaMs = turn.firstFrameAt !== undefined && turn.t.eos !== undefined ? turn.firstFrameAt - turn.t.eos : null
+    settle?.({ turnId: turn.turnId, outcome, kind, transcript: turn.transcript || (turn.text ?? ''), reply, ttfaMs })
   }
 
   /** The end of the chain: frames become events to the node, audio/out and turn facts. */
