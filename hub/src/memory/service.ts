@@ -134,10 +134,15 @@ export class Memory {
     } finally { end() }
   }
 
-  /** Stores a turn's transcript after the reply has started (never on the turn's critical path). */
+  /**
+   * Stores a turn's transcript after the reply has started (never on the turn's critical path).
+   * Without a vector: turns are found by keyword and listed as recent turns, never searched by
+   * vector, so the vector index holds only facts (a search scans a fifth as much; no model call
+   * per turn).
+   */
   recordTurn(key: string, text: string): void {
     const p = (async () => {
-      await this.store.add(key, 'turn', text, await this.vector(text))
+      await this.store.add(key, 'turn', text, undefined)
       this.afterWrite(key)
     })().catch((err: unknown) => {
       this.metrics.errors.inc({ op: 'record' })

@@ -74,7 +74,7 @@ export function fuseRanks(lists: ReadonlyArray<readonly string[]>): Map<string, 
 /** Words worth searching by keyword: no stop words, no punctuation. */
 export function keywords(text: string): string[] {
   const words = text.toLowerCase().match(/[\p{L}\p{N}]+/gu) ?? []
-  return [...new Set(words.filter((w) => !STOP.has(w)))]
+  return [...new Set(words.filter((w) => w.length > 1 && !STOP.has(w)))]
 }
 
 const STOP = new Set(('a an and are as at be but by did do does for from had has have i in into is it its me my mine of on or our so that the their them there they this to told tell was we were what when where which who why will with you your about remember recall forget'.split(' ')))
