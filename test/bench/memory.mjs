@@ -71,7 +71,7 @@ export async function main() {
         const r = await measure(store, n, queries)
         rows.push(['qdrant', n, fmt(r.insertPerS, 0), fmt(r.p50, 2), fmt(r.p99, 2), fmt(r.max, 1), '-'])
       } finally {
-        await store.client?.deleteCollection?.(collection).catch(() => undefined)
+        await store.drop().catch(() => undefined)
       }
     }
   } else {

@@ -144,5 +144,8 @@ export class QdrantMemoryStore implements MemoryStore {
     return { memories: count }
   }
 
+  /** Deletes the whole collection (tests, benchmarks). */
+  async drop(): Promise<void> { await this.client.deleteCollection(this.name) }
+
   async close(): Promise<void> { /* REST: nothing held open */ }
 }
