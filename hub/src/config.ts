@@ -56,7 +56,7 @@ export const hubSettings = {
   qdrantUrl: z.url({ protocol: /^https?$/ }).optional().describe('Qdrant server for memory; unset: the embedded store (<state dir>/memory.db, SQLite)'),
   qdrantApiKey: z.string().optional().describe('Qdrant API key (QDRANT_URL); never logged'),
   qdrantCollection: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/).default('mirrormesh_memory').describe('Qdrant collection for memory (created on start with the embedding size)'),
-  embeddingModel: z.string().optional().describe('GGUF embedding model for memory (node-llama-cpp; `mirrormesh models pull embedding`); unset: keyword search + hashed n-gram vectors'),
+  embeddingModel: z.string().optional().describe('GGUF embedding model for memory (node-llama-cpp; `mirrormesh models pull bge-small-en-v1.5`); unset: keyword search + hashed n-gram vectors'),
   embeddingMaxThreads: envInt(0, 256).default(1).describe('CPU threads for the embedding model; 0 = CPU cores − 1'),
   embeddingTimeoutMs: envInt(50, 60_000).default(2000).describe('An embedding that takes longer is abandoned: that turn\'s memory uses keyword search (counted)'),
   memoryMaxPerKey: envInt(0, 10_000_000).default(5000).describe('Most memories kept per key (room or user); the oldest are pruned. 0: no limit'),
