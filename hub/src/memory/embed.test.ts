@@ -3,7 +3,7 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import pino from 'pino'
+import { createLogger } from '@mirrormesh/broker'
 import { Registry } from 'prom-client'
 import { afterAll, describe, expect, it } from 'vitest'
 import { makeTinyGguf } from '../../../test/support/tiny-gguf.js'
@@ -34,7 +34,7 @@ describe('memory embeddings', () => {
     const hashed = new HashedEmbedder()
     let broken = false
     const flaky: Embedder = { mode: 'model', name: 'flaky', dim: 256, embed: async (t) => { if (broken) throw Object.assign(new Error('model crashed'), { code: 'crashed' }); return hashed.embed(t) } }
-    const memory = new Memory(store, flaky, defaultMemoryOptions, memoryMetrics(registry, () => store.stats()), pino({ level: 'silent' }))
+    const memory = new Memory(store, flaky, defaultMemoryOptions, memoryMetrics(registry, () => store.stats()), createLogger({ name: 'test', level: 'silent' }))
     await memory.remember('room:kitchen', 'the keys are in the drawer')
     broken = true
     const hits = await memory.recall('room:kitchen', 'where are my keys')
