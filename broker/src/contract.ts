@@ -67,6 +67,14 @@ export const schemas = {
     ptt: z.boolean().optional().describe('true: start listening (button pressed); false: stop (button released)'),
     present: z.boolean().optional().describe('presence from another sensor (HA, Node-RED)'),
   }).refine((o) => o.ptt !== undefined || o.present !== undefined, 'give "ptt" or "present"'),
+  // A typed turn (mirror keyboard, Node-RED, Home Assistant): the pipeline after ASR, replying
+  // to that node as a spoken turn would. v and ts may be left out, as for nodeSet.
+  nodeTurnText: z.strictObject({
+    v: z.literal(1).optional(),
+    ts: ts.optional(),
+    text: z.string().trim().min(1).max(500).describe('what was typed'),
+    user: z.string().max(64).regex(/^[\p{L}\p{N} ._-]+$/u).optional().describe('a named user: memory under user:<name> instead of the room'),
+  }),
   hubStatus: z.enum(['online', 'draining', 'offline']),
   hubHeartbeat: z.object({
     ...envelope,
@@ -125,6 +133,7 @@ export const topics = {
   // `mirrormesh node rebuild`: hub-only commands, never retained (a node must not redo one on reconnect).
   nodeCmd: t({ path: 'nodes/{node}/cmd', format: 'json', retain: false, qos: 1, maxBytes: 2048, publishers: [], nodeReads: true, description: 'hub → node: {op:"rebuild"} wipe cache, resync, re-register; {op:"identity", id, password (sealed)} become another node' }),
   nodeCmdAck: t({ path: 'nodes/{node}/cmd/ack', format: 'json', retain: false, qos: 1, maxBytes: 512, publishers: ['node'], nodeReads: false, description: 'node → hub: {transaction, op, status} once rebuilt and re-registered (under the new id for op identity)' }),
+  nodeTurnText: t({ path: 'nodes/{node}/turn/text', format: 'json', retain: false, qos: 1, maxBytes: 2048, publishers: ['node', 'observer'], nodeReads: false, description: 'a typed turn for this node: {text, user?}; the reply comes as on a spoken turn (events, audio/out)' }),
   hubStatus: t({ path: 'hub/{hub}/status', format: 'text', retain: true, qos: 1, maxBytes: 16, publishers: [], nodeReads: true, description: 'online / draining / offline (Last Will)' }),
   hubHeartbeat: t({ path: 'hub/{hub}/heartbeat', format: 'json', retain: false, qos: 0, maxBytes: 4096, publishers: [], nodeReads: true, description: 'load, sessions, queue depth, engine health' }),
   health: t({ path: 'health/{component}', format: 'json', retain: true, qos: 1, maxBytes: 1024, publishers: [], nodeReads: true, description: 'ok / degraded / down + reason, for dashboards' }),

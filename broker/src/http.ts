@@ -42,6 +42,8 @@ export interface ReadinessResponse {
   ready: boolean
   checks: Record<string, boolean>
   reasons?: Record<string, string>
+  /** How a component runs when it has modes (memory: "embedded, keyword + hashed n-gram vectors …"). */
+  modes?: Record<string, string>
 }
 
 /** Every 4xx/5xx body: a stable code and a sentence for people. */

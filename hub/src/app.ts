@@ -12,6 +12,9 @@ import { probeRoutes } from './http/probes.js'
 import { debugRoutes, type DebugSource } from './http/debug.js'
 import { statusRoutes, type StatusSource } from './http/status.js'
 import { adminRoutes, type AdminApi } from './http/admin.js'
+import { turnRoutes, type TextTurnApi } from './http/turns.js'
+import { memoryRoutes } from './memory/http.js'
+import type { Memory } from './memory/service.js'
 
 /** Node config (features/node-config.ts); errors carry code unknown_node (404) or bad_config (400). */
 export interface NodeConfigApi {
@@ -42,6 +45,10 @@ export interface HubApi {
   readonly debug?: DebugSource
   /** Operator admin routes (backup, node rebuild); absent: 404. */
   readonly admin?: AdminApi
+  /** POST /api/turns (typed turns); absent: 404. */
+  readonly turns?: TextTurnApi
+  /** /api/memory routes; returns undefined while memory is off or failed: 503. */
+  memory?(): Memory | undefined
 }
 
 export interface AppOptions {
@@ -63,6 +70,8 @@ export function buildApp(hub: HubApi, opts: AppOptions = {}): FastifyInstance {
   app.register(adminRoutes(hub.admin))
   app.register(statusRoutes(hub))
   app.register(debugRoutes(hub))
+  app.register(turnRoutes(hub.turns))
+  app.register(memoryRoutes(() => hub.memory?.()))
   // ?wait=true answers once running turns ended (bounded by DRAIN_TIMEOUT_MS), just before the
   // hub stops: how `mirrormesh drain --wait` learns how many turns finished.
   app.post<{ Querystring: { wait?: boolean } }>('/api/drain', {

@@ -52,6 +52,17 @@ export const hubSettings = {
   llmMaxTokens: envInt(8, 4096).default(96).describe('Longest LLM reply in tokens'),
   vramCapMb: envInt(0, 1_048_576).default(0).describe('GPU memory the hub may use (0: no cap); reported next to mirrormesh_vram_bytes'),
   persona: z.string().max(2000).default('You are the voice of a smart mirror in a home. Answer in one or two short, friendly sentences.').describe('System prompt persona for the LLM'),
+  memoryEnabled: envBool().default(true).describe('Long-term memory ("remember that …"): every turn stored under the room\'s (or a named user\'s) memory key; README "Memory"'),
+  qdrantUrl: z.url({ protocol: /^https?$/ }).optional().describe('Qdrant server for memory; unset: the embedded store (<state dir>/memory.db, SQLite)'),
+  qdrantApiKey: z.string().optional().describe('Qdrant API key (QDRANT_URL); never logged'),
+  qdrantCollection: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/).default('mirrormesh_memory').describe('Qdrant collection for memory (created on start with the embedding size)'),
+  embeddingModel: z.string().optional().describe('GGUF embedding model for memory (node-llama-cpp; `mirrormesh models pull bge-small-en-v1.5`); unset: keyword search + hashed n-gram vectors'),
+  embeddingMaxThreads: envInt(0, 256).default(1).describe('CPU threads for the embedding model; 0 = CPU cores − 1'),
+  embeddingTimeoutMs: envInt(50, 60_000).default(2000).describe('An embedding that takes longer is abandoned: that turn\'s memory uses keyword search (counted)'),
+  memoryMaxPerKey: envInt(0, 10_000_000).default(5000).describe('Most memories kept per key (room or user); the oldest are pruned. 0: no limit'),
+  memoryMaxAgeDays: envInt(0, 36_500).default(365).describe('Memories older than this are pruned. 0: kept for ever'),
+  memorySharedKeys: z.string().default('').describe('|-separated memory keys every room also reads (e.g. user:family); a room never reads another room\'s otherwise'),
+  memoryContextTokens: envInt(0, 4096).default(256).describe('Most tokens of memories and recent turns put into the LLM prompt'),
   rooms: z.string().default('kitchen|living room|bedroom|hall|bathroom|office|garage|dining room').describe('|-separated rooms the light skill knows'),
 }
 
@@ -67,6 +78,7 @@ export function loadHubConfig(env: Record<string, string | undefined> = process.
       if (p && !existsSync(p)) problem(key, `path ${JSON.stringify(p)} does not exist. Fix: run \`mirrormesh tls init --name <hub's LAN name>\` as the hub's user (writes <state dir>/tls/hub.pem and hub-key.pem), point it at your own PEM file, or unset MQTT_TLS_CERT and MQTT_TLS_KEY for no TLS.`)
     }
     requireExistingPath(c, 'llmModel', problem)
+    requireExistingPath(c, 'embeddingModel', problem)
     if (c.mqttPassword && !c.mqttUsername) problem('mqttUsername', 'is required when MQTT_PASSWORD is set. Fix: set the external broker username.')
     if (c.mqttUrl === undefined && (c.mqttUsername || c.mqttPassword)) problem('mqttUrl', 'is required when MQTT_USERNAME/MQTT_PASSWORD are set (they are for an external broker). Fix: set MQTT_URL, or unset them.')
   })

@@ -26,6 +26,8 @@ import { versions } from './version.js'
 import { StateLockFeature } from './features/state-lock.js'
 import { NodeAdminFeature } from './features/node-admin.js'
 import { exportRetained } from './http/admin.js'
+import { MemoryFeature } from './features/memory.js'
+import { TextTurnsFeature } from './features/text-turns.js'
 
 export type HubPhase = 'starting' | 'ready' | 'draining' | 'stopping' | 'stopped'
 
@@ -65,6 +67,7 @@ export class Hub {
     weather: WeatherFeature
     offlineTurns: OfflineTurnsFeature
     voice?: VoiceFeature
+    memory?: MemoryFeature
     nodeConfig: NodeConfigFeature
     http: HttpFeature
     bundle?: BundleFeature
@@ -88,6 +91,9 @@ export class Hub {
     const weather = host.add(new WeatherFeature())
     const offlineTurns = host.add(new OfflineTurnsFeature(config, mqtt, this.metrics, child('offline-turns')))
     const voice = config.pipelineEnabled ? host.add(new VoiceFeature(config, mqtt, this.registry, weather, this.metrics, log)) : undefined
+    // After voice: it puts its stage into the pipeline voice has built.
+    const memory = voice && config.memoryEnabled ? host.add(new MemoryFeature(config, () => voice.pipeline, this.metrics, child('memory'))) : undefined
+    const textTurns = voice ? host.add(new TextTurnsFeature(() => voice.pipeline, this.registry, child('text-turns'))) : undefined
     const nodeConfig = host.add(new NodeConfigFeature(config, mqtt, this.credentials, this.registry, child('node-config')))
     const nodeAdmin = host.add(new NodeAdminFeature(config, mqtt, this.credentials, nodeConfig, this.registry, child('node-admin')))
     const sources: HealthSource[] = [
@@ -95,6 +101,7 @@ export class Hub {
       () => ({ mqtt: mqtt.connected ? { state: 'ok' } : { state: 'down', reason: 'not connected' } }),
       () => (voice?.pipeline ? stageHealth(voice.pipeline) : {}),
       () => ({ bundle: this.f.bundle?.service ? this.f.bundle.health() : undefined }),
+      () => ({ memory: memory?.health() }),
     ]
     const health = host.add(new HealthFeature(config.healthIntervalMs, mqtt, host, sources, child('health')))
     host.add(mqtt)
@@ -125,6 +132,8 @@ export class Hub {
       drainState: () => this.drainInfo,
       debug: opts.debug,
       admin: { retained: () => exportRetained(broker.embedded), nodes: nodeAdmin },
+      turns: textTurns,
+      memory: () => memory?.memory,
     }))
     host.add(new StateLockFeature(config.stateDir, () => http.address))
     const bundle: BundleFeature | undefined = config.pipelineEnabled && config.bundleEnabled
@@ -149,7 +158,7 @@ export class Hub {
       },
       log: child('systemd'),
     }))
-    this.f = { broker, mqtt, weather, offlineTurns, voice, nodeConfig, http, bundle, presence, health, systemd }
+    this.f = { broker, mqtt, weather, offlineTurns, voice, memory, nodeConfig, http, bundle, presence, health, systemd }
   }
 
   get broker() { return this.f.broker.embedded }
@@ -217,7 +226,9 @@ export class Hub {
       if (s.state === 'failed') reasons[s.name] = s.reason ?? 'failed to start'
     }
     const ready = Object.values(checks).every(Boolean)
-    return Object.keys(reasons).length ? { ready, checks, reasons } : { ready, checks }
+    const memory = this.f.memory?.memory
+    const modes = memory ? { modes: { memory: memory.mode } } : {}
+    return Object.keys(reasons).length ? { ready, checks, reasons, ...modes } : { ready, checks, ...modes }
   }
 
   private state(): HubState {

@@ -1,10 +1,12 @@
 // `mirrormesh ask "<text>" --node <id>` (spoken with espeak-ng) or `--wav <file>`: one voice
 // turn end to end, as that node, over MQTT — what the mirror would hear back, and how fast.
+// `--typed`: the words go as a text turn (POST /api/turns, admin token), no speech and no ASR.
 // Exit 0: a reply came; 1: input, credentials or connection; 2: turn_error; 3: busy; 4: timeout.
 import { spawn } from 'node:child_process'
 import { randomInt, randomUUID } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import mqtt, { type MqttClient } from 'mqtt'
+import { HubClient, errorText } from './api.js'
 import { AUDIO_SAMPLE_RATE, AudioFlags, decodeAudioFrame, encodeAudioFrame, noDelay, redactUrl, topicFor } from '@mirrormesh/broker'
 
 export const askExit = { ok: 0, failed: 1, turnError: 2, busy: 3, timeout: 4 } as const
@@ -12,6 +14,35 @@ export const askExit = { ok: 0, failed: 1, turnError: 2, busy: 3, timeout: 4 } a
 interface AskOptions {
   node?: string; wav?: string; url: string; username?: string; password?: string; base: string
   voice: string; timeoutMs: string; json?: boolean
+  typed?: boolean; hub?: string; token?: string; user?: string
+}
+
+interface TypedResult { turnId: number; outcome: string; kind: string; transcript: string; reply: string; ttfaMs: number | null }
+
+/** A text turn over the hub's HTTP API: the pipeline after ASR, replying to the node as usual. */
+async function typedCommand(text: string, nodeId: string, opts: AskOptions, fail: (code: number, why: string) => number): Promise<number> {
+  const hub = new HubClient({ hub: opts.hub, token: opts.token })
+  const timeoutMs = Math.max(1000, Number(opts.timeoutMs) || 30_000)
+  const started = Date.now()
+  let r: TypedResult
+  try {
+    r = await hub.json<TypedResult>('/api/turns', { method: 'POST', body: { node: nodeId, text, ...(opts.user ? { user: opts.user } : {}) }, timeoutMs })
+  } catch (err) {
+    return fail((err as { kind?: string }).kind === 'timeout' ? askExit.timeout : askExit.failed, errorText(err))
+  }
+  const code = r.outcome === 'ok' ? askExit.ok : r.outcome === 'busy' || r.outcome === 'draining' ? askExit.busy : r.outcome === 'turn_timeout' ? askExit.timeout : askExit.turnError
+  if (opts.json) {
+    process.stdout.write(JSON.stringify({ ok: code === 0, exitCode: code, node: nodeId, typed: true, ...r, totalMs: Date.now() - started }) + '\n')
+    return code
+  }
+  process.stdout.write([
+    `node:       ${nodeId} (turn ${r.turnId}, typed)`,
+    `typed:      ${JSON.stringify(r.transcript)}`,
+    `reply:      ${r.reply ? `${JSON.stringify(r.reply)} (${r.kind})` : '(none)'}`,
+    `timings:    first audio ${r.ttfaMs === null ? '-' : `${r.ttfaMs} ms`} after the text reached the hub; total ${Date.now() - started} ms`,
+  ].join('\n') + '\n')
+  if (code !== 0) process.stderr.write(`mirrormesh ask: the turn ended ${r.outcome}\n`)
+  return code
 }
 
 /** PCM16 mono from a WAV file (PCM16, any rate, mono or stereo), resampled to 16 kHz. */
@@ -164,6 +195,10 @@ export async function askCommand(text: string | undefined, opts: AskOptions): Pr
   }
   if (!text === !opts.wav) return fail(askExit.failed, 'give either the words to say ("what time is it") or --wav <file>, not both')
   if (!nodeId) return fail(askExit.failed, 'which node? --node <id> (the turn goes as that node)')
+  if (opts.typed) {
+    if (!text) return fail(askExit.failed, '--typed takes the words as text, not --wav')
+    return typedCommand(text, nodeId, opts, fail)
+  }
   if (!username || !password) return fail(askExit.failed, `credentials needed: --username/--password (or MQTT_USERNAME/MQTT_PASSWORD) of node ${nodeId}`)
   let pcm: Int16Array
   try {

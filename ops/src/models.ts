@@ -99,6 +99,7 @@ export async function modelsPullCommand(ids: string[], opts: { modelsDir?: strin
       if (r.engine === 'asr-sherpa' && name !== cfg.asrSherpaModel) env.push(`ASR_SHERPA_MODEL=${name}`)
       if (r.engine === 'tts-sherpa' && name !== cfg.ttsSherpaModel) env.push(`TTS_SHERPA_MODEL=${name}`)
       if (r.engine === 'llm-gguf' && path.resolve(loaded.llmModel ?? '') !== r.path) env.push(`LLM_MODEL=${r.path}`)
+      if (r.engine === 'embedding-gguf' && path.resolve(cfg.embeddingModel ?? '') !== r.path) env.push(`EMBEDDING_MODEL=${r.path}`)
     }
     process.stdout.write(`\nto use them, the hub needs:\n${env.map((e) => `  ${e}`).join('\n')}\nthen: mirrormesh models check\n`)
   }

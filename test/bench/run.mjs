@@ -9,6 +9,7 @@ const benches = {
   rss: async () => (await import('./rss.mjs')).rssBench(),
   pipeline: async () => (await import('./pipeline.mjs')).main(),
   offline: async () => (await import('./offline.mjs')).main(),
+  memory: async () => (await import('./memory.mjs')).main(),
 }
 
 const name = process.argv[2]
@@ -20,7 +21,8 @@ if (!benches[name] && name !== 'all') {
   failure    hub kill / stop / restart -> agent state (BENCH_REPS=20)
   rss        node-agent and hub idle RSS (BENCH_SECONDS=20)
   pipeline   voice turns: TTFA per stage (skill and LLM), barge-in, heartbeat delay under turns, hub RSS (BENCH_TURNS=30)
-  offline    mirror offline mode: reply latency on one core, recognition accuracy (BENCH_ACC=50), hub loss/return, agent RSS`)
+  offline    mirror offline mode: reply latency on one core, recognition accuracy (BENCH_ACC=50), hub loss/return, agent RSS
+  memory     embedded memory store at 1k/10k/100k memories: insert/s, recall p50/p99, file size (BENCH_MEMORY_SIZES, BENCH_QUERIES=500); Qdrant too with QDRANT_URL`)
   process.exit(2)
 }
 

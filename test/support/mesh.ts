@@ -23,11 +23,13 @@ export interface MeshOptions {
   hubEnv?: Env
   /** What 'ready' means for the hub (default /readyz). */
   readyPath?: string
+  /** How long the hub may take to be ready (default 15 s). */
+  timeoutMs?: number
 }
 
 export type Mesh = Awaited<ReturnType<typeof createMesh>>
 
-export async function createMesh(kind: BrokerKind, { hubEnv = {}, readyPath }: MeshOptions = {}) {
+export async function createMesh(kind: BrokerKind, { hubEnv = {}, readyPath, timeoutMs }: MeshOptions = {}) {
   const stateDir = await tempDir('mm-hub-')
   const passwords = {} as Record<MeshUser, string>
   let mosq: MosquittoProc | undefined
@@ -44,7 +46,7 @@ export async function createMesh(kind: BrokerKind, { hubEnv = {}, readyPath }: M
     mosq = await startMosquitto({ users: Object.entries(passwords).map(([username, password]) => ({ username, password })), acl })
     hubCreds = { mqttUrl: mosq.url, username: 'hub-main', password: passwords['hub-main'] }
   }
-  const hubOpts: HubOptions = { stateDir, ...hubCreds, readyPath, env: { NODE_STALE_MS: '3000', ...hubEnv } }
+  const hubOpts: HubOptions = { stateDir, ...hubCreds, readyPath, timeoutMs, env: { NODE_STALE_MS: '3000', ...hubEnv } }
   const hub = await startHub(hubOpts)
   const mesh = {
     kind, stateDir, passwords, hub: hub as HubProc, mosq,

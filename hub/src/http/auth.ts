@@ -4,6 +4,7 @@
 // listener to 127.0.0.1 and still get the LAN rule. On a LAN listener:
 //   /healthz /readyz /metrics          open (probes, a remote Prometheus)
 //   /api/bundle/...                    a node's own MQTT credential (HTTP Basic, role node), or the admin token
+//   POST /api/turns                    the same; http/turns.ts then lets a node start turns on itself only
 //   everything else                    Authorization: Bearer <admin token>
 // Failed attempts are counted (mirrormesh_http_auth_failures_total) and limited per address,
 // which also caps the scrypt work a stranger can make the hub do.
@@ -19,6 +20,11 @@ export type ListenerRole = 'local' | 'lan'
 
 const OPEN_PATHS = new Set(['/healthz', '/readyz', '/metrics'])
 const BUNDLE_PREFIX = '/api/bundle/'
+const TURNS_PATH = '/api/turns'
+
+/** The node whose Basic credential let this request in (undefined: the admin token, or a local listener). */
+const nodeCredentials = new WeakMap<FastifyRequest, string>()
+export const nodeCredentialOf = (req: FastifyRequest): string | undefined => nodeCredentials.get(req)
 
 /** Loopback addresses: a plain listener bound there is "local". */
 export function isLoopback(host: string): boolean {
@@ -119,7 +125,7 @@ export function lanAuthHook(opts: LanAuthOptions) {
   return async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
     const path = req.url.split('?')[0] ?? ''
     if (OPEN_PATHS.has(path)) return
-    const bundleRoute = path.startsWith(BUNDLE_PREFIX)
+    const bundleRoute = path.startsWith(BUNDLE_PREFIX) || (path === TURNS_PATH && req.method === 'POST')
     const header = req.headers.authorization ?? ''
     const token = bearer(header)
     // A valid admin token is checked first and never locked out: a stranger failing from the same
@@ -137,7 +143,7 @@ export function lanAuthHook(opts: LanAuthOptions) {
       const cred = basicCredentials(header)
       if (cred && isValidId(cred.username)) username = cred.username
       const who = cred && await opts.verify(cred.username, cred.password).catch(() => undefined)
-      if (who?.role === 'node') return
+      if (who?.role === 'node') { nodeCredentials.set(req, who.id); return }
     }
     opts.limiter.fail(req.ip)
     opts.failures.inc({ kind: bundleRoute ? 'node' : 'token' })

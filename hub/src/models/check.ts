@@ -45,7 +45,7 @@ export interface CheckModelsOptions {
 }
 
 const msg = (err: unknown) => (err instanceof Error ? err.message : String(err))
-const ENV: Record<ModelEngine, string> = { 'asr-sherpa': 'ASR_SHERPA_MODEL', 'tts-sherpa': 'TTS_SHERPA_MODEL', 'llm-gguf': 'LLM_MODEL' }
+const ENV: Record<ModelEngine, string> = { 'asr-sherpa': 'ASR_SHERPA_MODEL', 'tts-sherpa': 'TTS_SHERPA_MODEL', 'llm-gguf': 'LLM_MODEL', 'embedding-gguf': 'EMBEDDING_MODEL' }
 
 /** How to get a good model at `target`: pull the default one (and point the setting at it) or copy one by hand. */
 function fixFor(engine: ModelEngine, target: string, ctx: Ctx): string {
@@ -53,7 +53,7 @@ function fixFor(engine: ModelEngine, target: string, ctx: Ctx): string {
   if (!e) return `put a model at ${target}`
   const dest = path.join(ctx.modelsDir, e.name)
   const force = existsSync(target) && path.resolve(target) === path.resolve(dest) ? ' --force' : ''
-  const value = engine === 'llm-gguf' ? dest : e.name
+  const value = engine === 'llm-gguf' || engine === 'embedding-gguf' ? dest : e.name
   const point = path.resolve(target) === path.resolve(dest) ? '' : `, then set ${ENV[engine]}=${value}`
   const byHand = engine === 'llm-gguf' ? 'or point LLM_MODEL at another GGUF file' : `or copy an unpacked sherpa-onnx model into ${target} by hand`
   return `mirrormesh models pull ${e.id}${force}${point}; ${byHand}`

@@ -14,7 +14,7 @@ import { lstat, readdir, readFile } from 'node:fs/promises'
 import path from 'node:path'
 import { writeAtomic } from '@mirrormesh/broker'
 
-export type ModelEngine = 'asr-sherpa' | 'tts-sherpa' | 'llm-gguf'
+export type ModelEngine = 'asr-sherpa' | 'tts-sherpa' | 'llm-gguf' | 'embedding-gguf'
 
 export interface ManifestEntry {
   id: string
@@ -68,6 +68,17 @@ export const MODEL_MANIFEST: readonly ManifestEntry[] = [
     archive: 'none',
     license: 'Apache-2.0',
     note: 'small instruct LLM, Q4_K_M; set LLM_MODEL to its path',
+  },
+  {
+    id: 'bge-small-en-v1.5',
+    engine: 'embedding-gguf',
+    name: 'bge-small-en-v1.5-q8_0.gguf',
+    url: 'https://huggingface.co/CompendiumLabs/bge-small-en-v1.5-gguf/resolve/main/bge-small-en-v1.5-q8_0.gguf',
+    sizeBytes: 36_800_000,
+    sha256: null,
+    archive: 'none',
+    license: 'MIT',
+    note: 'English embedding model (384 dims) for memory recall by meaning; set EMBEDDING_MODEL to its path',
   },
 ]
 

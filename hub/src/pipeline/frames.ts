@@ -32,7 +32,13 @@ export type InputFrame = StartFrame | AudioInFrame | InputEndFrame
 /** End of speech (VAD, the node's end flag or the utterance limit); TTFA counts from `at`. */
 export interface EndOfSpeechFrame { type: 'end_of_speech'; at: number }
 /** The ASR result; `engine` 'none' and empty text when every engine failed. */
-export interface TranscriptFrame { type: 'transcript'; text: string; engine: string; at: number }
+export interface TranscriptFrame {
+  type: 'transcript'; text: string; engine: string; at: number
+  /** The memory stage answered it (a memory intent): the reply stage passes it on untouched. */
+  answered?: boolean
+  /** Memories the memory stage found for the LLM's prompt. */
+  memory?: string[]
+}
 
 // ── reply → speak ──────────────────────────────────────────────────────────────────────
 /** The reply is decided: a skill, the LLM, the canned "unavailable", or none (nothing heard). */
@@ -79,6 +85,8 @@ export interface StageContext {
 /** The reply stage also needs the node's room and the skills' view of the house. */
 export interface ReplyContext extends StageContext {
   readonly room: string | null
+  /** A text turn's named memory key (`user:<name>`); unset: the room's. */
+  readonly memoryKey?: string
   skillEnv(): SkillEnv
 }
 

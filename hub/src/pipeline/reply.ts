@@ -33,9 +33,9 @@ export class ReplyStage implements Stage<ReplyContext> {
   async run(input: AsyncIterable<Frame>, out: Sink, ctx: ReplyContext): Promise<void> {
     for await (const f of input) {
       out(f)
-      if (f.type !== 'transcript' || ctx.signal.aborted) continue
+      if (f.type !== 'transcript' || ctx.signal.aborted || f.answered) continue
       try {
-        await this.reply(f.text, out, ctx)
+        await this.reply(f.text, out, ctx, f.memory)
       } catch (err) {
         ctx.error('reply', err)
       }
@@ -48,7 +48,7 @@ export class ReplyStage implements Stage<ReplyContext> {
     out({ type: 'reply_end', kind })
   }
 
-  private async reply(transcript: string, out: Sink, ctx: ReplyContext): Promise<void> {
+  private async reply(transcript: string, out: Sink, ctx: ReplyContext, memory?: string[]): Promise<void> {
     if (!transcript) return this.canned(out, 'none', phrasesSpoken.didntCatch)
     const match = this.skills.match(transcript)
     if (match) {
@@ -69,7 +69,7 @@ export class ReplyStage implements Stage<ReplyContext> {
     const say = (sentences: string[]) => {
       for (const text of sentences) { said++; out({ type: 'sentence', text }) }
     }
-    const system = `${this.opts.persona}${ctx.room ? ` You are in the ${ctx.room}.` : ''}`
+    const system = `${this.opts.persona}${ctx.room ? ` You are in the ${ctx.room}.` : ''}${memory?.length ? `\nWhat you remember (use it only when it helps):\n${memory.join('\n')}` : ''}`
     try {
       await llm.generate({ prompt: transcript, system, signal: ctx.signal, maxTokens: this.opts.llmMaxTokens, onText: (text) => {
         if (ctx.signal.aborted) return

@@ -1,13 +1,14 @@
 // The turn orchestrator: the router hands it audio/in frames per turn; it admits turns
 // (a bounded number run, a bounded queue waits, the rest hear "busy") and wires each one
-//   input → listen → reply → speak → sink (the node: events and audio/out)
+//   input → listen → [memory] → reply → speak → sink (the node: events and audio/out)
+// A text turn (textTurn: typed, from HTTP or MQTT) skips listen: its transcript is the text.
 // as stages joined by frame queues. The sink turns frames into events and metrics; this
 // file holds no stage logic of its own.
 import type { EventBody, HubEvent, Logger, NodeEventOf, ReplyKind } from '@mirrormesh/broker'
 import type { AsrEngine, FallbackChain, LlmEngine, TtsEngine, VadEngine } from '@mirrormesh/speech'
 import { reasonOf } from '@mirrormesh/speech'
 import { AdmissionControl } from './admission.js'
-import type { Frame, InputFrame, InterruptFrame, ReplyContext, Sink } from './frames.js'
+import type { Frame, InputFrame, InterruptFrame, ReplyContext, Sink, Stage } from './frames.js'
 import { ListenStage } from './listen.js'
 import type { PipelineMetrics } from './metrics.js'
 import { AsyncQueue } from './queue.js'
@@ -51,6 +52,21 @@ export interface TurnEngines {
   llm: FallbackChain<LlmEngine>
 }
 
+/** How a text turn ended, for the caller that typed it. */
+export interface TextTurnResult {
+  turnId: number
+  /** ok, busy, error, turn_timeout, hub_stopping, … (as mirrormesh_turns_total counts it). */
+  outcome: string
+  kind: ReplyKind
+  transcript: string
+  reply: string
+  /** Hub-side time to first audio (the text arrived → first audio/out frame); null: no audio. */
+  ttfaMs: number | null
+}
+
+/** Text turns are numbered by the hub, far above the small numbers nodes give audio turns. */
+let nextTextTurnId = 0x8000_0000 + Math.floor(Math.random() * 0x1000_0000)
+
 /** One utterance and its reply: the router's view of it plus what the sink gathers. */
 class Turn implements RoutedTurn {
   readonly ctl = new AbortController()
@@ -73,6 +89,10 @@ class Turn implements RoutedTurn {
   lastFrameAt: number | undefined
   ttsEngine: string | undefined
   ttsFirstChunkMs: number | undefined
+  /** A text turn: its transcript, the caller's memory key, and who waits for its end. */
+  text: string | undefined
+  memoryKey: string | undefined
+  settle: ((r: TextTurnResult) => void) | undefined
 
   constructor(readonly nodeId: string, readonly turnId: number, private readonly onInterrupt: (turn: Turn, f: InterruptFrame) => void) {}
 
@@ -102,6 +122,8 @@ export class TurnManager {
   private readonly reply: ReplyStage
   private readonly speak: SpeakStage
   draining = false
+  /** The memory stage (features/memory.ts sets it once the store is open); unset: no memory. */
+  memory: Stage<ReplyContext> | undefined
   /** Turns admitted (running or queued) and busy replies being spoken: what close() aborts. */
   private readonly live = new Set<Turn>()
 
@@ -125,6 +147,16 @@ export class TurnManager {
     this.router.route(nodeId, payload)
   }
 
+  /**
+   * A typed turn for `nodeId`: the same pipeline after ASR (memory, skills, LLM, TTS to that
+   * node). Resolves when the turn ends, however it ends.
+   */
+  textTurn(nodeId: string, text: string, memoryKey?: string): Promise<TextTurnResult> {
+    return new Promise((resolve) => {
+      this.begin(nodeId, nextTextTurnId++ % 0x1_0000_0000, { text, memoryKey, settle: resolve })
+    })
+  }
+
   /** The node's own report of TTFA (end of speech → first sample played). */
   onNodeTtfa(_nodeId: string, ev: NodeEventOf<'ttfa'>): void {
     if (ev.ms < 60_000) this.metrics.ttfa.observe({ side: 'node', kind: ev.kind }, ev.ms / 1000)
@@ -137,7 +169,7 @@ export class TurnManager {
   close(): void {
     this.draining = true
     for (const turn of this.live) {
-      if (turn.queued) this.admission.withdraw(turn)
+      if (turn.queued) { this.admission.withdraw(turn); this.settle(turn, 'hub_stopping') }
       turn.input.end()
       turn.abort('hub_stopping')
     }
@@ -155,8 +187,14 @@ export class TurnManager {
     })
   }
 
-  private begin(nodeId: string, turnId: number): Turn {
+  private begin(nodeId: string, turnId: number, typed?: { text: string; memoryKey: string | undefined; settle: (r: TextTurnResult) => void }): Turn {
     const turn = new Turn(nodeId, turnId, (t, f) => this.interrupt(t, f))
+    if (typed) {
+      turn.text = typed.text
+      turn.memoryKey = typed.memoryKey
+      turn.settle = typed.settle
+      turn.input.end()
+    }
     this.live.add(turn)
     const how = this.draining ? 'busy' : this.admission.admit(turn, () => void this.run(turn))
     this.metrics.queueDepth.set(this.queued)
@@ -165,6 +203,7 @@ export class TurnManager {
       turn.input.end()
       this.metrics.turns.inc({ outcome: this.draining ? 'draining' : 'busy', kind: 'busy' })
       this.io.sendEvent(nodeId, { type: 'busy', turnId })
+      this.settle(turn, this.draining ? 'draining' : 'busy', 'busy', phrasesSpoken.busy)
       void this.speakOnly(turn, phrasesSpoken.busy).finally(() => this.live.delete(turn))
     }
     return turn
@@ -177,6 +216,7 @@ export class TurnManager {
     if (turn.queued && this.admission.withdraw(turn)) {
       turn.finished = true
       this.live.delete(turn)
+      this.settle(turn, f.type === 'barge_in' ? 'barge_in' : f.reason)
       this.metrics.queueDepth.set(this.queued)
       this.notifyIfIdle() // a drain waiting on this queued turn ends now, not at its timeout
     }
@@ -204,6 +244,7 @@ export class TurnManager {
       turnId: turn.turnId,
       signal: turn.ctl.signal,
       room: this.io.room(turn.nodeId),
+      ...(turn.memoryKey ? { memoryKey: turn.memoryKey } : {}),
       skillEnv: () => this.io.skillEnv(turn.nodeId),
       error: (stage, err) => {
         if (turn.failed || turn.ctl.signal.aborted) return
@@ -222,13 +263,16 @@ export class TurnManager {
     this.metrics.queueDepth.set(this.queued)
     const timeout = setTimeout(() => turn.abort('turn_timeout'), this.opts.turnTimeoutMs)
     const ctx = this.context(turn)
-    const toReply = new AsyncQueue<Frame>()
+    const toMemory = new AsyncQueue<Frame>()
+    const memory = this.memory
+    const toReply = memory ? new AsyncQueue<Frame>() : toMemory
     const toSpeak = new AsyncQueue<Frame>()
     // Each stage runs as its own loop; when one returns, the queue after it ends.
     const stage = (name: string, p: Promise<void>, next?: AsyncQueue<Frame>) =>
       p.catch((err: unknown) => ctx.error(name, err)).finally(() => next?.end())
     await Promise.all([
-      stage('listen', this.listen.run(turn.input, (f) => toReply.push(f), ctx), toReply),
+      stage('listen', turn.text !== undefined ? this.typed(turn.text, (f) => toMemory.push(f)) : this.listen.run(turn.input, (f) => toMemory.push(f), ctx), toMemory),
+      ...(memory ? [stage('memory', memory.run(toMemory, (f) => toReply.push(f), ctx), toReply)] : []),
       stage('reply', this.reply.run(toReply, (f) => toSpeak.push(f), ctx), toSpeak),
       stage('speak', this.speak.run(toSpeak, this.sink(turn), ctx)),
     ])
@@ -244,6 +288,20 @@ export class TurnManager {
     turn.abort('turn_done') // stop any LLM still streaming
     this.live.delete(turn)
     this.finishTurn(turn, outcome)
+  }
+
+  /** A text turn's "listen": the text is the transcript, and it ends speech now (TTFA counts from here). */
+  private async typed(text: string, out: Sink): Promise<void> {
+    const at = Date.now()
+    out({ type: 'end_of_speech', at })
+    out({ type: 'transcript', text, engine: 'text', at })
+  }
+
+  private settle(turn: Turn, outcome: string, kind: ReplyKind = turn.kind, reply = turn.spoken.join(' ')): void {
+    const settle = turn.settle
+    turn.settle = undefined
+    const ttfaMs = turn.firstFrameAt !== undefined && turn.t.eos !== undefined ? turn.firstFrameAt - turn.t.eos : null
+    settle?.({ turnId: turn.turnId, outcome, kind, transcript: turn.transcript || (turn.text ?? ''), reply, ttfaMs })
   }
 
   /** The end of the chain: frames become events to the node, audio/out and turn facts. */
@@ -303,6 +361,7 @@ export class TurnManager {
     if (eos !== undefined && t.llmFirst !== undefined) this.metrics.stage.observe({ stage: 'llm_first_token', engine: engines.llm ?? 'none' }, (t.llmFirst - eos) / 1000)
     if (turn.ttsFirstChunkMs !== undefined) this.metrics.stage.observe({ stage: 'tts_first_chunk', engine: turn.ttsEngine ?? 'none' }, turn.ttsFirstChunkMs / 1000)
     this.metrics.turns.inc({ outcome, kind })
+    this.settle(turn, outcome)
     const rel = (v: number | undefined) => (v === undefined || eos === undefined ? undefined : v - eos)
     this.log.info({
       turnId: turn.turnId, nodeId: turn.nodeId, kind, outcome, engines,

@@ -33,7 +33,7 @@ const TEMPLATE_OVERHEAD = 64
 const llamas = new Map<string, Promise<Llama>>()
 const logSinks = new Set<(level: LlamaLogLevel, message: string) => void>()
 
-function sharedLlama(gpu: boolean, maxThreads: number): Promise<Llama> {
+export function sharedLlama(gpu: boolean, maxThreads: number): Promise<Llama> {
   const key = gpu ? 'auto' : 'cpu'
   let p = llamas.get(key)
   if (!p) {
