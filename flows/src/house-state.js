@@ -66,7 +66,7 @@ for (const n of Object.values(s.nodes)) {
   view.nodes.push({ id: n.id, state, ageS, mode: n.mode || '', skewMs: n.skewMs ?? null, cpuPct: n.cpuPct ?? null, temperatureC: n.temperatureC ?? null, room: n.room || '', present: !!n.present })
   const key = 'offline:' + n.id
   if (state === 'offline' && n.status !== 'unknown' && offlineMin >= offlineAlertMin) {
-    view.banners.push({ kind: 'node-offline', text: `${n.id} offline for ${Math.floor(offlineMin)} min` })
+    view.banners.push({ kind: 'node-offline', text: `${n.id} offline for ${offlineMin < 1 ? Math.round(offlineMin * 60) + ' s' : Math.floor(offlineMin) + ' min'}` })
     if (!s.notified[key]) { s.notified[key] = true; notes.push(`mirror ${n.id} has been offline for ${offlineAlertMin} minutes`) }
   } else delete s.notified[key]
 }
