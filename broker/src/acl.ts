@@ -14,10 +14,15 @@ export interface Principal { role: Role; id: string }
 export const zigbeeBase = 'zigbee2mqtt'
 const automationReads = (base: string) => [`${base}/actions/#`, `${base}/clients/online`, `${base}/nodes/+/status`, `${base}/nodes/+/config`, `${base}/hub/+/status`]
 const automationWrites = [`${zigbeeBase}/+/set`]
+/** Home Assistant's discovery prefix (default) and its birth/will topic. */
+export const haPrefix = 'homeassistant'
+const haStatusTopic = `${haPrefix}/status`
 
 export function canPublish(base: string, who: Principal, topic: string): boolean {
   if (who.role === 'hub') return true
   if (who.role === 'automation') return automationWrites.some((f) => filterCovers(f, topic))
+  // Home Assistant on an observer credential announces itself (birth) so the hub re-sends discovery.
+  if (who.role === 'observer' && topic === haStatusTopic) return true
   const parsed = parseTopic(base, topic)
   if (!parsed) return false
   const def: TopicDef = topics[parsed.name]
@@ -56,7 +61,7 @@ export function filterCovers(allowed: string, filter: string): boolean {
 
 export function canSubscribe(base: string, who: Principal, filter: string): boolean {
   if (who.role === 'hub') return true
-  if (who.role === 'observer') return filterCovers(`${base}/#`, filter)
+  if (who.role === 'observer') return filterCovers(`${base}/#`, filter) || filterCovers(`${haPrefix}/#`, filter)
   if (who.role === 'automation') return automationReads(base).some((allowed) => filterCovers(allowed, filter))
   return nodeReadFilters(base, who.id).some((allowed) => filterCovers(allowed, filter))
 }
@@ -88,7 +93,7 @@ export function renderMosquittoAcl(base: string, users: { hubs: string[]; observ
   for (const hub of users.hubs) lines.push('', `user ${hub}`, `topic readwrite ${base}/#`, 'topic readwrite homeassistant/#')
   const observerWrites = (Object.values(topics) as TopicDef[]).filter((d) => d.publishers.includes('observer'))
     .map((d) => `topic write ${base}/${d.path.replace(/\{(node|hub|component)\}/g, '+')}`)
-  for (const o of users.observers ?? []) lines.push('', `user ${o}`, `topic read ${base}/#`, ...observerWrites)
+  for (const o of users.observers ?? []) lines.push('', `user ${o}`, `topic read ${base}/#`, ...observerWrites, `topic read ${haPrefix}/#`, `topic write ${haStatusTopic}`)
   for (const a of users.automations ?? []) lines.push('', `user ${a}`, ...automationReads(base).map((f) => `topic read ${f}`), ...automationWrites.map((f) => `topic write ${f}`))
   return lines.join('\n') + '\n'
 }

@@ -32,6 +32,7 @@ export const schemas = {
     versions,
     mode: z.enum(nodeModes),
     room: z.string().max(64).nullable().optional(),
+    muted: z.boolean().optional().describe('the microphone is muted (nodes/{id}/set {"mute":true})'),
   }),
   nodePresence: z.object({ ...envelope, present: z.boolean(), since: ts, source: z.string().max(64) }),
   nodeEvents: nodeEvent,
