@@ -87,7 +87,7 @@ export class NodeAgent {
       new HubWatchFeature(state, log),
       settings,
       new ScreenFeature({ screen, state, presence, settings }),
-      new HeartbeatFeature({ config, client, mqtt, state, settings }),
+      new HeartbeatFeature({ config, client, mqtt, state, settings, metrics: this.metrics }),
       voice,
       offline,
       inputs,
