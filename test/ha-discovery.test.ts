@@ -47,7 +47,7 @@ describe('Home Assistant MQTT discovery', () => {
     await ha.subscribeAsync('homeassistant/#')
     const pw = await addNode(hub.stateDir, 'kitchen')
     const configsOf = (id: string) => seen.filter((m) => m.topic.includes(`/mirrormesh_${id}/`))
-    await waitFor(() => configsOf('kitchen').length >= 8, { timeoutMs: 15_000, what: 'discovery configs for kitchen' })
+    await waitFor(() => configsOf('kitchen').length >= 8, { timeoutMs: 30_000, what: 'discovery configs for kitchen' }).catch((err: Error) => { throw new Error(`${err.message}\n${hub.out.text.slice(-3000)}`) })
     const configs = new Map(configsOf('kitchen').map((m) => [m.topic, JSON.parse(m.payload) as Config]))
     expect([...configs.keys()].sort()).toEqual([
       'homeassistant/binary_sensor/mirrormesh_kitchen/connectivity/config', 'homeassistant/binary_sensor/mirrormesh_kitchen/presence/config',
@@ -125,6 +125,17 @@ describe('Home Assistant MQTT discovery', () => {
     }
     await waitFor(() => got.length === 3, { what: 'observer commands delivered' })
     expect(got.sort()).toEqual(commands.map((c) => c.payload).sort())
+    // The mute switch round trip: HA's payload_on mutes the mirror, whose heartbeat (the switch's state topic) says so; the screen shows it.
+    const mute = configs.get('homeassistant/switch/mirrormesh_kitchen/mute/config')!
+    await ha.publishAsync(mute.command_topic as string, mute.payload_on as string, { qos: 1 })
+    await waitFor(() => JSON.parse(data.get('mirrormesh/nodes/kitchen/heartbeat') ?? '{}').muted === true, { what: 'heartbeat muted:true' })
+    const screen = await fetch(`http://127.0.0.1:${agent.healthPort}/events`, { signal: AbortSignal.timeout(3000) })
+    const reader = screen.body!.getReader()
+    const first = new TextDecoder().decode((await reader.read()).value)
+    await reader.cancel()
+    expect(first).toContain('"muted":true')
+    await ha.publishAsync(mute.command_topic as string, mute.payload_off as string, { qos: 1 })
+    await waitFor(() => JSON.parse(data.get('mirrormesh/nodes/kitchen/heartbeat') ?? '{}').muted === false, { what: 'heartbeat muted:false' })
 
     // HA restarts: its birth message makes the hub send every config again.
     const before = configsOf('kitchen').length

@@ -23,7 +23,7 @@ export class HeartbeatFeature implements Feature {
 
   private readonly onSettings = (_now: unknown, changed: readonly string[]): void => { if (changed.includes('room')) this.publish() }
 
-  constructor(private readonly deps: { config: AgentConfig; client: MeshClient; mqtt: MqttFeature; state: NodeStateMachine; settings: ConfigFeature; metrics?: Registry }) {
+  constructor(private readonly deps: { config: AgentConfig; client: MeshClient; mqtt: MqttFeature; state: NodeStateMachine; settings: ConfigFeature; metrics?: Registry; muted?: () => boolean }) {
     if (deps.metrics) this.registerMetrics(deps.metrics)
   }
 
@@ -55,7 +55,7 @@ export class HeartbeatFeature implements Feature {
     const { client, config, state, settings } = this.deps
     if (!client.connected) return
     const hb = buildHeartbeat(this.seq++, state.state, this.board, agentVersions, this.startedAt, settings.settings.room)
-    client.publish('nodeHeartbeat', { node: config.nodeId }, hb).catch(() => undefined)
+    client.publish('nodeHeartbeat', { node: config.nodeId }, { ...hb, muted: this.deps.muted?.() ?? false }).catch(() => undefined)
   }
 
   private async refreshBoard(): Promise<void> {
