@@ -38,6 +38,7 @@ observed.forEach((t, i) => {
   flows.push({ id: inIds[i], type: 'mqtt in', ...at(160), y: 40 + i * 40, name: t, topic: `${base}/${t}`, qos: '1', datatype: 'utf8', broker: 'mm.observer', nl: false, rap: true, rh: 0, inputs: 0, wires: [['mm.state']] })
 })
 y = 40 + observed.length * 40
+flows.push({ id: 'mm.broker.status', type: 'status', z: tab, x: 160, y: y + 40, name: 'observer connection', scope: [inIds[0]], wires: [['mm.state']] })
 flows.push({ id: 'mm.tick', type: 'inject', ...at(160), name: 'every second', props: [{ p: 'topic', vt: 'str' }], repeat: '1', crontab: '', once: true, onceDelay: '1', topic: 'tick', wires: [['mm.state']] })
 row()
 flows.push(

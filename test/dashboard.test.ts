@@ -7,6 +7,7 @@ import { mkdir, mkdtemp, readFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { execFileSync } from 'node:child_process'
+import { createServer } from 'node:http'
 import mqtt from 'mqtt'
 import { chromium, type BrowserContext, type Page } from 'playwright-core'
 import { afterAll, describe, expect, it } from 'vitest'
@@ -18,10 +19,12 @@ const ARTIFACTS = join(root, 'test-results')
 const dirs: string[] = []
 const clients: mqtt.MqttClient[] = []
 let context: BrowserContext | undefined
+const after: Array<() => Promise<void>> = []
 
 afterAll(async () => {
   await context?.close().catch(() => undefined)
   for (const c of clients) c.end(true)
+  for (const f of after) await f()
   await killAll()
   for (const d of dirs) await removeDir(d)
 })
@@ -49,9 +52,20 @@ describe.skipIf(!existsSync(CHROMIUM) && !process.env.CI)('Node-RED dashboard an
     dirs.push(hub.stateDir)
     const pw = { kitchen: await addNode(hub.stateDir, 'kitchen'), hall: await addNode(hub.stateDir, 'hall'), ops: await addNode(hub.stateDir, 'ops-test', 'hub') }
     const port = await freePort()
+    // Home Assistant's REST API as far as the light flow uses it: a loopback server that records service calls.
+    const haCalls: Array<{ url: string; auth: string; body: unknown }> = []
+    const ha = createServer((req, res) => {
+      let body = ''
+      req.on('data', (c: Buffer) => { body += c.toString() })
+      req.on('end', () => { haCalls.push({ url: req.url ?? '', auth: req.headers.authorization ?? '', body: JSON.parse(body || 'null') }); res.setHeader('content-type', 'application/json'); res.end('[]') })
+    })
+    await new Promise<void>((r) => ha.listen(0, '127.0.0.1', r))
+    after.push(() => new Promise((r) => ha.close(() => r())))
+    const haPort = (ha.address() as { port: number }).port
     const nr: Tracked = spawnTracked(process.execPath, [join(root, 'flows/run.mjs')], {
       MIRRORMESH_STATE_DIR: hub.stateDir, MQTT_PORT: String(hub.mqttPort), DASHBOARD_PORT: String(port),
       OFFLINE_ALERT_MIN: '0.05', STALE_AFTER_S: '4', NODE_RED_LOG_LEVEL: 'warn',
+      HA_URL: `http://127.0.0.1:${haPort}`, HA_TOKEN: 'test-ha-token',
     })
     // The operator's ops credential watches what the automation publishes.
     const ops = await client(hub.mqttUrl, 'ops-test', pw.ops)
@@ -93,6 +107,9 @@ describe.skipIf(!existsSync(CHROMIUM) && !process.env.CI)('Node-RED dashboard an
       // (the automation's subscription may still be on its way: the light is asked again until it answers)
       await waitFor(async () => z2m.length > 0 || void (await ops.publishAsync('mirrormesh/actions/light', JSON.stringify({ v: 1, ts: Date.now(), action: 'set', room: 'kitchen', state: 'on', nodeId: 'kitchen' }), { qos: 1 })), { timeoutMs: 20_000, intervalMs: 2000, what: `zigbee2mqtt command:\n${nr.out.text}` })
       expect(z2m[0]).toEqual({ topic: 'zigbee2mqtt/kitchen_light/set', payload: { state: 'ON' } })
+      // ... and, with HA_URL set, the same light as a Home Assistant service call.
+      await waitFor(() => haCalls.length > 0, { what: 'Home Assistant service call' })
+      expect(haCalls[0]).toEqual({ url: '/api/services/light/turn_on', auth: 'Bearer test-ha-token', body: { entity_id: 'light.kitchen' } })
 
       expect(await row(page, 'kitchen', 'node-mode')).toBe('online')
       expect(await row(page, 'hall', 'node-mode')).toBe('recovering')
@@ -138,6 +155,11 @@ describe.skipIf(!existsSync(CHROMIUM) && !process.env.CI)('Node-RED dashboard an
         await page.locator('.mm-banner[data-kind="hub-draining"]').waitFor({ timeout: 10_000 })
         await page.screenshot({ path: join(ARTIFACTS, 'dashboard-offline.png'), fullPage: true })
       } finally { clearInterval(keep) }
+      // The hub dies (and its embedded broker with it): "hub down" banner and notification.
+      hub.kill('SIGKILL')
+      await page.locator('.mm-banner[data-kind="hub-down"]').waitFor({ timeout: 20_000 })
+      expect(await page.locator('.mm-banner[data-kind="hub-down"]').count()).toBe(1)
+      await page.screenshot({ path: join(ARTIFACTS, 'dashboard-hub-down.png'), fullPage: true })
     } finally { clearInterval(beat) }
     expect(nr.out.text).not.toContain(pw.ops)
     expect(await readFile(join(root, 'flows/flows.json'), 'utf8')).not.toContain(pw.kitchen)

@@ -9,7 +9,13 @@ const now = Date.now()
 const nodeOf = (id) => (s.nodes[id] = s.nodes[id] || { id, status: 'unknown', since: now })
 const notes = []
 
-if (msg.topic !== 'tick') {
+if (msg.status) {
+  // Status of the observer's MQTT nodes: with the embedded broker, a hub that dies takes the
+  // broker with it, so a lost connection is the "hub down" a dashboard can see.
+  const text = String(msg.status.text || '')
+  if (msg.status.fill === 'red' || text.includes('disconnected')) s.brokerDown = s.brokerDown || now
+  else if (msg.status.fill === 'green' || text.includes('connected')) s.brokerDown = 0
+} else if (msg.topic !== 'tick') {
   const parts = String(msg.topic).slice(base.length + 1).split('/')
   let p = msg.payload
   if (Buffer.isBuffer(p)) p = p.toString('utf8')
@@ -84,6 +90,10 @@ for (const h of Object.values(s.hubs)) {
     if (!s.notified[key]) { s.notified[key] = true; notes.push(`hub ${h.id} is down`) }
   } else delete s.notified[key]
 }
+if (s.brokerDown) {
+  if (!view.banners.some((b) => b.kind === 'hub-down')) view.banners.push({ kind: 'hub-down', text: "hub down: no connection to the hub's broker" })
+  if (!s.notified.broker) { s.notified.broker = true; notes.push("hub down: the dashboard lost its connection to the hub's broker") }
+} else delete s.notified.broker
 const sorted = [...s.ttfa].sort((a, b) => a - b)
 view.ttfa = { count: sorted.length, p50: sorted.length ? sorted[Math.floor(sorted.length / 2)] : null, last: s.ttfa[0] ?? null }
 view.fallbacks = (s.replies.unavailable || 0) + (s.replies.busy || 0) + s.errors
