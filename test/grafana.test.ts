@@ -1,6 +1,6 @@
 // ops/grafana/mirrormesh.json: every query is valid PromQL (promtool) and names only metrics
 // that a running hub or node agent really exports on /metrics.
-import { execFile } from 'node:child_process'
+import { execFile, execFileSync } from 'node:child_process'
 import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
@@ -28,7 +28,10 @@ function exported(text: string): Set<string> {
   return names
 }
 
-describe('Grafana dashboard', () => {
+const hasPromtool = (() => { try { execFileSync('promtool', ['--version'], { stdio: 'ignore' }); return true } catch { return false } })()
+
+// Under CI (.ci/run installs prometheus, which ships promtool) a missing promtool fails.
+describe.skipIf(!hasPromtool && !process.env.CI)('Grafana dashboard (needs promtool)', () => {
   it('queries only metrics a running hub and agent export, in valid PromQL', async () => {
     const dash = JSON.parse(await readFile(join(root, 'ops/grafana/mirrormesh.json'), 'utf8')) as { panels: Panel[] }
     const exprs = dash.panels.flatMap((p) => p.targets.map((t) => ({ panel: p.title, expr: t.expr })))
