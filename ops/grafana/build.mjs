@@ -55,4 +55,4 @@ const dash = {
   annotations: { list: [] },
   panels,
 }
-writeFileSync(process.argv[2], JSON.stringify(dash, null, 2) + '\n')
+writeFileSync(process.argv[2] ?? new URL('./mirrormesh.json', import.meta.url), JSON.stringify(dash, null, 2) + '\n')
