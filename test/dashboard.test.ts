@@ -3,7 +3,7 @@
 // and its Last Will marks it offline), real headless Chromium looking at the page, and the
 // light automation's zigbee2mqtt command read back from the broker.
 import { existsSync } from 'node:fs'
-import { mkdir, mkdtemp, readFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, readFile, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { execFileSync } from 'node:child_process'
@@ -161,7 +161,15 @@ describe.skipIf(!existsSync(CHROMIUM) && !process.env.CI)('Node-RED dashboard an
       expect(await page.locator('.mm-banner[data-kind="hub-down"]').count()).toBe(1)
       await page.screenshot({ path: join(ARTIFACTS, 'dashboard-hub-down.png'), fullPage: true })
     } finally { clearInterval(beat) }
-    expect(nr.out.text).not.toContain(pw.ops)
-    expect(await readFile(join(root, 'flows/flows.json'), 'utf8')).not.toContain(pw.kitchen)
+    // The credentials the launcher created (mode 0600) appear in no log and no flow file.
+    const userDir = join(hub.stateDir, 'nodered')
+    const made = JSON.parse(await readFile(join(userDir, 'credentials.json'), 'utf8')) as Record<string, string>
+    expect(Object.keys(made).sort()).toEqual(['nodered', 'nodered-automation'])
+    expect((await stat(join(userDir, 'credentials.json'))).mode & 0o077).toBe(0)
+    const flowFiles = (await readFile(join(userDir, 'flows.json'), 'utf8')) + (await readFile(join(userDir, 'flows_cred.json'), 'utf8'))
+    for (const secret of Object.values(made)) {
+      expect(nr.out.text).not.toContain(secret)
+      expect(flowFiles).not.toContain(secret)
+    }
   }, 150_000)
 })
