@@ -3,19 +3,19 @@
 # Pi OS), from this checkout. Idempotent: run it again after a `git pull`; it changes only what
 # differs, and never overwrites /etc/mirrormesh/<role>.env once it exists.
 #
-#   sudo deploy/install.sh hub|agent [--no-start] [--root DIR]
+#   sudo deploy/install.sh hub|agent|dashboard [--no-start] [--root DIR]
 #
 # --no-start  install and enable nothing: no daemon-reload, no systemctl enable/start.
 # --root DIR  install under DIR instead of / (a test, an image being built): the system user goes
 #             into DIR/etc/passwd and DIR/etc/group, and systemctl is not run.
 set -eu
 
-usage() { echo "usage: $0 hub|agent [--no-start] [--root DIR]" >&2; exit 2; }
+usage() { echo "usage: $0 hub|agent|dashboard [--no-start] [--root DIR]" >&2; exit 2; }
 
 role='' root='' start=1
 while [ $# -gt 0 ]; do
   case $1 in
-    hub|agent) role=$1 ;;
+    hub|agent|dashboard) role=$1 ;;
     --no-start) start=0 ;;
     --root) [ $# -ge 2 ] || usage; root=$2; shift ;;
     --root=*) root=${1#--root=} ;;
@@ -35,7 +35,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 user=mirrormesh
 unit=mirrormesh-$role.service
 case $role in
-  hub) state=/var/lib/mirrormesh ;;
+  hub|dashboard) state=/var/lib/mirrormesh ;;
   agent) state=/var/lib/mirrormesh-agent ;;
 esac
 node=$(command -v node || echo /usr/bin/node)
@@ -155,5 +155,10 @@ case $role in
     echo "  1. On the hub: mirrormesh node add <id>; put NODE_ID, MQTT_URL and MQTT_PASSWORD in $envfile."
     echo "  2. sudo systemctl enable --now $unit"
     echo "  3. Check:   sudo -u $user $cli --env-file $envfile doctor   and   ... check"
+    ;;
+  dashboard)
+    echo "  1. Review $envfile (DASHBOARD_PORT, OFFLINE_ALERT_MIN, LIGHT_DEVICES, HA_URL/HA_TOKEN)."
+    echo "  2. Open http://127.0.0.1:<DASHBOARD_PORT>/dashboard (through an SSH tunnel: ssh -L 1880:127.0.0.1:1880 <hub>)."
+    echo "  3. Check:   systemctl status $unit; journalctl -u $unit"
     ;;
 esac

@@ -175,6 +175,13 @@ describe.skipIf(!hasChromium && !process.env.CI)('mirror screen in headless Chro
     await page.waitForFunction(() => document.body.classList.contains('absent'), undefined, { timeout: 1000 })
     screen.update({ presence: true, state: 'online' })
     await page.waitForFunction(() => !document.body.classList.contains('absent'), undefined, { timeout: 1000 })
+
+    // A muted microphone (nodes/{id}/set {"mute":true}) is shown until unmuted.
+    expect(await page.locator('#muted').isVisible()).toBe(false)
+    screen.update({ muted: true })
+    await page.locator('#muted', { hasText: 'microphone off' }).waitFor({ state: 'visible', timeout: 1000 })
+    screen.update({ muted: false })
+    await page.locator('#muted').waitFor({ state: 'hidden', timeout: 1000 })
   })
 
   it('reconnects by itself after the stream drops', async () => {

@@ -119,11 +119,32 @@ describe('canSubscribe', () => {
     expect(canSubscribe(base, kitchen, 'mirrormesh/hub/#')).toBe(false)
   })
 
-  it('lets an observer read everything under the base and nothing else', () => {
+  it('lets an observer read everything under the base and Home Assistant discovery, nothing else', () => {
     expect(canSubscribe(base, observer, 'mirrormesh/#')).toBe(true)
     expect(canSubscribe(base, observer, 'mirrormesh/nodes/+/heartbeat')).toBe(true)
     expect(canSubscribe(base, observer, '#')).toBe(false)
-    expect(canSubscribe(base, observer, 'homeassistant/#')).toBe(false)
+    // Home Assistant on an observer credential reads the discovery configs the hub retains.
+    expect(canSubscribe(base, observer, 'homeassistant/#')).toBe(true)
+    expect(canSubscribe(base, observer, 'zigbee2mqtt/#')).toBe(false)
+  })
+
+  it('lets an observer publish node commands and HA\'s birth message only', () => {
+    expect(canPublish(base, observer, 'mirrormesh/nodes/kitchen/set')).toBe(true)
+    expect(canPublish(base, observer, 'homeassistant/status')).toBe(true)
+    expect(canPublish(base, observer, 'homeassistant/switch/x/config')).toBe(false)
+    expect(canPublish(base, observer, 'zigbee2mqtt/kitchen_light/set')).toBe(false)
+  })
+
+  it('gives the automation role actions to read and zigbee2mqtt set topics to write, nothing more', () => {
+    const auto = { role: 'automation' as const, id: 'nodered-automation' }
+    expect(canSubscribe(base, auto, 'mirrormesh/actions/light')).toBe(true)
+    expect(canSubscribe(base, auto, 'mirrormesh/clients/online')).toBe(true)
+    expect(canSubscribe(base, auto, 'mirrormesh/#')).toBe(false)
+    expect(canSubscribe(base, auto, 'mirrormesh/nodes/+/events')).toBe(false)
+    expect(canPublish(base, auto, 'zigbee2mqtt/kitchen_light/set')).toBe(true)
+    expect(canPublish(base, auto, 'zigbee2mqtt/bridge/request/permit_join')).toBe(false)
+    expect(canPublish(base, auto, 'mirrormesh/nodes/kitchen/set')).toBe(false)
+    expect(canPublish(base, auto, 'mirrormesh/actions/light')).toBe(false)
   })
 
   it('lets the hub subscribe to anything', () => {

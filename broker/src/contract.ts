@@ -9,7 +9,7 @@ import { isPrintable } from './sanitize.js'
 
 export { idPattern, isValidId } from './ids.js'
 
-export type Role = 'hub' | 'node' | 'observer'
+export type Role = 'hub' | 'node' | 'observer' | 'automation'
 export type Format = 'text' | 'json' | 'binary'
 
 // Bounds on what comes off the wire: strings without control characters, NUL or bidi
@@ -43,6 +43,7 @@ export const schemas = {
     versions,
     mode: z.enum(nodeModes),
     room: text(64).nullable().optional(),
+    muted: z.boolean().optional().describe('the microphone is muted (nodes/{id}/set {"mute":true})'),
   }),
   nodePresence: z.object({ ...envelope, present: z.boolean(), since: ts, source: text(64) }),
   nodeEvents: nodeEvent,
@@ -66,7 +67,8 @@ export const schemas = {
     ts: ts.optional(),
     ptt: z.boolean().optional().describe('true: start listening (button pressed); false: stop (button released)'),
     present: z.boolean().optional().describe('presence from another sensor (HA, Node-RED)'),
-  }).refine((o) => o.ptt !== undefined || o.present !== undefined, 'give "ptt" or "present"'),
+    mute: z.boolean().optional().describe('true: the microphone is muted (no wake word, no push-to-talk) until false'),
+  }).refine((o) => o.ptt !== undefined || o.present !== undefined || o.mute !== undefined, 'give "ptt", "present" or "mute"'),
   // A typed turn (mirror keyboard, Node-RED, Home Assistant): the pipeline after ASR, replying
   // to that node as a spoken turn would. v and ts may be left out, as for nodeSet.
   nodeTurnText: z.strictObject({
@@ -128,7 +130,7 @@ export const topics = {
   nodeReplayRequest: t({ path: 'nodes/{node}/request/replay', format: 'json', retain: false, qos: 1, maxBytes: 65536, publishers: ['node'], nodeReads: false, description: 'offline journal replay: {transaction, turns:[{id, at, transcript, reply, skill?, action?}]}, at most 100 turns' }),
   nodeReplayResponse: t({ path: 'nodes/{node}/response/replay', format: 'json', retain: false, qos: 1, maxBytes: 65536, publishers: [], nodeReads: true, description: 'the hub\'s answer once kept turns are on disk: {transaction, status:"ok", data:{kept, duplicate, invalid:[{id, error}]}} or {transaction, status:"error", error}' }),
   nodeConfig: t({ path: 'nodes/{node}/config', format: 'json', retain: true, qos: 1, maxBytes: 16384, publishers: [], nodeReads: true, description: 'config pushed by the hub' }),
-  nodeSet: t({ path: 'nodes/{node}/set', format: 'json', retain: false, qos: 1, maxBytes: 256, publishers: ['observer'], nodeReads: true, description: 'commands to a node: {"ptt":true|false} push-to-talk, {"present":true|false} presence; from Node-RED/HA (observer or hub credentials)' }),
+  nodeSet: t({ path: 'nodes/{node}/set', format: 'json', retain: false, qos: 1, maxBytes: 256, publishers: ['observer'], nodeReads: true, description: 'commands to a node: {"ptt":true|false} push-to-talk, {"present":true|false} presence, {"mute":true|false} microphone; from Node-RED/HA (observer or hub credentials)' }),
   nodeProbe: t({ path: 'nodes/{node}/probe', format: 'text', retain: false, qos: 1, maxBytes: 256, publishers: ['node'], nodeReads: true, description: 'round-trip probe used by `mirrormesh check`' }),
   // `mirrormesh node rebuild`: hub-only commands, never retained (a node must not redo one on reconnect).
   nodeCmd: t({ path: 'nodes/{node}/cmd', format: 'json', retain: false, qos: 1, maxBytes: 2048, publishers: [], nodeReads: true, description: 'hub → node: {op:"rebuild"} wipe cache, resync, re-register; {op:"identity", id, password (sealed)} become another node' }),

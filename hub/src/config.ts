@@ -30,6 +30,8 @@ export const hubSettings = {
   drainTimeoutMs: envInt(0, 600_000).default(10_000).describe('How long a drain waits for running turns before stopping'),
   incidentSettleMs: envInt(100, 3_600_000).default(30_000).describe('Incidents: a node (or fallback burst) must stay recovered this long before its incident closes; going down again sooner folds into the same incident (a flapping node makes one entry)'),
   pipelineEnabled: envBool().default(true).describe('Run the voice pipeline (audio/in → VAD → ASR → skills/LLM → TTS → audio/out)'),
+  haDiscovery: envBool().default(false).describe('Announce every node to Home Assistant with MQTT discovery (retained under HA_DISCOVERY_PREFIX)'),
+  haDiscoveryPrefix: z.string().regex(/^[A-Za-z0-9_-]+$/).default('homeassistant').describe('Home Assistant discovery prefix (its mqtt discovery_prefix)'),
   bundleEnabled: envBool().default(true).describe('Build and announce the offline reply bundle for mirror nodes (pre-synthesized with espeak-ng at start-up)'),
   maxConcurrentSessions: envInt(1, 64).default(2).describe('Turns processed at once; more wait in the queue'),
   queueMax: envInt(0, 256).default(4).describe('Turns that may wait for a slot; beyond it the node hears "busy"'),

@@ -28,6 +28,7 @@ import { NodeAdminFeature } from './features/node-admin.js'
 import { exportRetained } from './http/admin.js'
 import { MemoryFeature } from './features/memory.js'
 import { TextTurnsFeature } from './features/text-turns.js'
+import { HaDiscoveryFeature } from './features/ha-discovery.js'
 
 export type HubPhase = 'starting' | 'ready' | 'draining' | 'stopping' | 'stopped'
 
@@ -140,6 +141,7 @@ export class Hub {
       ? host.add(new BundleFeature(config, mqtt, weather, () => http.address?.port, child('bundle'), () => http.httpsAddress?.port))
       : undefined
     const presence = host.add(new PresenceFeature(config, mqtt, this.registry, () => this.state(), () => voice?.load() ?? { sessions: 0, queueDepth: 0, engines: {} }, this.startedAt))
+    if (config.haDiscovery) host.add(new HaDiscoveryFeature(config, mqtt, this.credentials, this.registry, child('ha-discovery')))
     for (const extra of opts.features ?? []) host.add(extra)
     // Last: its pings start once everything else has started.
     const systemd = host.add(new SystemdFeature({

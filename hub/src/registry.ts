@@ -70,6 +70,19 @@ export class NodeRegistry extends EventEmitter<RegistryEvents> {
         const now = self.now()
         for (const n of self.nodes.values()) this.set({ node: n.id }, n.downSince === null ? 0 : (now - n.downSince) / 1000)
       } })
+    // Each node's board from its last heartbeat, for dashboards (Grafana: RSS/CPU/temperature per node).
+    const fromHeartbeat = (name: string, help: string, pick: (hb: NodeHeartbeat) => number | null) =>
+      new Gauge({ name, help, labelNames: ['node'], registers: [reg],
+        collect() {
+          this.reset()
+          for (const n of self.nodes.values()) {
+            const v = n.hb && n.status === 'online' ? pick(n.hb) : null
+            if (v !== null) this.set({ node: n.id }, v)
+          }
+        } })
+    fromHeartbeat('mirrormesh_node_cpu_percent', 'Each online node\'s CPU use at its last heartbeat, percent', (hb) => hb.cpuPct)
+    fromHeartbeat('mirrormesh_node_temperature_celsius', 'Each online node\'s board temperature at its last heartbeat', (hb) => hb.temperatureC)
+    fromHeartbeat('mirrormesh_node_rss_bytes', 'Each online node\'s agent resident memory at its last heartbeat', (hb) => hb.rssMb * 1024 * 1024)
     this.delayHistogram = new Histogram({ name: 'mirrormesh_heartbeat_delay_seconds', help: 'Delay from a node heartbeat\'s timestamp to the registry update',
       buckets: [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5], registers: [reg] })
   }

@@ -30,6 +30,7 @@
     }
     document.body.classList.toggle('absent', s.presence === false)
     document.body.classList.toggle('present', s.presence !== false)
+    $('muted').hidden = s.muted !== true
     var act = LABELS.hasOwnProperty(s.activity) ? s.activity : 'idle'
     $('activity').className = act
     setText('activity-label', LABELS[act])

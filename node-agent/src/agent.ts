@@ -80,14 +80,15 @@ export class NodeAgent {
     })
     const voice = config.audioSource === 'none' ? undefined : new VoiceFeature({ config, client, state, settings, screen, log })
     const offline = voice && new OfflineFeature({ config, client, state, voice, screen, settings, log })
-    const inputs = new InputsFeature({ config, client, presence, voice, log })
+    const inputs = new InputsFeature({ config, client, presence, voice, log, screen, onMute: () => heartbeat.publish() })
+    const heartbeat = new HeartbeatFeature({ config, client, mqtt, state, settings, metrics: this.metrics, muted: () => inputs.muted })
     const http = new HttpFeature(app, { host: config.healthHost, port: config.healthPort })
     this.parts = { mqtt, settings, voice, offline, inputs, http, screen }
     const features: (Feature | undefined)[] = [
       new HubWatchFeature(state, log),
       settings,
       new ScreenFeature({ screen, state, presence, settings }),
-      new HeartbeatFeature({ config, client, mqtt, state, settings }),
+      heartbeat,
       voice,
       offline,
       inputs,

@@ -23,6 +23,8 @@ export interface ScreenState {
   state: ScreenMode
   activity: ScreenActivity
   presence: boolean
+  /** The microphone is muted: the mirror shows it. */
+  muted?: boolean
   transcript: string
   reply: string
   hubLatencyMs: number | null

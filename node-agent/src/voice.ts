@@ -38,6 +38,8 @@ export class VoiceLoop {
   private readonly eos = new Map<number, { at: number; kind: string }>()
   private replyTurn: number | undefined
   offline: OfflineAnswerer | undefined
+  /** Microphone muted (nodes/{id}/set {"mute":true}): no utterance opens, nothing leaves the node. */
+  muted = false
 
   constructor(private readonly opts: {
     nodeId: string
@@ -53,6 +55,7 @@ export class VoiceLoop {
   start(): void {
     const { listener, sink, log } = this.opts
     listener.on('utterance-start', (u) => {
+      if (this.muted) return void log.debug({ turnId: u.turnId, trigger: u.trigger }, 'utterance ignored: microphone muted')
       const online = this.opts.state.state === 'online'
       // Online, the hub does its own endpointing: only offline turns can end early.
       const offline = online ? undefined : this.offline?.begin(u.turnId, { resumable: u.score === undefined && (u.trigger === 'vad' || u.trigger === 'barge-in') })

@@ -39,7 +39,7 @@ const node = program.command('node').description('manage node credentials (on th
 const credsOption = () => new Option('--credentials-file <path>', 'credentials file (default: $CREDENTIALS_FILE or $MIRRORMESH_STATE_DIR/credentials.json)')
 node.command('add <id>').description('create credentials for a node and print its password once')
   .addOption(credsOption())
-  .addOption(new Option('--role <role>', 'what the credential may do').choices(['node', 'observer', 'hub']).default('node'))
+  .addOption(new Option('--role <role>', 'what the credential may do').choices(['node', 'observer', 'automation', 'hub']).default('node'))
   .option('--replace', 'rotate the password of an existing id')
   .action(async (id: string, opts) => { process.exitCode = await (await import('./credentials.js')).nodeAddCommand(id, opts) })
 node.command('remove <id>').description('delete a node\'s credentials').addOption(credsOption())
@@ -76,9 +76,10 @@ broker.command('mosquitto-acl').description('print a Mosquitto acl_file derived 
   .option('--base <topic>', 'base topic', process.env.BASE_TOPIC ?? 'mirrormesh')
   .option('--hub <username...>', 'usernames with hub rights', ['hub-main'])
   .option('--observer <username...>', 'read-only usernames (dashboards)', [])
-  .action(async (opts: { base: string; hub: string[]; observer: string[] }) => {
+  .option('--automation <username...>', 'automation usernames (Node-RED lights: zigbee2mqtt/+/set)', [])
+  .action(async (opts: { base: string; hub: string[]; observer: string[]; automation: string[] }) => {
     const { renderMosquittoAcl } = await import('@mirrormesh/broker')
-    process.stdout.write(renderMosquittoAcl(opts.base, { hubs: opts.hub, observers: opts.observer }))
+    process.stdout.write(renderMosquittoAcl(opts.base, { hubs: opts.hub, observers: opts.observer, automations: opts.automation }))
   })
 
 broker.command('mosquitto-conf').description('print a mosquitto.conf with what Mosquitto can enforce: credentials, ACL, size limits, listeners')

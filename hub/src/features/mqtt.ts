@@ -16,6 +16,8 @@ export class MqttFeature implements Feature {
   /** True once the subscriptions of the current connection are granted. */
   subscribed = false
   private readonly hooks: (() => void | Promise<void>)[] = []
+  /** Topics outside the contract (homeassistant/status) with their handlers: never validated as contract messages. */
+  private readonly raw = new Map<string, (payload: Buffer) => void>()
 
   constructor(
     private readonly config: HubConfig,
@@ -24,6 +26,12 @@ export class MqttFeature implements Feature {
     private readonly metrics: Registry,
     private readonly log: Logger,
   ) {}
+
+  /** Subscribe to one exact topic outside the contract (now if connected, and on every reconnect). */
+  onRaw(topic: string, fn: (payload: Buffer) => void): void {
+    this.raw.set(topic, fn)
+    if (this.subscribed) this.client?.subscribe([topic]).catch((err: unknown) => this.log.warn({ err, topic }, 'subscribe failed; will retry on reconnect'))
+  }
 
   /** Runs `fn` after every (re)connect once subscribed, and now if already so. */
   onConnect(fn: () => void | Promise<void>): void {
@@ -53,6 +61,8 @@ export class MqttFeature implements Feature {
     })
     this.client = client
     client.on('message', (topic, payload) => {
+      const rawFn = this.raw.get(topic)
+      if (rawFn) return rawFn(payload)
       const msg = validator.accept(topic, payload)
       if (!msg) return
       received.inc({ topic: msg.name })
@@ -77,7 +87,7 @@ export class MqttFeature implements Feature {
 
   private async announce(): Promise<void> {
     try {
-      await this.client!.subscribe(this.host.topics().map((n) => filterFor(this.config.baseTopic, n)))
+      await this.client!.subscribe([...this.host.topics().map((n) => filterFor(this.config.baseTopic, n)), ...this.raw.keys()])
       this.subscribed = true
     } catch (err) {
       this.log.warn({ err }, 'hub subscribe failed; will retry on reconnect')

@@ -5,6 +5,7 @@ import type { Feature, Handlers, Logger, MeshClient, Payload } from '@mirrormesh
 import { PushButton } from '../button.js'
 import type { AgentConfig } from '../config.js'
 import { fileSource, gpiomonSource, type Presence, type PresenceState } from '../presence.js'
+import type { Screen } from '../screen.js'
 import type { VoiceFeature } from './voice.js'
 
 /** A queued "start listening" delivered long after the click would open the mic unasked. */
@@ -16,6 +17,8 @@ export class InputsFeature implements Feature {
   private button: PushButton | undefined
   /** The turn a held push-to-talk opened: releasing ends that turn only. */
   private pttTurn: number | undefined
+  /** Microphone muted by {"mute":true}; the heartbeat reports it, the screen shows it. */
+  muted = false
   private readonly publishPresence = (p: PresenceState): void => {
     this.deps.client.publish('nodePresence', { node: this.deps.config.nodeId }, { v: 1, ts: Date.now(), present: p.present, since: p.since, source: p.source.slice(0, 64) }).catch(() => undefined)
   }
@@ -26,7 +29,7 @@ export class InputsFeature implements Feature {
     if (p.source !== 'initial') this.publishPresence(p)
   }
 
-  constructor(private readonly deps: { config: AgentConfig; client: MeshClient; presence: Presence; voice: VoiceFeature | undefined; log: Logger }) {
+  constructor(private readonly deps: { config: AgentConfig; client: MeshClient; presence: Presence; voice: VoiceFeature | undefined; log: Logger; screen?: Screen; onMute?: () => void }) {
     this.handlers = { nodeSet: (m) => this.onCommand(m.data) }
   }
 
@@ -52,6 +55,10 @@ export class InputsFeature implements Feature {
     const loop = this.deps.voice?.loop
     const listener = this.deps.voice?.audio?.listener
     if (!loop || !listener) return null
+    if (pressed && this.muted) {
+      this.deps.log.info({ source }, 'push-to-talk ignored: microphone muted')
+      return null
+    }
     if (pressed) {
       this.pttTurn = loop.pushToTalk()
       this.deps.log.info({ source, turnId: this.pttTurn }, 'push-to-talk')
@@ -62,6 +69,15 @@ export class InputsFeature implements Feature {
     return null
   }
 
+  setMuted(muted: boolean): void {
+    if (muted === this.muted) return
+    this.muted = muted
+    if (this.deps.voice?.loop) this.deps.voice.loop.muted = muted
+    this.deps.screen?.update({ muted })
+    this.deps.log.info({ muted }, muted ? 'microphone muted' : 'microphone unmuted')
+    this.deps.onMute?.()
+  }
+
   /** `nodes/{id}/set` from Node-RED / Home Assistant. */
   private onCommand(c: Payload<'nodeSet'>): void {
     const { presence, voice, log } = this.deps
@@ -70,6 +86,7 @@ export class InputsFeature implements Feature {
       return
     }
     if (c.present !== undefined) presence.set(c.present, 'mqtt')
+    if (c.mute !== undefined) this.setMuted(c.mute)
     if (c.ptt !== undefined) {
       if (voice?.loop) this.ptt(c.ptt, 'mqtt')
       else log.warn(voice ? 'push-to-talk command ignored: the voice feature is not running (see /healthz)' : 'push-to-talk command ignored: this node has no microphone (AUDIO_SOURCE=none)')
