@@ -30,7 +30,8 @@ afterAll(async () => {
 })
 
 function client(url: string, username: string, password: string, opts: mqtt.IClientOptions = {}): Promise<mqtt.MqttClient> {
-  const c = mqtt.connect(url, { username, password, reconnectPeriod: 0, connectTimeout: 5000, ...opts })
+  // Client ids are pinned to the credential's username (README "Security").
+  const c = mqtt.connect(url, { username, password, clientId: `${username}-${Math.random().toString(16).slice(2, 10)}`, reconnectPeriod: 0, connectTimeout: 5000, ...opts })
   clients.push(c)
   return new Promise((resolve, reject) => { c.once('connect', () => resolve(c)); c.once('error', reject) })
 }

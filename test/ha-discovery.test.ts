@@ -32,7 +32,8 @@ const deviceClasses: Record<string, string[]> = { binary_sensor: ['connectivity'
 type Config = Record<string, unknown> & { device: Record<string, unknown>; origin: Record<string, unknown> }
 
 function connect(url: string, username: string, password: string): Promise<mqtt.MqttClient> {
-  const c = mqtt.connect(url, { username, password, reconnectPeriod: 0, connectTimeout: 5000 })
+  // Client ids are pinned to the credential's username (README "Security"): as HA must be set up.
+  const c = mqtt.connect(url, { username, password, clientId: `${username}-${Math.random().toString(16).slice(2, 10)}`, reconnectPeriod: 0, connectTimeout: 5000 })
   clients.push(c)
   return new Promise((resolve, reject) => { c.once('connect', () => resolve(c)); c.once('error', reject) })
 }
