@@ -12,6 +12,8 @@ import { probeRoutes } from './http/probes.js'
 import { debugRoutes, type DebugSource } from './http/debug.js'
 import { statusRoutes, type StatusSource } from './http/status.js'
 import { adminRoutes, type AdminApi } from './http/admin.js'
+import { pageRoutes, type PageSource } from './http/page.js'
+import { pairRoutes, type PairApi, type PairCodes } from './http/pair.js'
 
 /** Node config (features/node-config.ts); errors carry code unknown_node (404) or bad_config (400). */
 export interface NodeConfigApi {
@@ -42,6 +44,10 @@ export interface HubApi {
   readonly debug?: DebugSource
   /** Operator admin routes (backup, node rebuild); absent: 404. */
   readonly admin?: AdminApi
+  /** The mirror screen at / (http/page.ts); absent: no page. */
+  readonly page?: PageSource
+  /** Browser pairing (http/pair.ts); absent: 404. */
+  readonly pair?: PairApi & { codes: PairCodes }
 }
 
 export interface AppOptions {
@@ -63,6 +69,8 @@ export function buildApp(hub: HubApi, opts: AppOptions = {}): FastifyInstance {
   app.register(adminRoutes(hub.admin))
   app.register(statusRoutes(hub))
   app.register(debugRoutes(hub))
+  app.register(pageRoutes(hub.page, opts.lanAuth !== undefined))
+  if (hub.pair) app.register(pairRoutes(hub.pair, hub.pair.codes, opts.lanAuth))
   // ?wait=true answers once running turns ended (bounded by DRAIN_TIMEOUT_MS), just before the
   // hub stops: how `mirrormesh drain --wait` learns how many turns finished.
   app.post<{ Querystring: { wait?: boolean } }>('/api/drain', {

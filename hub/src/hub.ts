@@ -26,6 +26,7 @@ import { versions } from './version.js'
 import { StateLockFeature } from './features/state-lock.js'
 import { NodeAdminFeature } from './features/node-admin.js'
 import { exportRetained } from './http/admin.js'
+import { PairCodes } from './http/pair.js'
 
 export type HubPhase = 'starting' | 'ready' | 'draining' | 'stopping' | 'stopped'
 
@@ -104,6 +105,7 @@ export class Hub {
     const http: HttpFeature = host.add(new HttpFeature({
       host: config.httpHost, port: config.httpPort, https: tls, stateDir: config.stateDir, authFailuresPerMinute: config.authFailuresPerMinute,
       verify: (u, p) => this.credentials.verify(u, p), metrics: this.metrics, log: child('http'),
+      mqttHandle: () => { const a = broker.embedded?.aedes; return a && ((stream, req) => a.handle(stream, req)) },
     }, {
       registry: this.registry,
       metrics: this.metrics,
@@ -125,6 +127,8 @@ export class Hub {
       drainState: () => this.drainInfo,
       debug: opts.debug,
       admin: { retained: () => exportRetained(broker.embedded), nodes: nodeAdmin },
+      page: { hubId: config.hubId, baseTopic: config.baseTopic, mqtt: !config.mqttUrl },
+      pair: { codes: new PairCodes(), addCredential: (id, role) => this.credentials.add(id, role) },
     }))
     host.add(new StateLockFeature(config.stateDir, () => http.address))
     const bundle: BundleFeature | undefined = config.pipelineEnabled && config.bundleEnabled
