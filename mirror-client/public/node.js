@@ -86,7 +86,7 @@
         client.publish(topic.status, 'online', { qos: 1, retain: true })
       })
       client.on('message', onMessage)
-      client.on('close', function () { hubOnline = false; showState() })
+      client.on('close', function () { hubOnline = false; window.mirrormesh.closes = (window.mirrormesh.closes || 0) + 1; showState() })
       client.on('error', function (err) {
         // Bad username or password: the credential was removed (`mirrormesh node remove`); pair again.
         if (err && (err.code === 4 || err.code === 5 || /Not authorized|Bad User/i.test(err.message)) && ++refused >= 2) {
@@ -113,7 +113,7 @@
       if (client && client.connected) client.publish(topic.audioIn, new Uint8Array(buf), { qos: 0 })
     }
     function onMessage(t, payload) {
-      if (t === topic.hubStatus) { hubOnline = String(payload) === 'online'; return showState() }
+      if (t === topic.hubStatus) { hubOnline = String(payload) === 'online'; window.mirrormesh.hubStatus = String(payload); return showState() }
       if (t === topic.hubBeat) return showEngines(payload)
       if (t === topic.audioOut) return onAudioOut(payload)
       if (t === topic.events) {
@@ -156,6 +156,8 @@
         ? 'This browser has no Web Audio microphone support.'
         : 'The microphone is off: browsers open it only on https:// or localhost. Open this page at https://' + location.hostname + ':8443/ (the hub\u2019s certificate, `mirrormesh tls init`).')
     }
+    // No echo cancellation: barge-in is a press of the button, not the mic hearing the speaker,
+    // and the canceller would also eat the start of a request made over the reply.
     var ctx = null
     var micReady = null
     var turn = null
@@ -168,7 +170,7 @@
     function openMic() {
       if (micReady) return micReady
       var c = audio()
-      micReady = navigator.mediaDevices.getUserMedia({ audio: { channelCount: 1, echoCancellation: true, noiseSuppression: false, autoGainControl: false } })
+      micReady = navigator.mediaDevices.getUserMedia({ audio: { channelCount: 1, echoCancellation: false, noiseSuppression: false, autoGainControl: false } })
         .then(function (stream) {
           return c.audioWorklet.addModule('capture.js').then(function () {
             var node = new AudioWorkletNode(c, 'mirrormesh-capture')
@@ -186,6 +188,7 @@
       if (!turn) return
       if (rms > 0.02) turn.lastLoudAt = Date.now()
       send(turn.seq === 0 ? FLAGS.start : 0, turn.id, turn.seq++, pcm)
+      if (window.mirrormesh.keepAudio) window.mirrormesh.keepAudio.push(Array.from(pcm))
       // Bounded even if nobody releases the button: the hub's own limit is 15 s.
       if (Date.now() - turn.startedAt > 15000) endTurn(true)
     }
