@@ -9,7 +9,7 @@ import mqtt from 'mqtt'
 import type { BrowserContext, Page } from 'playwright-core'
 import { afterEach, describe, expect, it } from 'vitest'
 import { killAll, startHub, waitFor } from './support/harness.js'
-import { CHROMIUM, launchWithMic, pageTurns, pushToTalk, speechEnded, speechWav } from './support/browser-node.js'
+import { CHROMIUM, PLAIN_HOST, launchWithMic, pageTurns, pushToTalk, speechEnded, speechWav } from './support/browser-node.js'
 
 let context: BrowserContext | undefined
 
@@ -92,6 +92,16 @@ describe.skipIf(!existsSync(CHROMIUM) && !process.env.CI)('the hub\'s page as a 
     await c.endAsync()
     // …and never another node's client id.
     await expect(mqtt.connectAsync(`ws://127.0.0.1:${hub.httpPort}/mqtt`, { username: cred.nodeId, password: cred.password, clientId: 'node-kitchen', reconnectPeriod: 0 })).rejects.toThrow()
+
+    // Over plain http from a name that is not localhost the browser gives no microphone: the page says why.
+    const plain = await context.newPage()
+    await plain.goto(`http://${PLAIN_HOST}:${hub.httpPort}/`)
+    await plain.locator('#mic-note').waitFor({ state: 'visible', timeout: 10_000 })
+    expect(await plain.locator('#mic-note').textContent()).toMatch(/only on https:\/\/ or localhost.*https:\/\/mirror\.test:8443\//)
+    await plain.waitForFunction(() => document.body.dataset.state === 'online', undefined, { timeout: 10_000 })
+    expect(await plain.locator('#talk-btn').isDisabled()).toBe(true)
+    await shot(plain, 'plain-http')
+    await plain.close()
 
     // The hub goes away: the page says so.
     hub.kill('SIGKILL')

@@ -10,6 +10,8 @@ import { tempDir } from './harness.js'
 import { synth } from './voice.js'
 
 export const CHROMIUM = '/usr/bin/chromium'
+/** Resolves to 127.0.0.1 in the launched browser only. */
+export const PLAIN_HOST = 'mirror.test'
 
 /** 16 kHz mono PCM16 as a WAV file. */
 export function wav(pcm: Int16Array): Buffer {
@@ -37,19 +39,21 @@ export async function launchWithMic(wavPath: string): Promise<BrowserContext> {
   return chromium.launchPersistentContext(userDataDir, {
     executablePath: CHROMIUM, headless: true, viewport: { width: 1080, height: 1200 },
     args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync',
-      '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream', `--use-file-for-fake-audio-capture=${wavPath}`, '--autoplay-policy=no-user-gesture-required'],
+      '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream', `--use-file-for-fake-audio-capture=${wavPath}`, '--autoplay-policy=no-user-gesture-required',
+      // A name that is not localhost: a page loaded through it over http is not a secure context.
+      `--host-resolver-rules=MAP ${PLAIN_HOST} 127.0.0.1`],
   })
 }
 
 /** One turn as the page recorded it (node.js: window.mirrormesh.turns). */
 export interface PageTurn { turnId: number; startedAt: number; endOfSpeechAt: number | null; firstSampleAt: number | null; samples: number; transcript: string; reply: string; bargeIn: number | null }
 
-export const pageTurns = (page: Page): Promise<PageTurn[]> => page.evaluate(() => (window as unknown as { mirrormesh: { turns: PageTurn[] } }).mirrormesh.turns.map((t) => ({ ...t })))
+export const pageTurns = (page: Page): Promise<PageTurn[]> => page.evaluate(() => (globalThis as unknown as { mirrormesh: { turns: PageTurn[] } }).mirrormesh.turns.map((t) => ({ ...t })))
 
 /** Resolves (with the page's clock) when the fake mic's speech has just ended: loud, then quiet for `quietMs`. */
 export function speechEnded(page: Page, { quietMs = 400, timeoutMs = 15_000 } = {}): Promise<number> {
   return page.evaluate(({ quietMs, timeoutMs }) => new Promise<number>((resolve, reject) => {
-    const mm = (window as unknown as { mirrormesh: { level: number } }).mirrormesh
+    const mm = (globalThis as unknown as { mirrormesh: { level: number } }).mirrormesh
     let loud = false
     let quietSince = 0
     const start = Date.now()
