@@ -71,19 +71,19 @@
     function connect() {
       if (!info.mqttPath) { update({ banner: 'The hub uses an external broker: this page cannot talk from here.' }); return }
       var id = cred.nodeId
-      topic = { audioIn: base + '/nodes/' + id + '/audio/in', audioOut: base + '/nodes/' + id + '/audio/out', events: base + '/nodes/' + id + '/events', status: base + '/nodes/' + id + '/status', hubStatus: base + '/hub/' + info.hubId + '/status', hubBeat: base + '/hub/' + info.hubId + '/heartbeat' }
+      topic = { audioIn: base + '/nodes/' + id + '/audio/in', audioOut: base + '/nodes/' + id + '/audio/out', events: base + '/nodes/' + id + '/events', hubStatus: base + '/hub/' + info.hubId + '/status', hubBeat: base + '/hub/' + info.hubId + '/heartbeat' }
       update({ nodeId: id })
       var url = (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + info.mqttPath
       var refused = 0
       client = window.mqtt.connect(url, {
         username: id, password: cred.password, protocolVersion: 4, reconnectPeriod: 1000, connectTimeout: 5000,
         clientId: 'node-' + id + '/page-' + Math.random().toString(16).slice(2, 10),
-        will: { topic: topic.status, payload: 'offline', qos: 1, retain: true },
       })
+      // No status/heartbeat: a tab is not a mirror, and closing one must not open a node outage
+      // incident or list a stale node. The hub needs only audio/in and events to run a turn.
       client.on('connect', function () {
         refused = 0
         client.subscribe([topic.audioOut, topic.events, topic.hubStatus, topic.hubBeat], { qos: 0 })
-        client.publish(topic.status, 'online', { qos: 1, retain: true })
       })
       client.on('message', onMessage)
       client.on('close', function () { hubOnline = false; window.mirrormesh.closes = (window.mirrormesh.closes || 0) + 1; showState() })
