@@ -43,7 +43,7 @@ export async function main() {
           await new Promise((r) => setTimeout(r, 20))
         }
         const ms = t?.firstSampleAt ? t.firstSampleAt - eos : undefined
-        recs.push({ text, ms, transcript: t?.transcript, reply: t?.reply })
+        recs.push({ text, ms, turnId: t?.turnId, transcript: t?.transcript, reply: t?.reply })
         if (process.env.BENCH_VERBOSE) console.log(`  "${text}" -> "${t?.transcript}" / "${t?.reply}": ${ms} ms`)
         // Let the reply finish before the next tap (no barge-in in this bench).
         await page.waitForFunction(() => document.getElementById('activity').className === 'idle', undefined, { timeout: 15_000 }).catch(() => undefined)
@@ -56,5 +56,10 @@ export async function main() {
   const heard = recs.filter((r) => r.transcript && r.transcript.toLowerCase() === r.text).length
   console.log(`browser turns: ${recs.length} (${ok.length} answered with audio, ${heard} heard word for word), hands-free, VAD_END_SILENCE_MS=${vadEndMs}`)
   console.log(`browser TTFA, speech end -> first reply sample played in the page (includes the VAD tail): p50 ${Math.round(quantile(ok.map((r) => r.ms), 0.5))} ms, p95 ${Math.round(quantile(ok.map((r) => r.ms), 0.95))} ms, max ${Math.round(Math.max(...ok.map((r) => r.ms)))} ms`)
+  // The hub's own share (its histogram): its VAD's end of speech -> first frame sent, mean over the run.
+  const metrics = await (await fetch(`http://127.0.0.1:${hub.httpPort}/metrics`)).text()
+  const sum = (name) => metrics.split('\n').filter((l) => l.startsWith(name) && l.includes('side="hub"')).reduce((a, l) => a + Number(l.split(' ').at(-1)), 0)
+  const hubMean = (sum('mirrormesh_ttfa_seconds_sum') / sum('mirrormesh_ttfa_seconds_count')) * 1000
+  console.log(`of which the hub (its VAD's end of speech -> first frame sent): mean ${Math.round(hubMean)} ms; the rest is the VAD tail (VAD_END_SILENCE_MS and Silero's own hangover), capture and playback`)
   console.log(JSON.stringify({ bench: 'browser', turns: recs.length, answered: ok.length, heard, p50: quantile(ok.map((r) => r.ms), 0.5), p95: quantile(ok.map((r) => r.ms), 0.95) }))
 }
