@@ -49,7 +49,7 @@ describe.skipIf(!existsSync(CHROMIUM) && !process.env.CI)('the hub\'s page as a 
     const before = new Date()
     await pushToTalk(page)
     await waitFor(async () => /It's \d{1,2}:\d{2} (AM|PM)/.test((await page.locator('#reply').textContent()) ?? ''), { timeoutMs: 25_000, what: 'the reply on the page' })
-      .catch(async (err: Error) => { throw new Error(`${err.message}\npage turns: ${JSON.stringify(await pageTurns(page))}\nhub: ${hub.out.lines.filter((l) => /turn|audio|transcript/i.test(l)).slice(-8).join('\n')}`) })
+      .catch(async (err: Error) => { throw new Error(`${err.message}\npage turns: ${JSON.stringify(await pageTurns(page))}\nhub: ${hub.out.text.split("\n").filter((l) => /turn|audio|transcript/i.test(l)).slice(-8).join('\n')}`) })
     expect(((await page.locator('#transcript').textContent()) ?? '').toLowerCase()).toContain('what time is it')
     const hours = [...new Set([hour12(before), hour12(new Date())])]
     expect(await page.locator('#reply').textContent()).toMatch(new RegExp(`^It's (${hours.join('|')}):\\d{2} (AM|PM)\\.$`))
@@ -69,7 +69,7 @@ describe.skipIf(!existsSync(CHROMIUM) && !process.env.CI)('the hub\'s page as a 
     })
     await pushToTalk(page)
     await page.waitForFunction(() => document.getElementById('activity')!.className === 'speaking', undefined, { timeout: 25_000, polling: 10 })
-      .catch(async (err: Error) => { throw new Error(`${err.message}\nactivity: ${await page.evaluate(() => (window as unknown as { acts: string[] }).acts.join(' '))}\npage turns: ${JSON.stringify(await pageTurns(page))}\n${await page.evaluate(() => JSON.stringify((window as unknown as { mirrormesh: object }).mirrormesh))}\n${hub.out.lines.filter((l) => /browser-|warn|error/i.test(l)).slice(-10).join('\n')}`) })
+      .catch(async (err: Error) => { throw new Error(`${err.message}\nactivity: ${await page.evaluate(() => (window as unknown as { acts: string[] }).acts.join(' '))}\npage turns: ${JSON.stringify(await pageTurns(page))}\n${await page.evaluate(() => JSON.stringify((window as unknown as { mirrormesh: object }).mirrormesh))}\n${hub.out.text.split("\n").filter((l) => /browser-|warn|error/i.test(l)).slice(-10).join('\n')}`) })
     const interrupted = (await pageTurns(page)).at(-1)!
     await page.locator('#talk-btn').dispatchEvent('pointerdown')
     // Playback stopped at once: the page is listening again, not speaking.
