@@ -9,7 +9,7 @@ import mqtt from 'mqtt'
 import type { BrowserContext, Page } from 'playwright-core'
 import { afterEach, describe, expect, it } from 'vitest'
 import { killAll, startHub, waitFor } from './support/harness.js'
-import { CHROMIUM, PLAIN_HOST, launchWithMic, pageTurns, pushToTalk, speechEnded, speechWav } from './support/browser-node.js'
+import { CHROMIUM, PLAIN_HOST, launchWithMic, removeBrowserDirs, pageTurns, pushToTalk, speechEnded, speechWav } from './support/browser-node.js'
 
 let context: BrowserContext | undefined
 
@@ -17,6 +17,7 @@ afterEach(async () => {
   await context?.close().catch(() => undefined)
   context = undefined
   await killAll()
+  await removeBrowserDirs()
 })
 
 const hour12 = (d: Date): number => d.getHours() % 12 || 12

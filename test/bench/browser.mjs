@@ -6,7 +6,7 @@
 //   BENCH_TURNS=20   turns (cycling the utterances; one Chromium per utterance: its mic file is fixed at launch)
 //   VAD_END_SILENCE_MS=500 (passed to the hub)
 import { startHub } from '../support/dist/harness.js'
-import { launchWithMic, pageTurns, speechEnded, speechWav } from '../support/dist/browser-node.js'
+import { launchWithMic, pageTurns, removeBrowserDirs, speechEnded, speechWav } from '../support/dist/browser-node.js'
 
 const UTTERANCES = ['what time is it', 'turn on the kitchen light', 'turn off the hall light', 'are you there', 'what is the date']
 
@@ -50,6 +50,7 @@ export async function main() {
       }
     } finally {
       await context.close().catch(() => undefined)
+      await removeBrowserDirs()
     }
   }
   const ok = recs.filter((r) => typeof r.ms === 'number')

@@ -6,12 +6,19 @@
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { chromium, type BrowserContext, type Page } from 'playwright-core'
-import { tempDir } from './harness.js'
+import { removeDir, tempDir } from './harness.js'
 import { synth } from './voice.js'
 
 export const CHROMIUM = '/usr/bin/chromium'
 /** Resolves to 127.0.0.1 in the launched browser only. */
 export const PLAIN_HOST = 'mirror.test'
+
+const dirs: string[] = []
+const ownDir = async (prefix: string): Promise<string> => { const d = await tempDir(prefix); dirs.push(d); return d }
+/** Remove the WAV and Chromium profile folders made so far (after the browser is closed). */
+export async function removeBrowserDirs(): Promise<void> {
+  for (const d of dirs.splice(0)) await removeDir(d)
+}
 
 /** 16 kHz mono PCM16 as a WAV file. */
 export function wav(pcm: Int16Array): Buffer {
@@ -29,13 +36,13 @@ export async function speechWav(text: string, { leadMs = 800, tailMs = 2600 } = 
   const speech = await synth(text)
   const pcm = new Int16Array(Math.round(leadMs * 16) + speech.length + Math.round(tailMs * 16))
   pcm.set(speech, Math.round(leadMs * 16))
-  const path = join(await tempDir('mm-wav-'), 'mic.wav')
+  const path = join(await ownDir('mm-wav-'), 'mic.wav')
   await writeFile(path, wav(pcm))
   return { path, speechMs: speech.length / 16 }
 }
 
 export async function launchWithMic(wavPath: string): Promise<BrowserContext> {
-  const userDataDir = await tempDir('mm-chromium-')
+  const userDataDir = await ownDir('mm-chromium-')
   return chromium.launchPersistentContext(userDataDir, {
     executablePath: CHROMIUM, headless: true, viewport: { width: 1080, height: 1200 },
     args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync',
