@@ -15,6 +15,8 @@ import { adminRoutes, type AdminApi } from './http/admin.js'
 import { turnRoutes, type TextTurnApi } from './http/turns.js'
 import { memoryRoutes } from './memory/http.js'
 import type { Memory } from './memory/service.js'
+import { pageRoutes, type PageSource } from './http/page.js'
+import { pairRoutes, type PairApi, type PairCodes } from './http/pair.js'
 
 /** Node config (features/node-config.ts); errors carry code unknown_node (404) or bad_config (400). */
 export interface NodeConfigApi {
@@ -49,6 +51,10 @@ export interface HubApi {
   readonly turns?: TextTurnApi
   /** /api/memory routes; returns undefined while memory is off or failed: 503. */
   memory?(): Memory | undefined
+  /** The mirror screen at / (http/page.ts); absent: no page. */
+  readonly page?: PageSource
+  /** Browser pairing (http/pair.ts); absent: 404. */
+  readonly pair?: PairApi & { codes: PairCodes }
 }
 
 export interface AppOptions {
@@ -72,6 +78,8 @@ export function buildApp(hub: HubApi, opts: AppOptions = {}): FastifyInstance {
   app.register(debugRoutes(hub))
   app.register(turnRoutes(hub.turns))
   app.register(memoryRoutes(() => hub.memory?.()))
+  app.register(pageRoutes(hub.page, opts.lanAuth !== undefined))
+  if (hub.pair) app.register(pairRoutes(hub.pair, hub.pair.codes, opts.lanAuth))
   // ?wait=true answers once running turns ended (bounded by DRAIN_TIMEOUT_MS), just before the
   // hub stops: how `mirrormesh drain --wait` learns how many turns finished.
   app.post<{ Querystring: { wait?: boolean } }>('/api/drain', {

@@ -29,6 +29,7 @@ import { exportRetained } from './http/admin.js'
 import { MemoryFeature } from './features/memory.js'
 import { TextTurnsFeature } from './features/text-turns.js'
 import { HaDiscoveryFeature } from './features/ha-discovery.js'
+import { PairCodes } from './http/pair.js'
 
 export type HubPhase = 'starting' | 'ready' | 'draining' | 'stopping' | 'stopped'
 
@@ -112,6 +113,7 @@ export class Hub {
     const http: HttpFeature = host.add(new HttpFeature({
       host: config.httpHost, port: config.httpPort, https: tls, stateDir: config.stateDir, authFailuresPerMinute: config.authFailuresPerMinute,
       verify: (u, p) => this.credentials.verify(u, p), metrics: this.metrics, log: child('http'),
+      mqttHandle: () => { const a = broker.embedded?.aedes; return a && ((stream, req) => a.handle(stream, req)) },
     }, {
       registry: this.registry,
       metrics: this.metrics,
@@ -135,6 +137,8 @@ export class Hub {
       admin: { retained: () => exportRetained(broker.embedded), nodes: nodeAdmin },
       turns: textTurns,
       memory: () => memory?.memory,
+      page: { hubId: config.hubId, baseTopic: config.baseTopic, mqtt: !config.mqttUrl },
+      pair: { codes: new PairCodes(), addCredential: (id, role) => this.credentials.add(id, role) },
     }))
     host.add(new StateLockFeature(config.stateDir, () => http.address))
     const bundle: BundleFeature | undefined = config.pipelineEnabled && config.bundleEnabled

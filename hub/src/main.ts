@@ -2,6 +2,7 @@
 import { ConfigError, createLogger, resolveLogFormat, systemdFromEnv } from '@mirrormesh/broker'
 import { loadHubConfig } from './config.js'
 import { settingsInEnv } from './http/debug.js'
+import { formatBanner } from './banner.js'
 import { Hub } from './hub.js'
 import { LogRing } from './log-ring.js'
 
@@ -39,6 +40,8 @@ export async function runHub(env: Record<string, string | undefined> = process.e
     log.flush?.()
     return 1
   }
+  // For a person at a terminal (`npm start`): where to talk to it and what is missing. BANNER=false: none.
+  if (env.BANNER !== 'false') process.stderr.write(`${formatBanner({ http: hub.httpAddress, https: hub.httpsAddress, engines: hub.pipeline?.health() })}\n`)
   await hub.stopped
   log.flush?.()
   return 0

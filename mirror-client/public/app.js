@@ -1,4 +1,5 @@
-// mirrormesh mirror screen: state arrives over SSE (/events); the clock runs locally.
+// mirrormesh mirror screen: state arrives over SSE (/events) from a mirror's agent, or from the
+// page's own MQTT node (node.js) when the hub serves it; the clock runs locally.
 'use strict'
 ;(function () {
   var $ = function (id) { return document.getElementById(id) }
@@ -65,6 +66,23 @@
       }
     }
   }
-  connect()
-  window.mirrormesh = { state: function () { return last } }
+  // Served by the hub (GET page.json answers), the page is a node itself (node.js); served by a
+  // mirror's agent (404), it shows the agent's state over SSE and the agent owns the microphone.
+  function load(src) {
+    return new Promise(function (resolve, reject) {
+      var s = document.createElement('script')
+      s.src = src
+      s.onload = resolve
+      s.onerror = reject
+      document.head.appendChild(s)
+    })
+  }
+  window.mirrormesh = { state: function () { return last }, render: render }
+  fetch('page.json', { cache: 'no-store' })
+    .then(function (r) { return r.ok ? r.json() : null })
+    .catch(function () { return null })
+    .then(function (info) {
+      if (!info || info.mode !== 'hub') return connect()
+      return load('vendor/mqtt.min.js').then(function () { return load('node.js') }).then(function () { window.mirrormeshNode(info) })
+    })
 })()

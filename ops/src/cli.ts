@@ -105,6 +105,9 @@ program.command('doctor').description('validate configuration and report every p
   .action(async (opts) => { process.exitCode = await (await import('./doctor.js')).doctorCommand(opts) })
 
 // Operator commands, part A (README "Operator commands"): status, drain, restart --safe, ask, bundle.
+hubOptions(program.command('pair').description('print a one-time code (10 minutes) that pairs one browser with the hub as its own node'))
+  .option('--url <url>', 'the hub page\'s LAN address, to print a link with the code in it').option('--json', 'print JSON')
+  .action(async (opts) => { process.exitCode = await (await import('./pair.js')).pairCommand(opts) })
 hubOptions(program.command('status').description('the hub on one screen: ready/draining, broker, nodes, turns, engine health, bundle; exit 0 ready, 2 not ready, 1 unreachable'))
   .option('--json', 'print JSON')
   .action(async (opts) => { process.exitCode = await (await import('./status.js')).statusCommand(opts) })

@@ -1,4 +1,4 @@
-// Benchmark dispatcher: `npm run bench -- <name>` (heartbeat, failure, rss, pipeline, offline, all).
+// Benchmark dispatcher: `npm run bench -- <name>` (heartbeat, failure, rss, pipeline, offline, browser, all).
 // Benchmarks print figures; they never fail on timing. Every process they start is killed on exit.
 import { killAll } from '../support/dist/harness.js'
 import { killChildren, removeTrackedDirs } from './lib.mjs'
@@ -10,6 +10,7 @@ const benches = {
   pipeline: async () => (await import('./pipeline.mjs')).main(),
   offline: async () => (await import('./offline.mjs')).main(),
   memory: async () => (await import('./memory.mjs')).main(),
+  browser: async () => (await import('./browser.mjs')).main(),
 }
 
 const name = process.argv[2]
@@ -22,7 +23,8 @@ if (!benches[name] && name !== 'all') {
   rss        node-agent and hub idle RSS (BENCH_SECONDS=20)
   pipeline   voice turns: TTFA per stage (skill and LLM), barge-in, heartbeat delay under turns, hub RSS (BENCH_TURNS=30)
   offline    mirror offline mode: reply latency on one core, recognition accuracy (BENCH_ACC=50), hub loss/return, agent RSS
-  memory     embedded memory store at 1k/10k/100k memories: insert/s, recall p50/p99, file size (BENCH_MEMORY_SIZES, BENCH_QUERIES=500); Qdrant too with QDRANT_URL`)
+  memory     embedded memory store at 1k/10k/100k memories: insert/s, recall p50/p99, file size (BENCH_MEMORY_SIZES, BENCH_QUERIES=500); Qdrant too with QDRANT_URL
+  browser    the hub's page in headless Chromium: speech end -> first reply sample played, skill turns (BENCH_TURNS=20)`)
   process.exit(2)
 }
 

@@ -9,6 +9,7 @@ import { Gauge, type Registry } from 'prom-client'
 import type { Feature, Logger, Principal } from '@mirrormesh/broker'
 import { buildApp, type HubApi } from '../app.js'
 import { FailureLimiter, authFailuresCounter, ensureAdminToken, isLoopback, type LanAuthOptions } from '../http/auth.js'
+import { attachMqttWs, type MqttHandle } from '../http/mqtt-ws.js'
 
 export interface HttpOptions {
   host: string
@@ -20,6 +21,8 @@ export interface HttpOptions {
   verify(username: string, password: string): Promise<Principal | undefined>
   metrics: Registry
   log: Logger
+  /** The embedded broker's connection handler: MQTT over WebSocket at /mqtt on both listeners (the browser page). */
+  mqttHandle?: () => MqttHandle | undefined
 }
 
 type Address = { host: string; port: number }
@@ -49,12 +52,14 @@ export class HttpFeature implements Feature {
     }
     const app = buildApp(this.api, { lanAuth: isLoopback(opts.host) ? undefined : lanAuth })
     this.app = app
+    if (opts.mqttHandle) attachMqttWs(app, opts.mqttHandle)
     this.address = await listen(app, opts.host, opts.port)
     if (opts.https) {
       const [cert, key] = await Promise.all([readFile(opts.https.certPath), readFile(opts.https.keyPath)])
       this.certLoaded(cert)
       const httpsApp = buildApp(this.api, { lanAuth, https: { cert, key } })
       this.httpsApp = httpsApp
+      if (opts.mqttHandle) attachMqttWs(httpsApp, opts.mqttHandle)
       this.httpsAddress = await listen(httpsApp, opts.https.host, opts.https.port)
     }
     opts.log.info({ http: this.address, https: this.httpsAddress ?? null, lanAuth: needsAuth }, 'http listening')

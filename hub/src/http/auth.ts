@@ -5,6 +5,7 @@
 //   /healthz /readyz /metrics          open (probes, a remote Prometheus)
 //   /api/bundle/...                    a node's own MQTT credential (HTTP Basic, role node), or the admin token
 //   POST /api/turns                    the same; http/turns.ts then lets a node start turns on itself only
+//   the browser page, POST /api/pair   open (the page is static; pairing checks a one-time code, http/pair.ts)
 //   everything else                    Authorization: Bearer <admin token>
 // Failed attempts are counted (mirrormesh_http_auth_failures_total) and limited per address,
 // which also caps the scrypt work a stranger can make the hub do.
@@ -15,6 +16,7 @@ import { join } from 'node:path'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { Counter, type Registry } from 'prom-client'
 import { isValidId, type ApiError, type Logger, type Principal } from '@mirrormesh/broker'
+import { isPagePath } from './page.js'
 
 export type ListenerRole = 'local' | 'lan'
 
@@ -104,7 +106,7 @@ export interface LanAuthOptions {
 export function authFailuresCounter(registry: Registry): Counter<'kind'> {
   const name = 'mirrormesh_http_auth_failures_total'
   return (registry.getSingleMetric(name) as Counter<'kind'> | undefined)
-    ?? new Counter({ name, help: 'Refused HTTP requests on the LAN listeners, by kind: token (admin routes), node (bundle routes), rate_limited', labelNames: ['kind'], registers: [registry] })
+    ?? new Counter({ name, help: 'Refused HTTP requests on the LAN listeners, by kind: token (admin routes), node (bundle routes), pair (browser pairing), rate_limited', labelNames: ['kind'], registers: [registry] })
 }
 
 function basicCredentials(header: string): { username: string; password: string } | undefined {
@@ -125,6 +127,8 @@ export function lanAuthHook(opts: LanAuthOptions) {
   return async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
     const path = req.url.split('?')[0] ?? ''
     if (OPEN_PATHS.has(path)) return
+    // The browser page and its pairing route (which checks a pairing code or the token itself).
+    if (isPagePath(path)) return
     const bundleRoute = path.startsWith(BUNDLE_PREFIX) || (path === TURNS_PATH && req.method === 'POST')
     const header = req.headers.authorization ?? ''
     const token = bearer(header)
