@@ -52,6 +52,8 @@ export const hubSettings = {
   llmMaxTokens: envInt(8, 4096).default(96).describe('Longest LLM reply in tokens'),
   vramCapMb: envInt(0, 1_048_576).default(0).describe('GPU memory the hub may use (0: no cap); reported next to mirrormesh_vram_bytes'),
   persona: z.string().max(2000).default('You are the voice of a smart mirror in a home. Answer in one or two short, friendly sentences.').describe('System prompt persona for the LLM'),
+  hubRole: z.enum(['solo', 'active', 'standby']).default('solo').describe('solo: the only hub, serves every node. active: one of several hubs on one external broker, nodes split between the live active hubs (retained nodes/{id}/assign). standby: serves nodes only while no active hub is alive, hands each back when idle'),
+  hubPeerStaleMs: envInt(500, 60_000).default(3000).describe('HUB_ROLE active/standby: another hub whose heartbeat is older than this (or whose Last Will fired) is dead and its nodes are taken over'),
   rooms: z.string().default('kitchen|living room|bedroom|hall|bathroom|office|garage|dining room').describe('|-separated rooms the light skill knows'),
 }
 
@@ -68,6 +70,7 @@ export function loadHubConfig(env: Record<string, string | undefined> = process.
     }
     requireExistingPath(c, 'llmModel', problem)
     if (c.mqttPassword && !c.mqttUsername) problem('mqttUsername', 'is required when MQTT_PASSWORD is set. Fix: set the external broker username.')
+    if (c.hubRole !== 'solo' && c.mqttUrl === undefined) problem('hubRole', `${c.hubRole} needs an external broker (the embedded one dies with its hub). Fix: set MQTT_URL to a Mosquitto/EMQX every hub uses, or HUB_ROLE=solo.`)
     if (c.mqttUrl === undefined && (c.mqttUsername || c.mqttPassword)) problem('mqttUrl', 'is required when MQTT_USERNAME/MQTT_PASSWORD are set (they are for an external broker). Fix: set MQTT_URL, or unset them.')
   })
   const stateDir = resolve(cfg.stateDir)

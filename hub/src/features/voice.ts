@@ -2,7 +2,7 @@
 // TurnManager; what the pipeline says goes out through the hub's MQTT client. Skill
 // timers live here so stop() clears them.
 import type { Registry } from 'prom-client'
-import { topicFor, type EventBody, type Feature, type Handlers, type HubEvent, type Logger, type NodeEvent } from '@mirrormesh/broker'
+import { AudioFlags, decodeAudioFrame, topicFor, type EventBody, type Feature, type Handlers, type HubEvent, type Logger, type NodeEvent } from '@mirrormesh/broker'
 import type { HubConfig } from '../config.js'
 import { createPipeline, type Pipeline } from '../pipeline/index.js'
 import type { TurnIo } from '../pipeline/turns.js'
@@ -11,13 +11,27 @@ import type { MqttFeature } from './mqtt.js'
 import type { HubLoad } from './presence.js'
 import type { WeatherFeature } from './weather.js'
 
+/** At most one utterance's worth of audio held per node for a takeover (~30 s of PCM16 16 kHz). */
+const heldMaxBytes = 1_000_000
+
 export class VoiceFeature implements Feature {
   readonly name = 'voice'
   pipeline: Pipeline | undefined
   private readonly timers = new Set<NodeJS.Timeout>()
+  /** Scale-out (assignment.ts): whether this hub serves the node now; unset, it serves every node. */
+  serves: ((node: string) => boolean) | undefined
+  private readonly lastAudio = new Map<string, number>()
+  /** The current utterance of each node another hub serves, so a takeover can finish it. */
+  private readonly held = new Map<string, { turnId: number; frames: Buffer[]; bytes: number; at: number }>()
+  /** node → the last turn some hub answered (reply, error, busy): a held turn already answered is not redone. */
+  private readonly answered = new Map<string, number>()
   readonly handlers: Handlers = {
-    nodeAudioIn: (m) => this.pipeline?.turns.onAudio(m.params.node!, m.data),
-    nodeEvents: (m) => { if (m.data.type === 'ttfa') this.pipeline?.turns.onNodeTtfa(m.params.node!, m.data) },
+    nodeAudioIn: (m) => this.onAudio(m.params.node!, m.data),
+    nodeEvents: (m) => {
+      const e = m.data
+      if (e.type === 'ttfa') this.pipeline?.turns.onNodeTtfa(m.params.node!, e)
+      else if (e.type === 'reply' || e.type === 'turn_error' || e.type === 'busy') this.answered.set(m.params.node!, e.turnId)
+    },
   }
 
   constructor(
@@ -37,6 +51,42 @@ export class VoiceFeature implements Feature {
     for (const t of this.timers) clearTimeout(t)
     this.timers.clear()
     await this.pipeline?.close()
+  }
+
+  /** Nothing running for the node on this hub and no audio from it for a moment: safe to hand over. */
+  idle(node: string): boolean {
+    const at = this.lastAudio.get(node)
+    return (at === undefined || performance.now() - at > 1500) && !this.pipeline?.turns.busy(node)
+  }
+
+  /**
+   * This hub took the node over from a dead hub: an utterance that hub never answered is
+   * played into our pipeline, so the turn in flight is finished here rather than lost.
+   */
+  adopt(node: string): void {
+    const h = this.held.get(node)
+    this.held.delete(node)
+    if (!h || this.answered.get(node) === h.turnId || performance.now() - h.at > this.config.turnTimeoutMs) return
+    this.log.info({ node, turnId: h.turnId, frames: h.frames.length }, 'finishing a turn the previous hub left unanswered')
+    for (const f of h.frames) this.pipeline?.turns.onAudio(node, f)
+  }
+
+  private onAudio(node: string, frame: Buffer): void {
+    if (!this.serves || this.serves(node)) {
+      this.lastAudio.set(node, performance.now())
+      this.pipeline?.turns.onAudio(node, frame)
+      return
+    }
+    const f = decodeAudioFrame(frame)
+    if (typeof f === 'string') return
+    if (f.flags & (AudioFlags.cancel | AudioFlags.bargeIn)) { this.held.delete(node); if (!(f.flags & AudioFlags.start)) return }
+    const h = this.held.get(node)
+    if (f.flags & AudioFlags.start) this.held.set(node, { turnId: f.turnId, frames: [frame], bytes: frame.length, at: performance.now() })
+    else if (h && h.turnId === f.turnId && h.bytes + frame.length <= heldMaxBytes) {
+      h.frames.push(frame)
+      h.bytes += frame.length
+      h.at = performance.now()
+    }
   }
 
   load(): HubLoad {
