@@ -5,7 +5,7 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import type { MqttClient } from 'mqtt'
 import mqtt from 'mqtt'
-import { killAll, startAgent, tempDir, waitFor } from './support/harness.js'
+import { killAll, startAgent, tempDir, waitFor, type AgentProc } from './support/harness.js'
 import { createHubBed, epochsIncrease, type HubBed } from './support/multihub.js'
 import { liveMic, synth } from './support/voice.js'
 
@@ -24,9 +24,10 @@ describe('warm-standby hub on Mosquitto', () => {
     bed = await createHubBed(['main', 'standby'])
     await bed.startHub('main', 'active')
     await bed.startHub('standby', 'standby')
-    const agents = await Promise.all(['kitchen', 'hall'].map(async (id) => startAgent({
-      nodeId: id, mqttUrl: bed!.url, password: bed!.passwords[id], env: { MQTT_USERNAME: id, MIRRORMESH_STATE_DIR: await tempDir('mm-node-') },
-    })))
+    const agents: AgentProc[] = []
+    for (const id of ['kitchen', 'hall']) {
+      agents.push(await startAgent({ nodeId: id, mqttUrl: bed.url, password: bed.passwords[id], env: { MQTT_USERNAME: id, MIRRORMESH_STATE_DIR: await tempDir('mm-node-') } }))
+    }
     for (const id of ['kitchen', 'hall']) await bed.waitAssigned(id, 'main')
     for (const a of agents) {
       await a.waitState('online', 15_000)
