@@ -15,7 +15,7 @@ afterEach(async () => {
 
 describe('three hubs on one Mosquitto', () => {
   it('nodes split by sticky assignment; one hub killed → its nodes reassigned, the rest stay; it returns → rebalanced', { timeout: 90_000 }, async () => {
-    const ids = ['h1', 'h2', 'h3']
+    const ids = ['one', 'two', 'three'] // ids whose hashes spread the four nodes over all three (2-1-1)
     bed = await createHubBed(ids)
     for (const id of ids) await bed.startHub(id, 'active')
     const agents: AgentProc[] = []
