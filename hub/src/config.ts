@@ -54,6 +54,7 @@ export const hubSettings = {
   persona: z.string().max(2000).default('You are the voice of a smart mirror in a home. Answer in one or two short, friendly sentences.').describe('System prompt persona for the LLM'),
   hubRole: z.enum(['solo', 'active', 'standby']).default('solo').describe('solo: the only hub, serves every node. active: one of several hubs on one external broker, nodes split between the live active hubs (retained nodes/{id}/assign). standby: serves nodes only while no active hub is alive, hands each back when idle'),
   hubPeerStaleMs: envInt(500, 60_000).default(3000).describe('HUB_ROLE active/standby: another hub whose heartbeat is older than this (or whose Last Will fired) is dead and its nodes are taken over'),
+  arbitrationWindowMs: envInt(0, 2000).default(150).describe('Mirrors of one room that start a turn within this window: only the one hearing it loudest over its noise floor answers, the others stop listening. 0 turns it off; a mirror alone in its room is never delayed'),
   rooms: z.string().default('kitchen|living room|bedroom|hall|bathroom|office|garage|dining room').describe('|-separated rooms the light skill knows'),
 }
 

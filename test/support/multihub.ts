@@ -46,11 +46,23 @@ export async function createHubBed(hubIds: string[]) {
     async startHub(id: string, role: 'active' | 'standby', env: Env = {}): Promise<HubProc> {
       const stateDir = dirs.get(id) ?? (await tempDir(`mm-hub-${id}-`))
       dirs.set(id, stateDir)
-      const hub = await startHub({
-        stateDir, mqttUrl: mosq.url, username: `hub-${id}`, password: passwords[`hub-${id}`],
+      const opts = {
+        stateDir, mqttUrl: mosq.url, username: `hub-${id}`, password: passwords[`hub-${id}`], wait: false,
         env: { HUB_ID: id, HUB_ROLE: role, HEARTBEAT_INTERVAL_MS: '300', HUB_PEER_STALE_MS: '1200', PIPELINE_ENABLED: 'false', NODE_STALE_MS: '3000', ...env },
-        timeoutMs: 30_000,
-      })
+      }
+      // A free port picked here can be taken by another process before the hub binds it (the HTTP
+      // listener then fails alone and /readyz never answers): start again on fresh ports.
+      let hub: HubProc | undefined
+      for (let i = 1; !hub; i++) {
+        const h = await startHub(opts)
+        let exit: number | null | undefined
+        void h.exited.then(({ code }) => { exit = code })
+        const ok = await waitFor(async () => exit !== undefined || (await h.http('/readyz')).status === 200, { timeoutMs: 30_000, what: `hub ${id} /readyz` }).then(() => exit === undefined, () => false)
+        if (exit !== undefined) throw new Error(`hub ${id} exited with ${exit}:\n${h.out.text.slice(-2000)}`)
+        if (ok) hub = h
+        else if (i >= 3 || !/EADDRINUSE/.test(h.out.text)) throw new Error(`hub ${id} not ready:\n${h.out.text.slice(-2000)}`)
+        else { h.kill('SIGKILL'); await h.exited }
+      }
       hubs.set(id, hub)
       return hub
     },
