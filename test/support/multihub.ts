@@ -57,7 +57,7 @@ export async function createHubBed(hubIds: string[]) {
         const h = await startHub(opts)
         let exit: number | null | undefined
         void h.exited.then(({ code }) => { exit = code })
-        const ok = await waitFor(async () => exit !== undefined || (await h.http('/readyz')).status === 200, { timeoutMs: 30_000, what: `hub ${id} /readyz` }).then(() => exit === undefined, () => false)
+        const ok = await waitFor(async () => exit !== undefined || (await h.http('/readyz')).status === 200, { timeoutMs: 60_000, what: `hub ${id} /readyz` }).then(() => exit === undefined, () => false)
         if (exit !== undefined) throw new Error(`hub ${id} exited with ${exit}:\n${h.out.text.slice(-2000)}`)
         if (ok) hub = h
         else if (i >= 3 || !/EADDRINUSE/.test(h.out.text)) throw new Error(`hub ${id} not ready:\n${h.out.text.slice(-2000)}`)
