@@ -1,12 +1,13 @@
 // Nearest-mirror arbitration through a real hub and broker: three test mirrors of one room
 // (registered by their heartbeats) stream the same utterance at different gains and small
-// time offsets, each with its own ~300 ms of noise ahead (the pre-roll an agent sends). Exactly
+// time offsets, each with its own ~300 ms of noise ahead, sent at once as the pre-roll an agent sends. Exactly
 // one gets the reply: the loudest over its floor, not the first to start; the others get
 // `arbitrated` naming it. The decision delay comes from the hub's metric.
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
 import type { MqttClient } from 'mqtt'
 import { killAll, sleep } from './support/harness.js'
 import { BASE, createMesh, metricValue, type Mesh } from './support/mesh.js'
+import { sayLikeAgent } from './support/multihub.js'
 import { VoiceNode, synth } from './support/voice.js'
 
 let speech: Int16Array
@@ -59,9 +60,9 @@ describe('nearest-mirror arbitration', () => {
     for (const r of rounds) {
       turnBase += 10
       const turns = ids.map((_, i) => turnBase + i)
-      await Promise.all(nodes.map(async (n, i) => { await sleep(r.offsets[i]!); await n.say(heard(r.gains[i]!, i + turnBase), { turnId: turns[i]! }) }))
+      await Promise.all(nodes.map(async (n, i) => { await sleep(r.offsets[i]!); await sayLikeAgent(n.client, n.nodeId, turns[i]!, heard(r.gains[i]!, i + turnBase)) }))
       const w = ids.indexOf(r.winner as (typeof ids)[number])
-      await nodes[w]!.event(turns[w]!, 'reply', 30_000)
+      await nodes[w]!.event(turns[w]!, 'reply', 30_000).catch((e: Error) => { console.log(mesh.hub.out.text.split('\n').filter((l) => /arbitration|turn finished|winner/.test(l)).join('\n')); throw e })
       for (const [i, n] of nodes.entries()) {
         if (i === w) continue
         expect(await n.event(turns[i]!, 'arbitrated', 5000)).toMatchObject({ winner: r.winner })
@@ -79,7 +80,7 @@ describe('nearest-mirror arbitration', () => {
     const [kitchen] = await Promise.all([mirror(mesh, 'kitchen', 'kitchen'), mirror(mesh, 'hall', 'hall')])
     await mesh.waitNode('kitchen', 'online')
     await mesh.waitNode('hall', 'online')
-    await kitchen!.say(heard(1, 7), { turnId: 77 })
+    await sayLikeAgent(kitchen!.client, 'kitchen', 77, heard(1, 7))
     await kitchen!.event(77, 'reply', 30_000)
     const text = (await mesh.hub.http('/metrics')).body
     expect(metricValue(text, 'mirrormesh_arbitration_decision_seconds_count')).toBe(0)

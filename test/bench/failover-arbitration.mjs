@@ -5,6 +5,7 @@
 // often the loudest mirror won. Never fails on timing.
 import { sleep, waitFor } from '../support/dist/harness.js'
 import { BASE, createMesh } from '../support/dist/mesh.js'
+import { sayLikeAgent } from '../support/dist/multihub.js'
 import { VoiceNode, synth } from '../support/dist/voice.js'
 import { envInt, fmt, logLines, printMachine, quantile, systemCpu, table } from './lib.mjs'
 
@@ -39,7 +40,7 @@ export async function main() {
       const turnBase = 5000 + k * 10
       await Promise.all(nodes.map(async (node, i) => {
         await sleep(((i + k) % 3) * 40)
-        await node.say(heard(speech, gains[(i - loud + 3) % 3], k * 3 + i), { turnId: turnBase + i, endFlag: true })
+        await sayLikeAgent(node.client, node.nodeId, turnBase + i, heard(speech, gains[(i - loud + 3) % 3], k * 3 + i))
       }))
       const winner = await waitFor(() => nodes.find((node, i) => node.turn(turnBase + i).events.some((e) => e.type === 'reply' || e.type === 'turn_error')), { timeoutMs: 30_000, what: 'a reply' })
       if (winner === nodes[loud]) right++

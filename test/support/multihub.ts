@@ -2,6 +2,7 @@
 // own state dir and ports, plus an observer that records every retained nodes/{id}/assign.
 import { createHash } from 'node:crypto'
 import mqtt, { type MqttClient } from 'mqtt'
+import { AudioFlags, encodeAudioFrame } from '@mirrormesh/broker'
 import { cli, startHub, startMosquitto, tempDir, waitFor, type Env, type HubProc, type MosquittoProc } from './harness.js'
 
 export const BASE = 'mirrormesh'
@@ -84,4 +85,23 @@ export function epochsIncrease(assigns: AssignRecord[]): boolean {
     last.set(a.node, a.epoch)
   }
   return true
+}
+
+/**
+ * Stream one utterance as a node agent does: the first `preRollMs` (audio from before the VAD
+ * fired) at once, the rest at real-time pace, the last frame marked end.
+ */
+export async function sayLikeAgent(client: MqttClient, nodeId: string, turnId: number, pcm: Int16Array, preRollMs = 300): Promise<void> {
+  const topic = `${BASE}/nodes/${nodeId}/audio/in`
+  const started = Date.now()
+  const pre = preRollMs * 16
+  let seq = 0
+  for (let off = 0; off < pcm.length; off += 320) {
+    const samples = pcm.subarray(off, Math.min(pcm.length, off + 320))
+    const flags = (off === 0 ? AudioFlags.start : 0) | (off + 320 >= pcm.length ? AudioFlags.end : 0)
+    client.publish(topic, encodeAudioFrame({ flags, turnId, seq: seq++, samples }), { qos: 0 })
+    if (off + 320 <= pre) continue
+    const wait = started + (off + 320 - pre) / 16 - Date.now()
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait))
+  }
 }
