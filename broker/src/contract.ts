@@ -88,7 +88,10 @@ export const schemas = {
     nodesOnline: count,
     engines: z.record(text(32), z.enum(['ok', 'degraded', 'down'])),
     versions,
+    role: z.enum(['solo', 'active', 'standby']).optional().describe('HUB_ROLE: other hubs split nodes among the active ones, standbys only take over'),
   }),
+  // Which hub serves a node (scale-out, failover): written retained by the hub that claims or hands it over.
+  nodeAssign: z.object({ ...envelope, hub: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/), epoch: z.number().int().positive() }),
   health: z.object({ ...envelope, state: z.enum(['ok', 'degraded', 'down']), reason: text(256).optional() }),
   clientsOnline: z.object({
     ...envelope,
@@ -136,6 +139,7 @@ export const topics = {
   nodeCmd: t({ path: 'nodes/{node}/cmd', format: 'json', retain: false, qos: 1, maxBytes: 2048, publishers: [], nodeReads: true, description: 'hub → node: {op:"rebuild"} wipe cache, resync, re-register; {op:"identity", id, password (sealed)} become another node' }),
   nodeCmdAck: t({ path: 'nodes/{node}/cmd/ack', format: 'json', retain: false, qos: 1, maxBytes: 512, publishers: ['node'], nodeReads: false, description: 'node → hub: {transaction, op, status} once rebuilt and re-registered (under the new id for op identity)' }),
   nodeTurnText: t({ path: 'nodes/{node}/turn/text', format: 'json', retain: false, qos: 1, maxBytes: 2048, publishers: ['node', 'observer'], nodeReads: false, description: 'a typed turn for this node: {text, user?}; the reply comes as on a spoken turn (events, audio/out)' }),
+  nodeAssign: t({ path: 'nodes/{node}/assign', format: 'json', retain: true, qos: 1, maxBytes: 256, publishers: [], nodeReads: true, description: 'the hub serving this node: {hub, epoch}; written by the claiming hub (takeover, rebalance, hand-back), the node follows that hub\'s status and heartbeat' }),
   hubStatus: t({ path: 'hub/{hub}/status', format: 'text', retain: true, qos: 1, maxBytes: 16, publishers: [], nodeReads: true, description: 'online / draining / offline (Last Will)' }),
   hubHeartbeat: t({ path: 'hub/{hub}/heartbeat', format: 'json', retain: false, qos: 0, maxBytes: 4096, publishers: [], nodeReads: true, description: 'load, sessions, queue depth, engine health' }),
   health: t({ path: 'health/{component}', format: 'json', retain: true, qos: 1, maxBytes: 1024, publishers: [], nodeReads: true, description: 'ok / degraded / down + reason, for dashboards' }),

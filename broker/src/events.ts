@@ -37,6 +37,8 @@ export const hubEventSchemas = {
   busy: ev('busy', { turnId }),
   timer_done: ev('timer_done', { label: z.string().max(128).optional() }),
   volume: ev('volume', { change: z.enum(['up', 'down']).optional(), level: z.number().int().min(0).max(100).optional() }),
+  /** Another mirror of the room heard the same request louder and answers it: stop listening, show who. */
+  arbitrated: ev('arbitrated', { turnId, winner: z.string().max(64) }),
   /** Stop playing now ("stop" skill). */
   stop: ev('stop', {}),
 }

@@ -65,6 +65,9 @@ export const hubSettings = {
   memoryMaxAgeDays: envInt(0, 36_500).default(365).describe('Memories older than this are pruned. 0: kept for ever'),
   memorySharedKeys: z.string().default('').describe('|-separated memory keys every room also reads (e.g. user:family); a room never reads another room\'s otherwise'),
   memoryContextTokens: envInt(0, 4096).default(256).describe('Most tokens of memories and recent turns put into the LLM prompt'),
+  hubRole: z.enum(['solo', 'active', 'standby']).default('solo').describe('solo: the only hub, serves every node. active: one of several hubs on one external broker, nodes split between the live active hubs (retained nodes/{id}/assign). standby: serves nodes only while no active hub is alive, hands each back when idle'),
+  hubPeerStaleMs: envInt(500, 60_000).default(3000).describe('HUB_ROLE active/standby: another hub whose heartbeat is older than this (or whose Last Will fired) is dead and its nodes are taken over'),
+  arbitrationWindowMs: envInt(0, 2000).default(150).describe('Mirrors of one room that start a turn within this window: only the one hearing it loudest over its noise floor answers, the others stop listening. 0 turns it off; a mirror alone in its room is never delayed'),
   rooms: z.string().default('kitchen|living room|bedroom|hall|bathroom|office|garage|dining room').describe('|-separated rooms the light skill knows'),
 }
 
@@ -82,6 +85,7 @@ export function loadHubConfig(env: Record<string, string | undefined> = process.
     requireExistingPath(c, 'llmModel', problem)
     requireExistingPath(c, 'embeddingModel', problem)
     if (c.mqttPassword && !c.mqttUsername) problem('mqttUsername', 'is required when MQTT_PASSWORD is set. Fix: set the external broker username.')
+    if (c.hubRole !== 'solo' && c.mqttUrl === undefined) problem('hubRole', `${c.hubRole} needs an external broker (the embedded one dies with its hub). Fix: set MQTT_URL to a Mosquitto/EMQX every hub uses, or HUB_ROLE=solo.`)
     if (c.mqttUrl === undefined && (c.mqttUsername || c.mqttPassword)) problem('mqttUrl', 'is required when MQTT_USERNAME/MQTT_PASSWORD are set (they are for an external broker). Fix: set MQTT_URL, or unset them.')
   })
   const stateDir = resolve(cfg.stateDir)

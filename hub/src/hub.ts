@@ -7,6 +7,7 @@ import { Registry, collectDefaultMetrics } from 'prom-client'
 import { type DrainView, CredentialStore, FeatureHost, SdNotifier, SystemdFeature, type Feature, type SystemdEnv, type HubState, type Logger, type ReadinessResponse } from '@mirrormesh/broker'
 import type { HubConfig } from './config.js'
 import { NodeRegistry } from './registry.js'
+import { AssignmentFeature } from './features/assignment.js'
 import { BrokerFeature } from './features/broker.js'
 import type { BundleService } from './bundle/service.js'
 import { BundleFeature } from './features/bundle.js'
@@ -56,6 +57,8 @@ export class Hub {
   readonly registry: NodeRegistry
   readonly credentials: CredentialStore
   readonly host: FeatureHost
+  /** HUB_ROLE active/standby: which hub serves which node. */
+  readonly assignment: AssignmentFeature | undefined
   phase: HubPhase = 'starting'
   /** Resolves once the hub has fully stopped (after stop() or a drain). */
   readonly stopped: Promise<void>
@@ -96,6 +99,15 @@ export class Hub {
     // After voice: it puts its stage into the pipeline voice has built.
     const memory = voice && config.memoryEnabled ? host.add(new MemoryFeature(config, () => voice.pipeline, this.metrics, child('memory'))) : undefined
     const textTurns = voice ? host.add(new TextTurnsFeature(() => voice.pipeline, this.registry, child('text-turns'))) : undefined
+    // HUB_ROLE active/standby: several hubs on one broker split the nodes (retained nodes/{id}/assign).
+    if (config.hubRole !== 'solo') {
+      this.assignment = host.add(new AssignmentFeature(config, mqtt, (n) => voice?.idle(n) ?? true, () => this.state(), {
+        gained: (node, _from, fromAlive) => { if (!fromAlive) voice?.adopt(node) },
+      }, child('assignment')))
+      const serves = (n: string) => this.assignment!.serves(n)
+      if (voice) voice.serves = serves
+      offlineTurns.serves = serves
+    }
     const nodeConfig = host.add(new NodeConfigFeature(config, mqtt, this.credentials, this.registry, child('node-config')))
     const nodeAdmin = host.add(new NodeAdminFeature(config, mqtt, this.credentials, nodeConfig, this.registry, child('node-admin')))
     const sources: HealthSource[] = [

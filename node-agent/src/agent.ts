@@ -50,7 +50,7 @@ export class NodeAgent {
   private readonly systemd: SystemdFeature
 
   constructor(readonly config: AgentConfig, private readonly log: Logger, private readonly opts: NodeAgentOptions = {}) {
-    this.state = new NodeStateMachine(config.hubStaleMs)
+    this.state = new NodeStateMachine(config.hubStaleMs, config.hubId)
     this.host = new FeatureHost(log)
     // Healthy = the event loop runs (the ping timer firing is the check). No `problem`: a lost hub
     // or broker is what offline mode is for, and a restart would not bring either back — the
@@ -85,7 +85,7 @@ export class NodeAgent {
     const http = new HttpFeature(app, { host: config.healthHost, port: config.healthPort })
     this.parts = { mqtt, settings, voice, offline, inputs, http, screen }
     const features: (Feature | undefined)[] = [
-      new HubWatchFeature(state, log),
+      new HubWatchFeature(state, log, config.hubStaleMs),
       settings,
       new ScreenFeature({ screen, state, presence, settings }),
       heartbeat,
@@ -136,6 +136,7 @@ export class NodeAgent {
       sinceMs: Date.now() - s.since,
       mqttConnected: s.brokerConnected,
       hubStatus: s.hubStatus,
+      hub: s.servingHub,
       hubHeartbeatAgeMs: s.lastHubHeartbeatAt === null ? null : Date.now() - s.lastHubHeartbeatAt,
       versions: agentVersions,
       wakeWord: p?.voice?.audio?.wake ?? null,

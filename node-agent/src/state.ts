@@ -21,6 +21,8 @@ export class NodeStateMachine extends EventEmitter<NodeStateEvents> {
   since = Date.now()
   brokerConnected = false
   hubStatus: HubState | 'unknown' = 'unknown'
+  /** The hub whose status and heartbeat count: HUB_ID until a retained nodes/{id}/assign names another. */
+  servingHub: string
   lastHubHeartbeatAt: number | null = null
   /** True from a hub heartbeat until hubStaleMs pass without one. The timer decides, not wall-clock
    * arithmetic: an NTP step on a Pi without an RTC must not keep a dead hub looking alive. */
@@ -31,8 +33,24 @@ export class NodeStateMachine extends EventEmitter<NodeStateEvents> {
   private readonly tasks: RecoveryTask[] = []
   private recovery: AbortController | undefined
 
-  constructor(private readonly hubStaleMs: number) {
+  constructor(private readonly hubStaleMs: number, hubId = 'main') {
     super()
+    this.servingHub = hubId
+  }
+
+  /**
+   * The node was assigned to another hub (failover, rebalance, hand-back). What is known of that
+   * hub replaces what was known of the old one; `heartbeatFresh` (seen within HUB_STALE_MS) keeps a
+   * node online across a hand-over between two live hubs instead of dropping it offline.
+   */
+  switchHub(hubId: string, status: HubState | 'unknown', heartbeatFresh: boolean): void {
+    if (hubId === this.servingHub) return
+    this.servingHub = hubId
+    this.hubStatus = status
+    if (heartbeatFresh) return this.onHubHeartbeat()
+    if (this.staleTimer) clearTimeout(this.staleTimer)
+    this.hubHeartbeatFresh = false
+    this.evaluate('hub_assigned')
   }
 
   addRecoveryTask(task: RecoveryTask): void {

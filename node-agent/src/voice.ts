@@ -149,6 +149,13 @@ export class VoiceLoop {
     // reply_partial: the reply so far, sent as each sentence starts playing; reply: all of it, at the end.
     if (ev.type === 'reply' || ev.type === 'reply_partial') this.opts.screen?.update({ reply: ev.text })
     if (ev.type === 'stop') this.opts.sink.stop()
+    // Another mirror in the room heard this request better and answers it: stop streaming, say who.
+    if (ev.type === 'arbitrated' && this.utterance?.turnId === ev.turnId) {
+      this.utterance = undefined
+      this.opts.listener.endUtterance('manual')
+      this.opts.log.info({ turnId: ev.turnId, winner: ev.winner }, 'another mirror answers this request')
+      this.opts.screen?.update({ activity: 'idle', reply: `${ev.winner} is answering` })
+    }
     // A turn that ends without audio to play (error, busy without audio, text-only reply) would
     // otherwise leave the screen on "thinking": playback's end is what normally sets idle.
     const silentEnd = ev.type === 'turn_error' || (ev.type === 'reply' && !ev.audio)

@@ -1,4 +1,4 @@
-// Benchmark dispatcher: `npm run bench -- <name>` (heartbeat, failure, rss, pipeline, offline, browser, all).
+// Benchmark dispatcher: `npm run bench -- <name>` (heartbeat, failure, rss, pipeline, offline, browser, memory, failover, arbitration, all).
 // Benchmarks print figures; they never fail on timing. Every process they start is killed on exit.
 import { killAll } from '../support/dist/harness.js'
 import { killChildren, removeTrackedDirs } from './lib.mjs'
@@ -11,6 +11,8 @@ const benches = {
   offline: async () => (await import('./offline.mjs')).main(),
   memory: async () => (await import('./memory.mjs')).main(),
   browser: async () => (await import('./browser.mjs')).main(),
+  failover: async () => (await import('./failover.mjs')).main(),
+  arbitration: async () => (await import('./failover-arbitration.mjs')).main(),
 }
 
 const name = process.argv[2]
@@ -24,7 +26,10 @@ if (!benches[name] && name !== 'all') {
   pipeline   voice turns: TTFA per stage (skill and LLM), barge-in, heartbeat delay under turns, hub RSS (BENCH_TURNS=30)
   offline    mirror offline mode: reply latency on one core, recognition accuracy (BENCH_ACC=50), hub loss/return, agent RSS
   memory     embedded memory store at 1k/10k/100k memories: insert/s, recall p50/p99, file size (BENCH_MEMORY_SIZES, BENCH_QUERIES=500); Qdrant too with QDRANT_URL
-  browser    the hub's page in headless Chromium: speech end -> first reply sample played, skill turns (BENCH_TURNS=20)`)
+  browser    the hub's page in headless Chromium: speech end -> first reply sample played, skill turns (BENCH_TURNS=20)
+  failover   warm standby and three hubs on Mosquitto: hub SIGKILL/SIGSTOP -> nodes on another hub (BENCH_REPS=20,
+             BENCH_HEARTBEAT_MS=300, BENCH_PEER_STALE_MS=1000)
+  arbitration  three mirrors of one room, same utterance at different gains/offsets: decision delay (BENCH_CONTESTS=30)`)
   process.exit(2)
 }
 

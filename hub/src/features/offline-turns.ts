@@ -11,8 +11,10 @@ import type { MqttFeature } from './mqtt.js'
 export class OfflineTurnsFeature implements Feature {
   readonly name = 'offline-turns'
   journal: OfflineTurnLog | undefined
+  /** Scale-out (assignment.ts): only the hub serving the node keeps its journal, so it is replayed once. */
+  serves: ((node: string) => boolean) | undefined
   readonly handlers: Handlers = {
-    nodeReplayRequest: (m) => { void this.journal?.handle(m.params.node!, m.data) },
+    nodeReplayRequest: (m) => { if (!this.serves || this.serves(m.params.node!)) void this.journal?.handle(m.params.node!, m.data) },
   }
 
   constructor(

@@ -60,6 +60,7 @@ export class PresenceFeature implements Feature {
       ...this.load(),
       nodesOnline: this.registry.online().length,
       versions,
+      role: this.config.hubRole,
     })
   }
 

@@ -142,6 +142,12 @@ export class TurnManager {
   get active(): number { return this.admission.running }
   get queued(): number { return this.admission.queued }
 
+  /** Whether a turn of this node is admitted, running or being answered "busy" (a hand-over waits for it). */
+  busy(nodeId: string): boolean {
+    for (const t of this.live) if (t.nodeId === nodeId) return true
+    return false
+  }
+
   /** One audio/in message from a node. Never throws. */
   onAudio(nodeId: string, payload: Buffer): void {
     this.router.route(nodeId, payload)

@@ -40,7 +40,8 @@ export class MqttFeature extends EventEmitter<MqttEvents> implements Feature {
   start(): void {
     const { config, host, state, metrics, log } = this.deps
     const validator = new InboundValidator(config.baseTopic, metrics, log.child({ component: 'inbound' }))
-    const params = { node: config.nodeId, hub: config.hubId }
+    // Every hub's status and heartbeat: the node follows whichever hub nodes/{id}/assign names.
+    const params = { node: config.nodeId }
     const filters = host.topics().map((name) => filterFor(config.baseTopic, name, params))
     this.client.on('connect', () => void this.announce(filters))
     this.client.on('disconnect', () => state.onBrokerLost())
