@@ -9,6 +9,7 @@ const benches = {
   rss: async () => (await import('./rss.mjs')).rssBench(),
   pipeline: async () => (await import('./pipeline.mjs')).main(),
   offline: async () => (await import('./offline.mjs')).main(),
+  accuracy: async () => (await import('./accuracy.mjs')).main(),
 }
 
 const name = process.argv[2]
@@ -20,7 +21,9 @@ if (!benches[name] && name !== 'all') {
   failure    hub kill / stop / restart -> agent state (BENCH_REPS=20)
   rss        node-agent and hub idle RSS (BENCH_SECONDS=20)
   pipeline   voice turns: TTFA per stage (skill and LLM), barge-in, heartbeat delay under turns, hub RSS (BENCH_TURNS=30)
-  offline    mirror offline mode: reply latency on one core, recognition accuracy (BENCH_ACC=50), hub loss/return, agent RSS`)
+  offline    mirror offline mode: reply latency on one core, recognition accuracy (BENCH_ACC=50), hub loss/return, agent RSS
+  accuracy   understanding on a generated set (7 voices, espeak-ng + flite, noise/reverb/gain): right/wrong/rejected, false
+             accepts per path and voice, accept/reject trade-off, confusions (--quick: a third of it, 3 voices)`)
   process.exit(2)
 }
 

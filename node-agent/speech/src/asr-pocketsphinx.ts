@@ -9,6 +9,7 @@ import type { Logger } from '@mirrormesh/broker'
 import { EngineError, type AsrEngine, type AsrSession, type EngineHealth, type Transcript } from './types.js'
 import { which } from './proc.js'
 import { PocketsphinxProcess } from './pocketsphinx-process.js'
+import { DEFAULT_MIN_MARGIN, hypothesisScore, judgeMargin, PhoneLoop } from './second-opinion.js'
 import type { SpawnFn } from './spawn-host.js'
 
 export interface PocketsphinxOptions {
@@ -22,6 +23,11 @@ export interface PocketsphinxOptions {
   log: Logger
   /** How to start the decoder (default child_process.spawn; the hub passes SpawnHost.spawn). */
   spawn?: SpawnFn
+  /**
+   * Check every grammar result against a phone loop (second-opinion.ts) and return '' with
+   * `rejected` when the margin per frame is below minMargin. false turns the check off.
+   */
+  secondOpinion?: { minMargin?: number } | false
 }
 
 const DEFAULT_MODEL_DIR = '/usr/share/pocketsphinx/model/en-us'
@@ -76,7 +82,8 @@ export class PocketsphinxAsr implements AsrEngine {
     const modelDir = opts.modelDir ?? DEFAULT_MODEL_DIR
     const hmm = path.join(modelDir, 'en-us')
     const dict = path.join(modelDir, 'cmudict-en-us.dict')
-    this.args = ['-infile', '/dev/stdin', '-jsgf', opts.grammarPath, '-hmm', hmm, '-dict', dict]
+    // -backtrace: the hypothesis line with its path score, which the second opinion compares.
+    this.args = ['-infile', '/dev/stdin', '-jsgf', opts.grammarPath, '-hmm', hmm, '-dict', dict, ...(opts.secondOpinion ? ['-backtrace', 'yes'] : [])]
     const down = !this.bin ? ['not_installed', `${opts.bin ?? 'pocketsphinx_continuous'} not found`]
       : !existsSync(hmm) || !existsSync(dict) ? ['model_missing', `pocketsphinx model missing in ${modelDir}`]
       : !existsSync(opts.grammarPath) ? ['grammar_missing', `grammar not found: ${opts.grammarPath}`]
@@ -95,8 +102,11 @@ export class PocketsphinxAsr implements AsrEngine {
       const err = new EngineError(this.downReason ?? 'not_installed', `pocketsphinx: ${this.downDetail ?? 'unavailable'}`)
       return { write: () => {}, finish: () => Promise.reject(err) }
     }
-    const proc = new PocketsphinxProcess({ bin: this.bin, args: this.args, signal, timeoutMs: this.opts.timeoutMs ?? 10_000, ...(this.opts.spawn ? { spawn: this.opts.spawn } : {}) })
-    return new PocketsphinxSession(proc, this.opts.log)
+    const so = this.opts.secondOpinion
+    const spawnOpt = this.opts.spawn ? { spawn: this.opts.spawn } : {}
+    const proc = new PocketsphinxProcess({ bin: this.bin, args: this.args, signal, timeoutMs: this.opts.timeoutMs ?? 10_000, keepLog: !!so, ...spawnOpt })
+    const loop = so ? new PhoneLoop({ bin: this.bin, ...(this.opts.modelDir ? { modelDir: this.opts.modelDir } : {}), signal, ...spawnOpt }) : undefined
+    return new PocketsphinxSession(proc, this.opts.log, loop, so ? so.minMargin ?? DEFAULT_MIN_MARGIN : 0)
   }
 }
 
@@ -104,7 +114,8 @@ export class PocketsphinxAsr implements AsrEngine {
 export class PocketsphinxSession implements AsrSession {
   private finishing: Promise<Transcript> | undefined
 
-  constructor(private readonly proc: PocketsphinxProcess, private readonly log: Logger) {}
+  constructor(private readonly proc: PocketsphinxProcess, private readonly log: Logger,
+    private readonly loop?: PhoneLoop, private readonly minMargin = 0) {}
 
   /** Process group of the decoder (sh, cat, pocketsphinx). */
   get pid(): number | undefined {
@@ -113,14 +124,24 @@ export class PocketsphinxSession implements AsrSession {
 
   write(pcm: Int16Array): void {
     this.proc.write(pcm)
+    this.loop?.write(pcm)
   }
 
   finish(): Promise<Transcript> {
     if (this.finishing) return this.finishing
     const started = performance.now()
-    this.finishing = this.proc.finish().then(({ lines }) => {
-      this.log.debug({ engine: 'pocketsphinx', ms: Math.round(performance.now() - started) }, 'asr finished')
-      return { text: lines.join(' ') }
+    const loopScore = this.loop?.score()
+    this.finishing = this.proc.finish().then(async ({ lines, log }) => {
+      const text = lines.join(' ')
+      if (!this.loop || !text) {
+        this.loop?.kill()
+        this.log.debug({ engine: 'pocketsphinx', ms: Math.round(performance.now() - started) }, 'asr finished')
+        return { text }
+      }
+      const v = judgeMargin(hypothesisScore(log ?? ''), await loopScore, this.loop.sampleCount, this.minMargin)
+      this.log.debug({ engine: 'pocketsphinx', ms: Math.round(performance.now() - started), margin: v.margin, trusted: v.trusted }, 'asr finished')
+      return v.trusted ? { text, ...(v.margin !== undefined ? { margin: v.margin } : {}) }
+        : { text: '', rejected: 'second_opinion', heard: text, ...(v.margin !== undefined ? { margin: v.margin } : {}) }
     })
     return this.finishing
   }
