@@ -141,7 +141,8 @@ function planReplies(opts: BuildBundleOptions, frag: (key: string) => string, sa
       if (skill.id === 'time') { replies.push({ phrase, skill: skill.id, text: '{time}', clips: ['{time}'] }); continue }
       if (skill.id === 'date') { replies.push({ phrase, skill: skill.id, text: '{date}', clips: ['{date}'] }); continue }
       const { env, rec } = recordingEnv(opts.weather)
-      const r = skill.handle(m.slots, env)
+      const handled = skill.handle(m.slots, env)
+      const r = skill.offlineText ? { ...handled, text: skill.offlineText(m.slots) } : handled
       const reply: BundleReply = { phrase, skill: skill.id, text: r.text, clips: [] }
       if (r.stop) reply.stop = true
       else if (skill.id === 'timer' && rec.timerMs !== undefined) {

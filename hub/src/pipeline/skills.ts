@@ -26,6 +26,11 @@ export interface Skill {
   /** Answerable from pre-synthesized audio when the hub is gone. */
   offline: boolean
   handle(slots: Record<string, string>, env: SkillEnv): SkillReply
+  /**
+   * What the offline bundle says instead of handle()'s text, when the hub being gone means the
+   * skill cannot do what it would online (a house action: the device is reached through the hub).
+   */
+  offlineText?(slots: Record<string, string>): string
 }
 
 const numberWords = ['zero', 'one', 'two', 'three', 'four', 'five', 'six', 'seven', 'eight', 'nine', 'ten', 'eleven', 'twelve',
@@ -65,7 +70,9 @@ export function builtinSkills(): Skill[] {
         const state = s.onoff ?? 'on'
         env.act('light', { action: 'set', room: s.room ?? null, state })
         return { text: `Turning ${state} the ${s.room} light.` }
-      } },
+      },
+      // Offline the action is only written to the journal and never executed late (bundle/journal.ts).
+      offlineText: (s) => `Sorry, I can't reach the ${s.room} light while the hub is offline.` },
     { id: 'timer', offline: true, phrases: ['set a timer for {number} (minute|minutes)', 'set a {number} minute timer'],
       handle: (s, env) => {
         const n = parseNumber(s.number ?? '') ?? 1
