@@ -39,6 +39,8 @@ const INTENTS = [
     'turn {state} the light in the {room}', 'put the {room} light {state}', 'turn {state} the {room} light please'] },
   { expect: 'timer:{n}', say: ['set a timer for {n} minutes', 'set a {n} minute timer', 'start a timer for {n} minutes', 'timer for {n} minutes',
     'can you set a timer for {n} minutes', 'count down {n} minutes'] },
+  { expect: 'timer_cancel', say: ['cancel the timer', 'cancel all timers', 'stop the timer', 'delete my timer'] },
+  { expect: 'timer_status', say: ['how long is left', 'how much time is left on the timer', 'which timers are running'] },
   { expect: 'volume:up', say: ['volume up', 'turn it up', 'make it louder', 'louder please', 'turn the volume up'] },
   { expect: 'volume:down', say: ['volume down', 'turn it down', 'make it quieter', 'quieter please', 'turn the volume down'] },
   { expect: 'volume:={n}', say: ['set the volume to {n}', 'volume {n}', 'change the volume to {n}'] },

@@ -73,7 +73,7 @@ export async function main() {
     const grammarPath = join(dir, 'grammar.gram')
     writeFileSync(grammarPath, jsgfFromPhrases(matcher.phrases(), { dictionary: readDictionaryWords() }))
     const hub = new PocketsphinxAsr({ grammarPath, log: quiet, secondOpinion: { minMargin: -Infinity } })
-    const node = new OfflineRecognizer({ grammarPath, log: quiet })
+    const node = new OfflineRecognizer({ grammarPath, log: quiet, secondOpinion: false }) // its margin is the hub's: same grammar, same audio
     if (hub.health() !== 'ok' || node.health() !== 'ok') throw new Error(`pocketsphinx unavailable: ${hub.downDetail ?? 'offline recognizer down'}`)
     console.log(`set: ${set.length} utterances (${set.filter((i) => i.expect).length} skill, ${set.filter((i) => !i.expect).length} out-of-skill)${quick ? ' --quick' : ''}; grammar ${matcher.phrases().length} phrases`)
 
@@ -103,9 +103,9 @@ export async function main() {
     const thr = Number(process.env.MIN_MARGIN ?? DEFAULT_MIN_MARGIN)
     const trusted = (r) => r.margin === null || r.margin >= thr
     const paths = {
-      'hub grammar only (before)': (r) => r.hub,
+      'hub grammar only': (r) => r.hub,
       [`hub + second opinion (margin >= ${thr})`]: (r) => (trusted(r) ? r.hub : null),
-      'node offline (coverage check, before)': (r) => r.node,
+      'node offline (coverage check only)': (r) => r.node,
       'node offline + second opinion': (r) => (trusted(r) ? r.node : null),
     }
     console.log('\nper path: skill requests right / wrong / rejected; out-of-skill requests that fired a skill')

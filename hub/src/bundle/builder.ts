@@ -118,6 +118,8 @@ function recordingEnv(weather: BuildBundleOptions['weather']): { env: SkillEnv; 
     notify: (event) => { rec.event = event },
     weather: () => weather ?? null,
     setTimer: (ms) => { rec.timerMs = ms },
+    // The node cancels its own timers for this reply (offline-mode.ts); the bundle says "Timer cancelled."
+    cancelTimers: () => { rec.event = { type: 'timer_cancel' }; return 1 },
   }
   return { env, rec }
 }

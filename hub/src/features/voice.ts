@@ -1,6 +1,7 @@
 // The voice pipeline as a feature: audio/in frames and the node's TTFA reports go to the
 // TurnManager; what the pipeline says goes out through the hub's MQTT client. Skill
 // timers live here so stop() clears them.
+import { HubTimers } from '../pipeline/skills-timers.js'
 import type { Registry } from 'prom-client'
 import { topicFor, type EventBody, type Feature, type Handlers, type HubEvent, type Logger, type NodeEvent } from '@mirrormesh/broker'
 import type { HubConfig } from '../config.js'
@@ -14,7 +15,7 @@ import type { WeatherFeature } from './weather.js'
 export class VoiceFeature implements Feature {
   readonly name = 'voice'
   pipeline: Pipeline | undefined
-  private readonly timers = new Set<NodeJS.Timeout>()
+  private readonly hubTimers = new HubTimers()
   readonly handlers: Handlers = {
     nodeAudioIn: (m) => this.pipeline?.turns.onAudio(m.params.node!, m.data),
     nodeEvents: (m) => { if (m.data.type === 'ttfa') this.pipeline?.turns.onNodeTtfa(m.params.node!, m.data) },
@@ -34,8 +35,7 @@ export class VoiceFeature implements Feature {
   }
 
   async stop(): Promise<void> {
-    for (const t of this.timers) clearTimeout(t)
-    this.timers.clear()
+    this.hubTimers.stop()
     await this.pipeline?.close()
   }
 
@@ -61,11 +61,7 @@ export class VoiceFeature implements Feature {
         act: (component, a) => void this.mqtt.publish('action', { component }, { v: 1, ts: Date.now(), ...a, nodeId }),
         notify: (event) => send(nodeId, event),
         weather: () => this.weather.current(),
-        setTimer: (ms, label) => {
-          const t = setTimeout(() => { this.timers.delete(t); send(nodeId, { type: 'timer_done', label }) }, ms)
-          t.unref()
-          this.timers.add(t)
-        },
+        ...this.hubTimers.env(nodeId, (label) => send(nodeId, { type: 'timer_done', label })),
       }),
     }
   }

@@ -32,7 +32,11 @@ export type InputFrame = StartFrame | AudioInFrame | InputEndFrame
 /** End of speech (VAD, the node's end flag or the utterance limit); TTFA counts from `at`. */
 export interface EndOfSpeechFrame { type: 'end_of_speech'; at: number }
 /** The ASR result; `engine` 'none' and empty text when every engine failed. */
-export interface TranscriptFrame { type: 'transcript'; text: string; engine: string; at: number }
+export interface TranscriptFrame {
+  type: 'transcript'; text: string; engine: string; at: number
+  /** An open-vocabulary transcript of speech no skill phrase fits (the grammar result was not trusted): never a skill. */
+  open?: boolean
+}
 
 // ── reply → speak ──────────────────────────────────────────────────────────────────────
 /** The reply is decided: a skill, the LLM, the canned "unavailable", or none (nothing heard). */

@@ -52,7 +52,10 @@ async function transcribe(asr: PocketsphinxAsr, pcm: Int16Array): Promise<string
 describe('jsgfFromPhrases', () => {
   it('builds one public rule and strips what JSGF or the dictionary cannot take', () => {
     const g = jsgfFromPhrases(['Turn ON the <kitchen> light!', "what's up", 'turn on the kitchen light', 'café | 42', ''])
-    expect(g).toBe("#JSGF V1.0;\ngrammar mm;\npublic <cmd> = turn on the kitchen light | what's up | cafe ;\n")
+    expect(g).toBe("#JSGF V1.0;\ngrammar mm;\npublic <cmd> = ( turn on the kitchen light | what's up | cafe ) ;\n")
+    // Shared prefixes are written once; a phrase that another one continues makes the rest optional.
+    expect(jsgfFromPhrases(['stop', 'stop talking', 'turn on the hall light', 'turn off the hall light']))
+      .toBe('#JSGF V1.0;\ngrammar mm;\npublic <cmd> = ( stop [ talking ] | turn ( on the hall light | off the hall light ) ) ;\n')
     expect(() => jsgfFromPhrases(['!!', ' '])).toThrow(RangeError)
   })
 
