@@ -12,6 +12,7 @@ import type { Frame } from '../hub/src/pipeline/frames.js'
 import { ReplyStage, phrasesSpoken } from '../hub/src/pipeline/reply.js'
 import { SkillMatcher, builtinSkills } from '../hub/src/pipeline/skills.js'
 import { HubTimers } from '../hub/src/pipeline/skills-timers.js'
+import { OfflineRecognizer } from '../node-agent/src/offline/recognizer.js'
 import { synth } from './support/voice.js'
 
 const matcher = new SkillMatcher(builtinSkills())
@@ -78,6 +79,23 @@ describe('out-of-skill speech never fires a skill', () => {
     }
     // Some are refused ("say that again"): the price of refusing open speech (README trade-off table).
     expect(trusted).toBeGreaterThanOrEqual(3)
+  }, 90_000)
+
+  sphinxIt('offline: the same check refuses open questions the coverage check let through', async () => {
+    const checked = new OfflineRecognizer({ grammarPath, log: silentLog })
+    const plain = new OfflineRecognizer({ grammarPath, log: silentLog, secondOpinion: false })
+    const questions = ['what is the capital of france', 'remember that my keys are in the drawer', 'who wrote romeo and juliet',
+      'tell me about the roman empire', 'how do i make pancakes', 'what did i tell you about my keys']
+    let before = 0
+    let after = 0
+    for (const q of questions) {
+      const pcm = await synth(q, { padMs: 300 })
+      const [a, b] = await Promise.all([plain.recognize(pcm, new AbortController().signal), checked.recognize(pcm, new AbortController().signal)])
+      if (a.confident && matcher.match(a.text)) before++
+      if (b.confident && matcher.match(b.text)) after++
+    }
+    expect(before).toBeGreaterThanOrEqual(2)
+    expect(after).toBeLessThan(before)
   }, 90_000)
 
   it('an open transcript goes to the LLM, never to a skill (a memory question once became a silent "never mind")', async () => {

@@ -329,7 +329,7 @@ export class OfflineRecognizer {
     // The phone loop streams like the decoders: at a probe it is finished (it has heard all so far)
     // and a new one is fed everything, for the next probe or the end.
     const so = o.secondOpinion === false ? undefined : { minMargin: o.secondOpinion?.minMargin ?? DEFAULT_MIN_MARGIN }
-    const newLoop = (): PhoneLoop | undefined => (so ? new PhoneLoop({ bin: this.bin!, ...(o.modelDir ? { modelDir: o.modelDir } : {}), signal }) : undefined)
+    const newLoop = (): PhoneLoop | undefined => (so ? new PhoneLoop({ bin: this.bin!, ...(o.modelDir ? { modelDir: o.modelDir } : {}), ...(o.dictPath ? { dictPath: o.dictPath } : {}), signal }) : undefined)
     let loop = newLoop()
     const audio: Int16Array[] = [] // everything so far, for the next standby
     let probes = 0
