@@ -155,7 +155,7 @@ describe('timers keep their word', () => {
       expect(say('set a timer for five minutes').reply.text).toBe('Timer set for five minutes.')
       expect(say('how long is left').reply.text).toBe('5 minutes left on the 5 minute timer.')
       expect(say('stop')).toMatchObject({ id: 'stop', reply: { stop: true } })
-      expect(env.timers!()).toHaveLength(1) // stop did not touch the timer
+      expect(env.listTimers!()).toHaveLength(1) // stop did not touch the timer
       expect(say('cancel the timer')).toEqual({ id: 'timer_cancel', reply: { text: 'Timer cancelled.' } })
       vi.advanceTimersByTime(10 * 60_000)
       expect(done).toEqual([])

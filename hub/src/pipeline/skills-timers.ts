@@ -11,7 +11,7 @@ export class HubTimers {
   constructor(private readonly now: () => number = Date.now) {}
 
   /** The timer part of a node's SkillEnv; `done(label)` is called when one ends (not when cancelled). */
-  env(nodeId: string, done: (label: string) => void): Pick<SkillEnv, 'setTimer' | 'cancelTimers' | 'timers'> {
+  env(nodeId: string, done: (label: string) => void): Pick<SkillEnv, 'setTimer' | 'cancelTimers' | 'listTimers'> {
     return {
       setTimer: (ms, label) => {
         const set = this.node(nodeId)
@@ -26,7 +26,7 @@ export class HubTimers {
         set.clear()
         return n
       },
-      timers: () => [...this.node(nodeId)].sort((a, b) => a.endsAt - b.endsAt)
+      listTimers: () => [...this.node(nodeId)].sort((a, b) => a.endsAt - b.endsAt)
         .map((t) => ({ label: t.label, remainingMs: Math.max(0, t.endsAt - this.now()) })),
     }
   }

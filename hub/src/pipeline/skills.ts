@@ -15,7 +15,7 @@ export interface SkillEnv {
   /** Cancels every running timer of this node; how many were running. Absent: no timers to cancel here. */
   cancelTimers?(): number
   /** This node's running timers, soonest first. */
-  timers?(): Array<{ label: string; remainingMs: number }>
+  listTimers?(): Array<{ label: string; remainingMs: number }>
 }
 
 export interface SkillReply {
@@ -108,7 +108,7 @@ export function builtinSkills(): Skill[] {
     { id: 'timer_status', offline: false, phrases: ['how (long|much time) is left [on the timer|on my timer]', 'how long is left on the (timer|timers)',
       '(what|which) timers are (set|running)', 'list [the|my] timers'],
       handle: (_s, env) => {
-        const t = env.timers?.() ?? []
+        const t = env.listTimers?.() ?? []
         if (!t.length) return { text: 'There is no timer running.' }
         return { text: t.map((x) => `${minutes(x.remainingMs)} left on the ${x.label}`).join(', ') + '.' }
       } },
