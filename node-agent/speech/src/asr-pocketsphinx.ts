@@ -63,8 +63,16 @@ export function jsgfFromPhrases(phrases: string[], opts: JsgfOptions = {}): stri
     else if (words.length > 0) alts.add(words.join(' '))
   }
   if (alts.size === 0) throw new RangeError('jsgfFromPhrases: no usable phrase')
-  return `#JSGF V1.0;\ngrammar mm;\npublic <cmd> = ${trieRule([...alts])} ;\n`
+  const list = [...alts]
+  return `#JSGF V1.0;\ngrammar mm;\npublic <cmd> = ${list.length > TRIE_ABOVE ? trieRule(list) : list.join(' | ')} ;\n`
 }
+
+/**
+ * Above this many phrases the grammar is written as a prefix tree: a flat list of the ~1900
+ * generated sentences decoded too slowly (past the 10 s limit under load) or lost its path.
+ * Small grammars stay flat, as they were.
+ */
+const TRIE_ABOVE = 300
 
 interface TrieNode { end: boolean; next: Map<string, TrieNode> }
 
@@ -85,12 +93,13 @@ function trieRule(phrases: string[]): string {
     }
     n.end = true
   }
+  // A word that ends a phrase and also continues is written twice ("it | it ( now | right now )"),
+  // not as an optional tail: `[ … ]` becomes a null transition in the FSG, and with it a pause
+  // after "what time is it" decoded as "what time is it now" with "now" squeezed in.
   const body = (n: TrieNode): string => {
-    const branches = [...n.next].map(([w, c]) => (c.next.size ? `${w} ${sub(c)}` : w))
+    const branches = [...n.next].flatMap(([w, c]) => (!c.next.size ? [w] : c.end ? [w, `${w} ${body(c)}`] : [`${w} ${body(c)}`]))
     return branches.length === 1 ? branches[0]! : `( ${branches.join(' | ')} )`
   }
-  // A node that ends a phrase and also continues: the continuation is optional.
-  const sub = (n: TrieNode): string => (n.end ? `[ ${body(n)} ]` : body(n))
   return body(root)
 }
 
