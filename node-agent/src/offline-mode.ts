@@ -177,8 +177,9 @@ export class OfflineMode implements OfflineAnswerer {
   private async commit(turnId: number, rec: Recognition, out: OfflineAnswer, at: number): Promise<void> {
     const reply = out.reply
     if (reply?.timerMs) this.timers.set(reply.timerMs, reply.text)
-    if (reply?.stop) this.timers.cancelAll()
-    if (reply?.event) this.opts.onReplyEvent?.(reply.event)
+    // "stop" only stops what is playing, as on the hub; "cancel the timer" cancels them (issue #12).
+    if (reply?.event?.type === 'timer_cancel') this.timers.cancelAll()
+    else if (reply?.event) this.opts.onReplyEvent?.(reply.event)
     // The journal keeps the turn in memory when the disk is full (and logs it); the
     // fallback log is best effort. Neither may cost the user the answer or the turn.
     await this.journal.append({ transcript: rec.confident ? rec.text : '', reply: out.text, ...(out.matched && reply ? { skill: reply.skill } : {}), ...(out.matched && reply?.action ? { action: reply.action } : {}), at })

@@ -68,8 +68,13 @@ describe.skipIf(!hasEspeak && !process.env.CI)('buildBundle with espeak', () => 
     const by = (p: string) => m.replies.find((r) => r.phrase === p)
     const names = new Set(m.files.map((f) => f.name))
     expect(by('are you there')).toMatchObject({ skill: 'presence', text: "Yes, I'm here." })
-    expect(by('turn on the kitchen light')).toMatchObject({ skill: 'light', text: 'Turning on the kitchen light.', action: { component: 'light', action: 'set', room: 'kitchen', state: 'on' } })
-    expect(by('switch the hall lights off')).toMatchObject({ text: 'Turning off the hall light.', action: { room: 'hall', state: 'off' } })
+    expect(by('turn on the kitchen light')).toMatchObject({ skill: 'light', text: "Sorry, I can't reach the kitchen light while the hub is offline.", action: { component: 'light', action: 'set', room: 'kitchen', state: 'on' } })
+    expect(by('switch the hall lights off')).toMatchObject({ text: "Sorry, I can't reach the hall light while the hub is offline.", action: { room: 'hall', state: 'off' } })
+    // Timers keep their word offline: "cancel the timer" cancels them (the node acts on the event); "stop" only stops playback.
+    expect(by('cancel the timer')).toMatchObject({ skill: 'timer_cancel', text: 'Timer cancelled.', event: { type: 'timer_cancel' } })
+    expect(by('stop')).toMatchObject({ skill: 'stop', stop: true })
+    expect(by('stop')!.event).toBeUndefined()
+    expect(by('how long is left')).toBeUndefined() // read aloud from live timers: online only
     // Identical texts share one clip.
     expect(by('turn on the kitchen lights')!.clips).toEqual(by('turn on the kitchen light')!.clips)
     expect(by('what is the weather')!.text).toBe("I don't have a weather report yet.")

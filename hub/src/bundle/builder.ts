@@ -118,6 +118,8 @@ function recordingEnv(weather: BuildBundleOptions['weather']): { env: SkillEnv; 
     notify: (event) => { rec.event = event },
     weather: () => weather ?? null,
     setTimer: (ms) => { rec.timerMs = ms },
+    // The node cancels its own timers for this reply (offline-mode.ts); the bundle says "Timer cancelled."
+    cancelTimers: () => { rec.event = { type: 'timer_cancel' }; return 1 },
   }
   return { env, rec }
 }
@@ -141,7 +143,8 @@ function planReplies(opts: BuildBundleOptions, frag: (key: string) => string, sa
       if (skill.id === 'time') { replies.push({ phrase, skill: skill.id, text: '{time}', clips: ['{time}'] }); continue }
       if (skill.id === 'date') { replies.push({ phrase, skill: skill.id, text: '{date}', clips: ['{date}'] }); continue }
       const { env, rec } = recordingEnv(opts.weather)
-      const r = skill.handle(m.slots, env)
+      const handled = skill.handle(m.slots, env)
+      const r = skill.offlineText ? { ...handled, text: skill.offlineText(m.slots) } : handled
       const reply: BundleReply = { phrase, skill: skill.id, text: r.text, clips: [] }
       if (r.stop) reply.stop = true
       else if (skill.id === 'timer' && rec.timerMs !== undefined) {

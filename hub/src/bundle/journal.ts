@@ -2,10 +2,12 @@
 // Nodes answer from the offline bundle while the hub is gone and keep a journal; once back
 // they replay it as a request, nodes/{id}/request/replay {transaction, turns:[…]}. The hub
 // checks each turn on its own (offlineTurn, declared in the contract), keeps each once (dedup
-// by node + id, persisted in <stateDir>/incidents/offline-turns.jsonl), publishes a late house
-// action, and answers on nodes/{id}/response/replay {transaction, status:'ok', data:{kept,
+// by node + id, persisted in <stateDir>/incidents/offline-turns.jsonl) and answers on nodes/{id}/response/replay {transaction, status:'ok', data:{kept,
 // duplicate, invalid}} only once the kept turns are fsync'd — or {status:'error'} when they
 // could not be written, so that the node keeps them and asks again.
+// A house action asked for offline is recorded, never published: the device could not be
+// reached then (the node said so), and a light switching minutes later for a request that
+// may have been misheard is worse than none. The operator sees it in GET /api/offline-turns.
 // Node outages and other incidents: hub/src/incidents (same folder, YYYY-MM-DD.jsonl).
 import { mkdir, open, readFile, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -18,8 +20,8 @@ export type OfflineTurn = OfflineTurnView
 export interface OfflineTurnIo {
   /** nodes/{id}/response/replay: the answer to a replay request. */
   respond(nodeId: string, response: ReplayResponse): void
-  /** actions/{component}: the house acts late rather than never. */
-  act(component: string, action: { action: string; room: string | null; state?: string; nodeId: string; offline: true; at: number }): void
+  /** Not called: late house actions are recorded, not published (kept for the feature's wiring). */
+  act?(component: string, action: { action: string; room: string | null; state?: string; nodeId: string; offline: true; at: number }): void
 }
 
 export interface OfflineTurnLogOptions {
@@ -124,11 +126,8 @@ export class OfflineTurnLog {
     const res: ReplayResponse = ok && lost.length === 0
       ? { v: 1, ts: this.now(), transaction: req.transaction, status: 'ok', data }
       : { v: 1, ts: this.now(), transaction: req.transaction, status: 'error', error: 'offline-turn journal write failed; replay again later' }
-    if (res.status === 'ok') {
-      for (const t of fresh) {
-        if (t.action) this.opts.io.act(t.action.component, { action: t.action.action, room: t.action.room, ...(t.action.state !== undefined ? { state: t.action.state } : {}), nodeId: t.nodeId, offline: true, at: t.at })
-      }
-    }
+    const lateActions = res.status === 'ok' ? fresh.filter((t) => t.action).length : 0
+    if (lateActions) this.opts.log.info({ nodeId, actions: lateActions }, 'offline house actions recorded, not executed late')
     this.opts.log.info({ nodeId, transaction: req.transaction, status: res.status, kept: data.kept.length, duplicate: data.duplicate.length, invalid: data.invalid.length + unnamed }, 'offline turns replayed')
     this.opts.io.respond(nodeId, res)
     return res

@@ -1,6 +1,7 @@
 // The voice pipeline as a feature: audio/in frames and the node's TTFA reports go to the
 // TurnManager; what the pipeline says goes out through the hub's MQTT client. Skill
 // timers live here so stop() clears them.
+import { HubTimers } from '../pipeline/skills-timers.js'
 import { Histogram, type Registry } from 'prom-client'
 import { AudioFlags, decodeAudioFrame, topicFor, type EventBody, type Feature, type Handlers, type HubEvent, type Logger, type NodeEvent } from '@mirrormesh/broker'
 import type { HubConfig } from '../config.js'
@@ -27,6 +28,7 @@ export class VoiceFeature implements Feature {
   private readonly held = new Map<string, { turnId: number; frames: Buffer[]; bytes: number; at: number }>()
   /** node → the last turn some hub answered (reply, error, busy): a held turn already answered is not redone. */
   private readonly answered = new Map<string, number>()
+  private readonly hubTimers = new HubTimers()
   readonly handlers: Handlers = {
     nodeAudioIn: (m) => this.onAudio(m.params.node!, m.data),
     nodeEvents: (m) => {
@@ -73,6 +75,7 @@ export class VoiceFeature implements Feature {
     for (const t of this.timers) clearTimeout(t)
     this.timers.clear()
     this.arbiter?.close()
+    this.hubTimers.stop()
     await this.pipeline?.close()
   }
 
@@ -135,11 +138,7 @@ export class VoiceFeature implements Feature {
         act: (component, a) => void this.mqtt.publish('action', { component }, { v: 1, ts: Date.now(), ...a, nodeId }),
         notify: (event) => send(nodeId, event),
         weather: () => this.weather.current(),
-        setTimer: (ms, label) => {
-          const t = setTimeout(() => { this.timers.delete(t); send(nodeId, { type: 'timer_done', label }) }, ms)
-          t.unref()
-          this.timers.add(t)
-        },
+        ...this.hubTimers.env(nodeId, (label) => send(nodeId, { type: 'timer_done', label })),
       }),
     }
   }

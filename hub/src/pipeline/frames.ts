@@ -38,6 +38,8 @@ export interface TranscriptFrame {
   answered?: boolean
   /** Memories the memory stage found for the LLM's prompt. */
   memory?: string[]
+  /** An open-vocabulary transcript of speech no skill phrase fits (the grammar result was not trusted): never a skill. */
+  open?: boolean
 }
 
 // ── reply → speak ──────────────────────────────────────────────────────────────────────

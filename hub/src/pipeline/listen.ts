@@ -83,10 +83,11 @@ export class ListenStage implements Stage {
           s = engine.start(signal)
           for (const pcm of buffered) s.write(pcm)
         }
-        const { text } = await s.finish()
+        const { text, rejected } = await s.finish()
         const at = Date.now()
         this.metrics.stage.observe({ stage: 'asr', engine: engine.name }, (at - eos) / 1000)
-        out({ type: 'transcript', text: text.trim(), engine: engine.name, at })
+        // A grammar result the second opinion did not trust: its open transcript (if any) is never a skill.
+        out({ type: 'transcript', text: text.trim(), engine: engine.name, at, ...(rejected ? { open: true } : {}) })
         return
       } catch (err) {
         if (signal.aborted) return

@@ -13,6 +13,8 @@ export const phrasesSpoken = {
   didntCatch: "Sorry, I didn't catch that.",
   unavailable: 'Sorry, the assistant is unavailable right now. Please try again in a little while.',
   busy: "I'm busy, try again in a moment.",
+  /** Out-of-skill speech with no LLM to answer it: honest, and never a skill. */
+  cantAnswer: "Sorry, I can't answer that yet.",
 }
 
 export interface ReplyOptions {
@@ -35,7 +37,7 @@ export class ReplyStage implements Stage<ReplyContext> {
       out(f)
       if (f.type !== 'transcript' || ctx.signal.aborted || f.answered) continue
       try {
-        await this.reply(f.text, out, ctx, f.memory)
+        await this.reply(f.text, out, ctx, f.memory, f.open === true)
       } catch (err) {
         ctx.error('reply', err)
       }
@@ -48,9 +50,9 @@ export class ReplyStage implements Stage<ReplyContext> {
     out({ type: 'reply_end', kind })
   }
 
-  private async reply(transcript: string, out: Sink, ctx: ReplyContext, memory?: string[]): Promise<void> {
+  private async reply(transcript: string, out: Sink, ctx: ReplyContext, memory?: string[], open = false): Promise<void> {
     if (!transcript) return this.canned(out, 'none', phrasesSpoken.didntCatch)
-    const match = this.skills.match(transcript)
+    const match = open ? undefined : this.skills.match(transcript)
     if (match) {
       const r = match.skill.handle(match.slots, ctx.skillEnv())
       out({ type: 'reply_start', kind: 'skill', skill: match.skill.id })
@@ -61,7 +63,7 @@ export class ReplyStage implements Stage<ReplyContext> {
     const llm = this.llm.candidates()[0]
     if (!llm) {
       this.llm.step(this.llm.engines[0]?.name ?? 'none', 'canned', 'unhealthy')
-      return this.canned(out, 'unavailable', phrasesSpoken.unavailable)
+      return this.canned(out, 'unavailable', open ? phrasesSpoken.cantAnswer : phrasesSpoken.unavailable)
     }
     out({ type: 'reply_start', kind: 'llm', llm: llm.name })
     const chunker = new SentenceChunker()

@@ -53,6 +53,11 @@ describe('jsgfFromPhrases', () => {
   it('builds one public rule and strips what JSGF or the dictionary cannot take', () => {
     const g = jsgfFromPhrases(['Turn ON the <kitchen> light!', "what's up", 'turn on the kitchen light', 'café | 42', ''])
     expect(g).toBe("#JSGF V1.0;\ngrammar mm;\npublic <cmd> = turn on the kitchen light | what's up | cafe ;\n")
+    // A big grammar shares its prefixes; a phrase that another one continues ends on its own branch.
+    const big = Array.from({ length: 400 }, (_, i) => `set item ${'abcdefghijklmnopqrstuvwxyz'[i % 26]}${'abcdefghijklmnopqrstuvwxyz'[Math.floor(i / 26)]}`)
+    const tree = jsgfFromPhrases(['stop', 'stop talking', ...big])
+    expect(tree).toMatch(/^#JSGF V1\.0;\ngrammar mm;\npublic <cmd> = \( stop \| stop talking \| set item \( aa \| ba \| /)
+    expect(tree.match(/set/g)).toHaveLength(1)
     expect(() => jsgfFromPhrases(['!!', ' '])).toThrow(RangeError)
   })
 

@@ -9,6 +9,7 @@ import type { Logger } from '@mirrormesh/broker'
 import { EngineError, type AsrEngine, type AsrSession, type EngineHealth, type Transcript } from './types.js'
 import { which } from './proc.js'
 import { PocketsphinxProcess } from './pocketsphinx-process.js'
+import { DEFAULT_MIN_MARGIN, hypothesisScore, judgeMargin, PhoneLoop } from './second-opinion.js'
 import type { SpawnFn } from './spawn-host.js'
 
 export interface PocketsphinxOptions {
@@ -22,9 +23,21 @@ export interface PocketsphinxOptions {
   log: Logger
   /** How to start the decoder (default child_process.spawn; the hub passes SpawnHost.spawn). */
   spawn?: SpawnFn
+  /**
+   * Check every grammar result against a phone loop (second-opinion.ts) and return '' with
+   * `rejected` when the margin per frame is below minMargin. false turns the check off.
+   */
+  secondOpinion?: { minMargin?: number; openVocabulary?: boolean } | false
 }
 
 const DEFAULT_MODEL_DIR = '/usr/share/pocketsphinx/model/en-us'
+
+/**
+ * Beams for the skill grammar. With the many-wordings grammar (~1900 phrases) the defaults
+ * (1e-48 / 1e-48 / 7e-29) lost the only path on some utterances ("Final result does not match
+ * the grammar": no transcript at all); these wider ones did not, on the accuracy set.
+ */
+export const GRAMMAR_BEAMS = ['-beam', '1e-60', '-pbeam', '1e-60', '-wbeam', '1e-40'] as const
 
 export interface JsgfOptions {
   /** Known words (see readDictionaryWords); phrases with other words are left out. */
@@ -50,7 +63,44 @@ export function jsgfFromPhrases(phrases: string[], opts: JsgfOptions = {}): stri
     else if (words.length > 0) alts.add(words.join(' '))
   }
   if (alts.size === 0) throw new RangeError('jsgfFromPhrases: no usable phrase')
-  return `#JSGF V1.0;\ngrammar mm;\npublic <cmd> = ${[...alts].join(' | ')} ;\n`
+  const list = [...alts]
+  return `#JSGF V1.0;\ngrammar mm;\npublic <cmd> = ${list.length > TRIE_ABOVE ? trieRule(list) : list.join(' | ')} ;\n`
+}
+
+/**
+ * Above this many phrases the grammar is written as a prefix tree: a flat list of the ~1900
+ * generated sentences decoded too slowly (past the 10 s limit under load) or lost its path.
+ * Small grammars stay flat, as they were.
+ */
+const TRIE_ABOVE = 300
+
+interface TrieNode { end: boolean; next: Map<string, TrieNode> }
+
+/**
+ * The phrases as one JSGF expression sharing their common prefixes ("turn (on the (kitchen ...
+ * | hall ...) | off ...)"). A flat list of ~2000 phrases makes pocketsphinx's FSG so wide that
+ * its beam loses the path ("Final result does not match the grammar"); the prefix tree accepts
+ * exactly the same phrases with a fraction of the states.
+ */
+function trieRule(phrases: string[]): string {
+  const root: TrieNode = { end: false, next: new Map() }
+  for (const p of phrases) {
+    let n = root
+    for (const w of p.split(' ')) {
+      let c = n.next.get(w)
+      if (!c) n.next.set(w, (c = { end: false, next: new Map() }))
+      n = c
+    }
+    n.end = true
+  }
+  // A word that ends a phrase and also continues is written twice ("it | it ( now | right now )"),
+  // not as an optional tail: `[ … ]` becomes a null transition in the FSG, and with it a pause
+  // after "what time is it" decoded as "what time is it now" with "now" squeezed in.
+  const body = (n: TrieNode): string => {
+    const branches = [...n.next].flatMap(([w, c]) => (!c.next.size ? [w] : c.end ? [w, `${w} ${body(c)}`] : [`${w} ${body(c)}`]))
+    return branches.length === 1 ? branches[0]! : `( ${branches.join(' | ')} )`
+  }
+  return body(root)
 }
 
 /** The words of a pocketsphinx dictionary (default: the Debian en-us one; ~126k words, ~100 ms). */
@@ -70,13 +120,16 @@ export class PocketsphinxAsr implements AsrEngine {
   readonly downDetail: string | undefined
   private readonly bin: string | undefined
   private readonly args: string[]
+  private readonly openArgs: string[]
 
   constructor(private readonly opts: PocketsphinxOptions) {
     this.bin = which(opts.bin ?? 'pocketsphinx_continuous')
     const modelDir = opts.modelDir ?? DEFAULT_MODEL_DIR
     const hmm = path.join(modelDir, 'en-us')
     const dict = path.join(modelDir, 'cmudict-en-us.dict')
-    this.args = ['-infile', '/dev/stdin', '-jsgf', opts.grammarPath, '-hmm', hmm, '-dict', dict]
+    // -backtrace: the hypothesis line with its path score, which the second opinion compares.
+    this.args = ['-infile', '/dev/stdin', '-jsgf', opts.grammarPath, '-hmm', hmm, '-dict', dict, ...GRAMMAR_BEAMS, ...(opts.secondOpinion ? ['-backtrace', 'yes'] : [])]
+    this.openArgs = ['-infile', '/dev/stdin', '-lm', path.join(modelDir, 'en-us.lm.bin'), '-hmm', hmm, '-dict', dict]
     const down = !this.bin ? ['not_installed', `${opts.bin ?? 'pocketsphinx_continuous'} not found`]
       : !existsSync(hmm) || !existsSync(dict) ? ['model_missing', `pocketsphinx model missing in ${modelDir}`]
       : !existsSync(opts.grammarPath) ? ['grammar_missing', `grammar not found: ${opts.grammarPath}`]
@@ -95,8 +148,14 @@ export class PocketsphinxAsr implements AsrEngine {
       const err = new EngineError(this.downReason ?? 'not_installed', `pocketsphinx: ${this.downDetail ?? 'unavailable'}`)
       return { write: () => {}, finish: () => Promise.reject(err) }
     }
-    const proc = new PocketsphinxProcess({ bin: this.bin, args: this.args, signal, timeoutMs: this.opts.timeoutMs ?? 10_000, ...(this.opts.spawn ? { spawn: this.opts.spawn } : {}) })
-    return new PocketsphinxSession(proc, this.opts.log)
+    const so = this.opts.secondOpinion
+    const spawnOpt = this.opts.spawn ? { spawn: this.opts.spawn } : {}
+    const proc = new PocketsphinxProcess({ bin: this.bin, args: this.args, signal, timeoutMs: this.opts.timeoutMs ?? 10_000, keepLog: !!so, ...spawnOpt })
+    const loop = so ? new PhoneLoop({ bin: this.bin, ...(this.opts.modelDir ? { modelDir: this.opts.modelDir } : {}), signal, ...spawnOpt }) : undefined
+    // An untrusted grammar result is decoded again with the general en-us LM: that open
+    // transcript goes to the LLM (never to a skill); ~1-2 s, only for out-of-skill speech.
+    const open = so && so.openVocabulary ? (): PocketsphinxProcess => new PocketsphinxProcess({ bin: this.bin!, args: this.openArgs, signal, timeoutMs: this.opts.timeoutMs ?? 10_000, ...spawnOpt }) : undefined
+    return new PocketsphinxSession(proc, this.opts.log, loop, so ? so.minMargin ?? DEFAULT_MIN_MARGIN : 0, open)
   }
 }
 
@@ -104,7 +163,11 @@ export class PocketsphinxAsr implements AsrEngine {
 export class PocketsphinxSession implements AsrSession {
   private finishing: Promise<Transcript> | undefined
 
-  constructor(private readonly proc: PocketsphinxProcess, private readonly log: Logger) {}
+  /** The utterance, kept only when an open-vocabulary decode may need it. */
+  private readonly audio: Int16Array[] = []
+
+  constructor(private readonly proc: PocketsphinxProcess, private readonly log: Logger,
+    private readonly loop?: PhoneLoop, private readonly minMargin = 0, private readonly open?: () => PocketsphinxProcess) {}
 
   /** Process group of the decoder (sh, cat, pocketsphinx). */
   get pid(): number | undefined {
@@ -113,15 +176,40 @@ export class PocketsphinxSession implements AsrSession {
 
   write(pcm: Int16Array): void {
     this.proc.write(pcm)
+    this.loop?.write(pcm)
+    if (this.open) this.audio.push(pcm.slice())
   }
 
   finish(): Promise<Transcript> {
     if (this.finishing) return this.finishing
     const started = performance.now()
-    this.finishing = this.proc.finish().then(({ lines }) => {
-      this.log.debug({ engine: 'pocketsphinx', ms: Math.round(performance.now() - started) }, 'asr finished')
-      return { text: lines.join(' ') }
+    const loopScore = this.loop?.score()
+    this.finishing = this.proc.finish().then(async ({ lines, log }) => {
+      const text = lines.join(' ')
+      if (!this.loop || !text) {
+        this.loop?.kill()
+        this.log.debug({ engine: 'pocketsphinx', ms: Math.round(performance.now() - started) }, 'asr finished')
+        return { text }
+      }
+      const v = judgeMargin(hypothesisScore(log ?? ''), await loopScore, this.loop.sampleCount, this.minMargin)
+      this.log.debug({ engine: 'pocketsphinx', ms: Math.round(performance.now() - started), margin: v.margin, trusted: v.trusted }, 'asr finished')
+      const margin = v.margin !== undefined ? { margin: v.margin } : {}
+      if (v.trusted) return { text, ...margin }
+      return { text: await this.openText(), rejected: 'second_opinion', heard: text, ...margin }
     })
     return this.finishing
+  }
+
+  /** The open-vocabulary transcript of the utterance ('' without one, or when it fails). */
+  private async openText(): Promise<string> {
+    if (!this.open) return ''
+    const p = this.open()
+    for (const a of this.audio.splice(0)) p.write(a)
+    try {
+      return (await p.finish()).lines.join(' ')
+    } catch (err) {
+      this.log.warn({ engine: 'pocketsphinx', err: (err as Error).message }, 'open-vocabulary decode failed')
+      return ''
+    }
   }
 }

@@ -5,6 +5,7 @@
 export * from './types.js'
 export * from './vad-silero.js'
 export * from './asr-pocketsphinx.js'
+export * from './second-opinion.js'
 export { PocketsphinxProcess, type PocketsphinxProcessOptions, type PocketsphinxOutput } from './pocketsphinx-process.js'
 export * from './tts-espeak.js'
 export { FallbackChain, reasonOf } from './fallback.js'

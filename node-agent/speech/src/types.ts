@@ -20,7 +20,16 @@ export class EngineError extends Error {
   }
 }
 
-export interface Transcript { text: string; confidence?: number }
+export interface Transcript {
+  text: string
+  confidence?: number
+  /** Why a grammar hypothesis was not trusted (text is then ''): 'second_opinion'. */
+  rejected?: string
+  /** The grammar hypothesis that was not trusted (for logs and the accuracy bench; PII). */
+  heard?: string
+  /** Second-opinion margin per frame (see second-opinion.ts), when it ran. */
+  margin?: number
+}
 
 /**
  * Speech to text. A session receives audio as it arrives so decoding overlaps speech;

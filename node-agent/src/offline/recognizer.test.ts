@@ -168,7 +168,8 @@ describe('OfflineRecognizer early endpoint (streamed in real time)', () => {
   let rec: OfflineRecognizer
   beforeAll(async () => {
     await writeGrammarDictionary(EARLY_PHRASES, dictPath)
-    rec = new OfflineRecognizer({ grammarPath: earlyGrammarPath, dictPath, log })
+    // The endpoint mechanism alone; the second opinion has its own tests (test/understanding.test.ts).
+    rec = new OfflineRecognizer({ grammarPath: earlyGrammarPath, dictPath, log, secondOpinion: false })
   })
 
   /**

@@ -34,9 +34,9 @@ import { readFileSync } from 'node:fs'
 import fs from 'node:fs/promises'
 import path from 'node:path'
 import type { Logger } from '@mirrormesh/broker'
-import { EngineError, PocketsphinxAsr, PocketsphinxProcess, which, type PocketsphinxOptions } from '@mirrormesh/speech'
+import { DEFAULT_MIN_MARGIN, EngineError, GRAMMAR_BEAMS, hypothesisScore, judgeMargin, PhoneLoop, PocketsphinxAsr, PocketsphinxProcess, which, type PocketsphinxOptions } from '@mirrormesh/speech'
 
-export type UnconfidentReason = 'empty' | 'multiple' | 'too_quiet' | 'too_short' | 'uncovered_speech' | 'duration_mismatch'
+export type UnconfidentReason = 'empty' | 'multiple' | 'too_quiet' | 'too_short' | 'uncovered_speech' | 'duration_mismatch' | 'second_opinion'
 
 export interface AlignedWord {
   word: string
@@ -62,6 +62,8 @@ export interface Recognition {
   latencyMs: number
   /** True when an early endpoint produced it (see onEndpoint), before the listener's end of utterance. */
   early?: boolean
+  /** Second-opinion margin per frame (grammar vs phone loop, @mirrormesh/speech second-opinion.ts). */
+  margin?: number
 }
 
 export interface OfflineRecognizerOptions extends Omit<PocketsphinxOptions, 'log'> {
@@ -84,6 +86,11 @@ export interface OfflineRecognizerOptions extends Omit<PocketsphinxOptions, 'log
   maxProbes?: number
   /** No probe once the utterance is longer than this, ms (default 5000): no command is that long. */
   maxProbeAudioMs?: number
+  /**
+   * The hub's second opinion: a phone loop decodes the same audio and a grammar phrase whose
+   * margin per frame is below minMargin is unconfident ('second_opinion'). Default on; false: off.
+   */
+  secondOpinion?: { minMargin?: number } | false
 }
 
 export interface SessionHooks {
@@ -231,7 +238,7 @@ export function squeezedWord(words: AlignedWord[], phones: ReadonlyMap<string, n
   return undefined
 }
 
-interface Decoded { lines: string[]; words: AlignedWord[] | null }
+interface Decoded { lines: string[]; words: AlignedWord[] | null; score?: number | undefined }
 
 const BT_ROW = /^(\S+)\s+(\d+)\s+(\d+)\s+[\d.]+\s+-?\d+\s+-?\d+\s+\d+\s*$/
 
@@ -261,7 +268,7 @@ class DecoderSession {
   }
 
   finish(): Promise<Decoded> {
-    return this.proc.finish().then(({ lines, log }) => ({ lines, words: parseBacktrace(log ?? '') }))
+    return this.proc.finish().then(({ lines, log }) => ({ lines, words: parseBacktrace(log ?? ''), score: hypothesisScore(log ?? '') }))
   }
 
   /** Stop the decoder; its result is no longer wanted. */
@@ -284,7 +291,7 @@ export class OfflineRecognizer {
     const modelDir = opts.modelDir ?? DEFAULT_MODEL_DIR
     const dict = opts.dictPath ?? path.join(modelDir, 'cmudict-en-us.dict')
     this.args = ['-infile', '/dev/stdin', '-jsgf', opts.grammarPath, '-hmm', path.join(modelDir, 'en-us'),
-      '-dict', dict, '-backtrace', 'yes']
+      '-dict', dict, ...GRAMMAR_BEAMS, '-backtrace', 'yes']
     try {
       this.phones = phoneCounts(readFileSync(dict, 'utf8'), grammarWords(readFileSync(opts.grammarPath, 'utf8')))
     } catch {
@@ -319,6 +326,11 @@ export class OfflineRecognizer {
     // active decoder has heard the whole utterance, as the single decoder did before.
     let active = this.decoder(signal)
     let standby = onEndpoint ? this.decoder(signal) : undefined
+    // The phone loop streams like the decoders: at a probe it is finished (it has heard all so far)
+    // and a new one is fed everything, for the next probe or the end.
+    const so = o.secondOpinion === false ? undefined : { minMargin: o.secondOpinion?.minMargin ?? DEFAULT_MIN_MARGIN }
+    const newLoop = (): PhoneLoop | undefined => (so ? new PhoneLoop({ bin: this.bin!, ...(o.modelDir ? { modelDir: o.modelDir } : {}), ...(o.dictPath ? { dictPath: o.dictPath } : {}), signal }) : undefined)
+    let loop = newLoop()
     const audio: Int16Array[] = [] // everything so far, for the next standby
     let probes = 0
     let probing = false
@@ -335,10 +347,15 @@ export class OfflineRecognizer {
       probes++
       probedAtLoud = meter.loudFrames
       const t0 = performance.now()
-      d.finish().then((dec) => {
+      const probeLoop = loop
+      if (probeLoop) {
+        loop = newLoop()
+        for (const a of audio) loop!.write(a)
+      }
+      Promise.all([d.finish(), probeLoop?.score()]).then(([dec, loopScore]) => {
         probing = false
         if (done) return
-        const r = this.judge(dec, meter, performance.now() - t0, false)
+        const r = this.judge(dec, meter, performance.now() - t0, false, so && { loopScore, samples: probeLoop!.sampleCount, minMargin: so.minMargin })
         // Speech after the probe started: the user had not finished.
         const resumed = meter.loudFrames > probedAtLoud
         const squeezed = r.confident && !resumed ? squeezedWord(dec.words ?? [], this.phones) : undefined
@@ -368,6 +385,7 @@ export class OfflineRecognizer {
     const write = (pcm: Int16Array): void => {
       meter.push(pcm)
       active.write(pcm)
+      loop?.write(pcm)
       if (!onEndpoint || done || (!standby && !probing)) return
       audio.push(pcm)
       standby?.write(pcm)
@@ -386,11 +404,12 @@ export class OfflineRecognizer {
         standby?.kill()
         if (early) {
           active.kill()
+          loop?.kill()
           return early
         }
         const t0 = performance.now()
-        const d = await active.finish()
-        return this.judge(d, meter, performance.now() - t0)
+        const [d, loopScore] = await Promise.all([active.finish(), loop?.score()])
+        return this.judge(d, meter, performance.now() - t0, true, so && { loopScore, samples: loop!.sampleCount, minMargin: so.minMargin })
       },
     }
   }
@@ -401,24 +420,28 @@ export class OfflineRecognizer {
     return s.finish()
   }
 
-  private judge(d: Decoded, meter: LevelMeter, latencyMs: number, log = true): Recognition {
+  private judge(d: Decoded, meter: LevelMeter, latencyMs: number, log = true,
+    second?: { loopScore: number | undefined; samples: number; minMargin: number }): Recognition {
     const o = this.opts
     const text = d.lines.join(' ')
     const { peakDbfs, speechMs } = meter.summary(o.speechRangeDb ?? 30)
     const wordMs = d.words ? d.words.filter((w) => !isFiller(w.word)).reduce((n, w) => n + (w.end - w.start + 1) * 10, 0) : null
     const coverage = !text ? NaN : (wordMs ?? syllables(text) * 200) / Math.max(speechMs, 1)
-    const reason: UnconfidentReason | undefined = !text ? 'empty'
+    let reason: UnconfidentReason | undefined = !text ? 'empty'
       : d.lines.length > 1 ? 'multiple'
       : peakDbfs < (o.minPeakDbfs ?? -45) ? 'too_quiet'
       : speechMs < (o.minSpeechMs ?? 200) ? 'too_short'
       : coverage < (o.minCoverage ?? 0.6) || coverage > (o.maxCoverage ?? 1.8) ? (wordMs === null ? 'duration_mismatch' : 'uncovered_speech')
       : undefined
+    const v = second && text ? judgeMargin(d.score, second.loopScore, second.samples, second.minMargin) : undefined
+    if (!reason && v && !v.trusted && v.margin !== undefined) reason = 'second_opinion'
     const r: Recognition = {
       text, confident: !reason, speechMs, peakDbfs: Math.round(peakDbfs * 10) / 10, wordMs,
       coverage: Math.round(coverage * 100) / 100, latencyMs: Math.round(latencyMs),
     }
     if (reason) r.reason = reason
-    if (log) o.log.debug({ pii: { text }, confident: r.confident, reason, speechMs, wordMs, peakDbfs: r.peakDbfs, coverage: r.coverage, latencyMs: r.latencyMs }, 'offline recognition')
+    if (v?.margin !== undefined) r.margin = v.margin
+    if (log) o.log.debug({ pii: { text }, margin: r.margin, confident: r.confident, reason, speechMs, wordMs, peakDbfs: r.peakDbfs, coverage: r.coverage, latencyMs: r.latencyMs }, 'offline recognition')
     return r
   }
 }

@@ -1,0 +1,185 @@
+// Issue #12 regression tests: what the assistant understands and whether skills keep their word.
+// Each test reproduces a defect measured on the held-out set (see README "Understanding").
+// Real pocketsphinx on synthesized speech where the defect was acoustic; the skill/reply code
+// in-process where it was logic.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
+import { FallbackChain, PocketsphinxAsr, Unavailable, jsgfFromPhrases, readDictionaryWords, which } from '@mirrormesh/speech'
+import { FakeLlm, fakeCtx, silentLog, sink, source, testMetrics } from '../hub/src/pipeline/fakes.js'
+import type { Frame } from '../hub/src/pipeline/frames.js'
+import { ReplyStage, phrasesSpoken } from '../hub/src/pipeline/reply.js'
+import { SkillMatcher, builtinSkills } from '../hub/src/pipeline/skills.js'
+import { HubTimers } from '../hub/src/pipeline/skills-timers.js'
+import { OfflineRecognizer } from '../node-agent/src/offline/recognizer.js'
+import { synth } from './support/voice.js'
+
+const matcher = new SkillMatcher(builtinSkills())
+const haveSphinx = !!which('pocketsphinx_continuous')
+// CI installs pocketsphinx: there a missing decoder fails the test instead of skipping it.
+const sphinxIt = haveSphinx || process.env.CI ? it : it.skip
+
+function replyStage(llm: ConstructorParameters<typeof FallbackChain>[1]) {
+  const m = testMetrics()
+  return new ReplyStage(matcher, new FallbackChain('llm', llm as never, m.metrics, silentLog), { persona: 'You are a mirror.', llmMaxTokens: 50 })
+}
+const sentences = (frames: Frame[]) => frames.flatMap((f) => (f.type === 'sentence' ? [f.text] : []))
+
+describe('out-of-skill speech never fires a skill', () => {
+  let dir: string
+  let grammarPath: string
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'mm-understanding-'))
+    grammarPath = join(dir, 'grammar.gram')
+    if (haveSphinx) writeFileSync(grammarPath, jsgfFromPhrases(matcher.phrases(), { dictionary: readDictionaryWords() }))
+  })
+  afterAll(() => rmSync(dir, { recursive: true, force: true }))
+
+  async function decode(asr: PocketsphinxAsr, pcm: Int16Array) {
+    const s = asr.start(new AbortController().signal)
+    for (let i = 0; i < pcm.length; i += 320) s.write(pcm.subarray(i, i + 320))
+    return s.finish()
+  }
+
+  // General-knowledge questions, chit-chat and memory requests: the grammar alone forces them onto
+  // skills. The check is a threshold on evidence, not a proof: the figures on the whole set are in
+  // README "Understanding"; here, on the test voice, it must stop most of them.
+  sphinxIt('the grammar alone forces open questions onto skills; with the second opinion (nearly) none fires one', async () => {
+    const plain = new PocketsphinxAsr({ grammarPath, log: silentLog })
+    const checked = new PocketsphinxAsr({ grammarPath, log: silentLog, secondOpinion: {} })
+    const questions = ['what is the capital of france', 'remember that my keys are in the drawer', 'who wrote romeo and juliet',
+      'tell me about the roman empire', 'how do i make pancakes', 'what did i tell you about my keys']
+    const forced: string[] = []
+    const fired: string[] = []
+    for (const q of questions) {
+      const pcm = await synth(q, { padMs: 300 })
+      const before = await decode(plain, pcm)
+      if (before.text && matcher.match(before.text)) forced.push(`${q} → ${before.text}`)
+      const after = await decode(checked, pcm)
+      if (after.text && matcher.match(after.text)) fired.push(`${q} → ${after.text} (margin ${after.margin})`)
+      else expect(after.rejected).toBe('second_opinion')
+    }
+    // The defect is real on this audio: without the check most of them fired a skill; the check
+    // stops at least two in three of those (measured here: 2 of 6 still fire on this voice).
+    expect(forced.length, forced.join('; ')).toBeGreaterThanOrEqual(4)
+    expect(fired.length, fired.join('; ')).toBeLessThanOrEqual(Math.floor(forced.length / 3) + 1)
+  }, 90_000)
+
+  sphinxIt('commands that were said are still trusted, and none becomes another command', async () => {
+    const checked = new PocketsphinxAsr({ grammarPath, log: silentLog, secondOpinion: {} })
+    const commands = ['turn on the kitchen light', 'what time is it', 'set a timer for five minutes', 'volume down', 'cancel the timer']
+    let trusted = 0
+    for (const c of commands) {
+      const r = await decode(checked, await synth(c, { padMs: 300 }))
+      if (r.text) {
+        expect(matcher.match(r.text)?.skill.id, `"${c}" heard "${r.text}"`).toBe(matcher.match(c)?.skill.id)
+        trusted++
+      }
+    }
+    // Some are refused ("say that again"): the price of refusing open speech (README trade-off table).
+    expect(trusted).toBeGreaterThanOrEqual(3)
+  }, 90_000)
+
+  sphinxIt('offline: the same check refuses open questions the coverage check let through', async () => {
+    const checked = new OfflineRecognizer({ grammarPath, log: silentLog })
+    const plain = new OfflineRecognizer({ grammarPath, log: silentLog, secondOpinion: false })
+    const questions = ['what is the capital of france', 'remember that my keys are in the drawer', 'who wrote romeo and juliet',
+      'tell me about the roman empire', 'how do i make pancakes', 'what did i tell you about my keys']
+    let before = 0
+    let after = 0
+    for (const q of questions) {
+      const pcm = await synth(q, { padMs: 300 })
+      const [a, b] = await Promise.all([plain.recognize(pcm, new AbortController().signal), checked.recognize(pcm, new AbortController().signal)])
+      if (a.confident && matcher.match(a.text)) before++
+      if (b.confident && matcher.match(b.text)) after++
+    }
+    expect(before).toBeGreaterThanOrEqual(2)
+    expect(after).toBeLessThan(before)
+  }, 90_000)
+
+  it('an open transcript goes to the LLM, never to a skill (a memory question once became a silent "never mind")', async () => {
+    const llm = new FakeLlm('llama', ['I will remember that.'])
+    const out = sink()
+    const ctx = fakeCtx()
+    await replyStage([llm]).run(source([{ type: 'end_of_speech', at: 1 }, { type: 'transcript', text: 'never mind', engine: 'pocketsphinx', at: 2, open: true }]), out.out, ctx)
+    expect(out.frames.find((f) => f.type === 'reply_start')).toMatchObject({ kind: 'llm' })
+    expect(llm.prompts).toHaveLength(1)
+    expect(ctx.env.notes).toEqual([]) // no stop event: not the stop skill
+  })
+
+  it('with no LLM an open transcript gets an honest "I can\'t answer that yet", not silence', async () => {
+    const out = sink()
+    await replyStage([new Unavailable('llama', 'not_configured', 'LLM_MODEL is not set')]).run(
+      source([{ type: 'end_of_speech', at: 1 }, { type: 'transcript', text: 'what did i tell you about my keys', engine: 'pocketsphinx', at: 2, open: true }]), out.out, fakeCtx())
+    expect(sentences(out.frames)).toEqual([phrasesSpoken.cantAnswer])
+  })
+})
+
+describe('many wordings per intent', () => {
+  it.each([
+    ['lights on in the kitchen', 'light', { room: 'kitchen', onoff: 'on' }],
+    ['can you turn off the bedroom light', 'light', { room: 'bedroom', onoff: 'off' }],
+    ['turn off the light in the office please', 'light', { room: 'office', onoff: 'off' }],
+    ['turn it up', 'volume', { updown: 'up' }],
+    ['quieter please', 'volume', { louderquieter: 'quieter' }],
+    ['start a timer for ten minutes', 'timer', { number: 'ten' }],
+    ['what day is it today', 'date', {}],
+    ['do you know what time it is', 'time', {}],
+  ])('"%s" → %s', (text, id, slots) => {
+    const m = matcher.match(text)
+    expect(m?.skill.id).toBe(id)
+    expect(m?.slots).toMatchObject(slots)
+  })
+
+  it('optional parts expand into the ASR grammar without any brackets left', () => {
+    const phrases = matcher.phrases()
+    expect(phrases).toContain('can you switch off the kitchen lights please')
+    expect(phrases).toContain('what is the weather like today')
+    expect(phrases.every((p) => !/[[\]{}()|]/.test(p) && !/\s{2}/.test(p))).toBe(true)
+  })
+})
+
+describe('timers keep their word', () => {
+  it('"cancel the timer" cancels it (it used to fire anyway); "stop" only stops playback', () => {
+    vi.useFakeTimers()
+    try {
+      const timers = new HubTimers()
+      const done: string[] = []
+      const ctx = fakeCtx()
+      const env = { ...ctx.env, ...timers.env('kitchen', (l) => done.push(l)) }
+      const say = (text: string) => {
+        const m = matcher.match(text)!
+        return { id: m.skill.id, reply: m.skill.handle(m.slots, env) }
+      }
+      expect(say('set a timer for five minutes').reply.text).toBe('Timer set for five minutes.')
+      expect(say('how long is left').reply.text).toBe('5 minutes left on the 5 minute timer.')
+      expect(say('stop')).toMatchObject({ id: 'stop', reply: { stop: true } })
+      expect(env.listTimers!()).toHaveLength(1) // stop did not touch the timer
+      expect(say('cancel the timer')).toEqual({ id: 'timer_cancel', reply: { text: 'Timer cancelled.' } })
+      vi.advanceTimersByTime(10 * 60_000)
+      expect(done).toEqual([])
+      expect(say('how much time is left').reply.text).toBe('There is no timer running.')
+      say('set a timer for one minute')
+      say('set a two minute timer')
+      expect(say('cancel all timers').reply.text).toBe('2 timers cancelled.')
+      timers.stop()
+    } finally {
+      vi.useRealTimers()
+    }
+  })
+
+  it('a timer nobody cancels still fires, once, for its own node', () => {
+    vi.useFakeTimers()
+    try {
+      const timers = new HubTimers()
+      const done: string[] = []
+      timers.env('kitchen', (l) => done.push(`kitchen:${l}`)).setTimer(60_000, '1 minute timer')
+      expect(timers.env('hall', () => {}).cancelTimers!()).toBe(0)
+      vi.advanceTimersByTime(61_000)
+      expect(done).toEqual(['kitchen:1 minute timer'])
+    } finally {
+      vi.useRealTimers()
+    }
+  })
+})
