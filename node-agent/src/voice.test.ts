@@ -32,25 +32,35 @@ class FakeListener extends EventEmitter {
   }
 }
 
+/** The state machine as the voice loop sees it: a state and its 'state' event. */
+const fakeState = (state: 'online' | 'offline') => Object.assign(new EventEmitter(), { state }) as unknown as NodeStateMachine
+/** The hub goes away: what NodeStateMachine emits. */
+function goOffline(state: NodeStateMachine): void {
+  Object.assign(state, { state: 'offline' })
+  state.emit('state', { from: 'online', to: 'offline', reason: 'broker_lost', at: Date.now() })
+}
+
 function setup(state: 'online' | 'offline') {
   const listener = new FakeListener()
   const played: number[] = []
   const sink = { play: (_pcm: Int16Array, o: { turnId: number }) => played.push(o.turnId), stop: () => {}, onFirstSample: () => {}, idle: Promise.resolve(), playing: false, close: async () => {} } as unknown as AudioSink
   const published: string[] = []
   const client = { publishRaw: async (topic: string) => void published.push(topic), publish: async () => {} } as unknown as MeshClient
-  const voice = new VoiceLoop({ nodeId: 'n', client, audioInTopic: 'audio/in', state: { state } as NodeStateMachine, listener: listener as unknown as Listener, sink, log })
-  const begun: { turnId: number; resumable?: boolean; turn: OfflineTurn; finished: number[] }[] = []
+  const sm = fakeState(state)
+  const voice = new VoiceLoop({ nodeId: 'n', client, audioInTopic: 'audio/in', state: sm, listener: listener as unknown as Listener, sink, log })
+  const begun: { turnId: number; resumable?: boolean; turn: OfflineTurn; finished: number[]; written: number[] }[] = []
   const answerer: OfflineAnswerer = {
     begin(turnId, opts) {
       const finished: number[] = []
-      const turn: OfflineTurn = { write: () => {}, finish: async (at) => void finished.push(at) }
-      begun.push({ turnId, resumable: opts?.resumable, turn, finished })
+      const written: number[] = []
+      const turn: OfflineTurn = { write: (pcm) => void written.push(pcm[0]!), finish: async (at) => void finished.push(at) }
+      begun.push({ turnId, resumable: opts?.resumable, turn, finished, written })
       return turn
     },
   }
   voice.offline = answerer
   voice.start()
-  return { listener, voice, begun, published, played }
+  return { listener, voice, begun, published, played, sm }
 }
 
 describe('VoiceLoop and the offline early endpoint', () => {
@@ -92,6 +102,58 @@ describe('VoiceLoop and the offline early endpoint', () => {
   })
 })
 
+describe('VoiceLoop when the hub goes away mid-turn', () => {
+  const frame = (n: number) => new Int16Array(320).fill(n)
+
+  it('a turn being spoken goes on offline: its audio so far, then the rest, and it is answered there', () => {
+    const { listener, begun, published, sm } = setup('online')
+    listener.open({ turnId: 5, trigger: 'vad' })
+    listener.emit('frame', frame(1))
+    listener.emit('frame', frame(2))
+    expect(published).toHaveLength(2)
+    goOffline(sm)
+    listener.emit('frame', frame(3))
+    listener.endUtterance('vad')
+    // Nothing more to the dead hub; the offline turn heard all three frames and answered.
+    expect(published).toHaveLength(2)
+    expect(begun.map((b) => b.turnId)).toEqual([5])
+    expect(begun[0]!.written).toEqual([1, 2, 3])
+    expect(begun[0]!.finished).toHaveLength(1)
+  })
+
+  it('a finished turn still waiting for the hub is answered offline; one the hub answered is not', () => {
+    const { listener, voice, begun, sm } = setup('online')
+    listener.open({ turnId: 6, trigger: 'vad' })
+    listener.emit('frame', frame(7))
+    listener.endUtterance('vad')
+    listener.open({ turnId: 8, trigger: 'vad' })
+    listener.emit('frame', frame(9))
+    listener.endUtterance('vad')
+    voice.onEvent({ v: 1, ts: Date.now(), type: 'reply', turnId: 8, text: 'Noon.', kind: 'skill', audio: false })
+    goOffline(sm)
+    // Turn 6 was superseded by turn 8 (one turn awaits a reply at a time); 8 was answered.
+    expect(begun).toEqual([])
+
+    const again = setup('online')
+    again.listener.open({ turnId: 10, trigger: 'vad' })
+    again.listener.emit('frame', frame(4))
+    again.listener.endUtterance('vad')
+    goOffline(again.sm)
+    expect(again.begun.map((b) => [b.turnId, b.written, b.finished.length])).toEqual([[10, [4], 1]])
+  })
+
+  it('with no reply bundle the interrupted turn is recorded as failed, not streamed on', () => {
+    const { listener, voice, published, sm } = setup('online')
+    voice.offline = undefined
+    listener.open({ turnId: 11, trigger: 'vad' })
+    listener.emit('frame', frame(1))
+    goOffline(sm)
+    listener.emit('frame', frame(2))
+    listener.endUtterance('vad')
+    expect(published).toHaveLength(1)
+  })
+})
+
 describe('VoiceLoop and the screen', () => {
   it('goes back to idle when a turn ends without audio (turn_error, text-only reply), not only after playback', () => {
     const listener = new FakeListener()
@@ -99,7 +161,7 @@ describe('VoiceLoop and the screen', () => {
     const client = { publishRaw: async () => {}, publish: async () => {} } as unknown as MeshClient
     const updates: Record<string, unknown>[] = []
     const screen = { state: {}, update: (u: Record<string, unknown>) => void updates.push(u) }
-    const voice = new VoiceLoop({ nodeId: 'n', client, audioInTopic: 'audio/in', state: { state: 'online' } as NodeStateMachine, listener: listener as unknown as Listener, sink, screen: screen as never, log })
+    const voice = new VoiceLoop({ nodeId: 'n', client, audioInTopic: 'audio/in', state: fakeState('online'), listener: listener as unknown as Listener, sink, screen: screen as never, log })
     voice.start()
     const activity = () => updates.filter((u) => 'activity' in u).map((u) => u.activity)
     listener.open({ turnId: 1, trigger: 'vad' })

@@ -30,13 +30,25 @@ export interface OfflineAnswerer {
   begin(turnId: number, opts?: { resumable?: boolean }): OfflineTurn | undefined
 }
 
-interface Utterance { turnId: number; online: boolean; seq: number; offline?: OfflineTurn }
+/**
+ * `audio`: what an online turn sent so far, kept (bounded) so that if the hub goes away before
+ * it answers, the turn can still be answered offline instead of being lost. `lost`: the hub went
+ * away mid-turn and no offline answer is possible (no reply bundle): recorded as failed at its end.
+ */
+interface Utterance { turnId: number; online: boolean; seq: number; offline?: OfflineTurn; audio: Int16Array[]; samples: number; lost?: boolean }
+
+/** An online turn whose speech has ended, waiting for the hub's reply. */
+interface Awaiting { turnId: number; audio: Int16Array[]; endOfSpeechAt: number }
+
+/** 30 s at 16 kHz: longer online turns are not kept for an offline retry (the listener caps utterances well below this). */
+const MAX_KEPT_SAMPLES = 30 * 16_000
 
 export class VoiceLoop {
   private utterance: Utterance | undefined
   /** End of speech per turn, for the TTFA report; bounded. */
   private readonly eos = new Map<number, { at: number; kind: string }>()
   private replyTurn: number | undefined
+  private awaiting: Awaiting | undefined
   offline: OfflineAnswerer | undefined
   /** Microphone muted (nodes/{id}/set {"mute":true}): no utterance opens, nothing leaves the node. */
   muted = false
@@ -64,15 +76,17 @@ export class VoiceLoop {
         listener.endUtterance('endpoint')
         return true
       }
-      this.utterance = { turnId: u.turnId, online, seq: 0, offline }
+      this.utterance = { turnId: u.turnId, online, seq: 0, offline, audio: [], samples: 0 }
       log.debug({ turnId: u.turnId, trigger: u.trigger, online: this.utterance.online }, 'utterance started')
       this.opts.screen?.update({ activity: 'listening', transcript: '', reply: '' })
     })
     listener.on('frame', (pcm) => {
       const u = this.utterance
       if (!u) return
-      if (u.online) this.send(u, pcm, u.seq === 0 ? AudioFlags.start : 0)
-      else u.offline?.write(pcm)
+      if (u.online) {
+        this.send(u, pcm, u.seq === 0 ? AudioFlags.start : 0)
+        if (u.samples + pcm.length <= MAX_KEPT_SAMPLES) { u.audio.push(pcm); u.samples += pcm.length }
+      } else u.offline?.write(pcm)
     })
     listener.on('utterance-end', (e) => {
       const u = this.utterance
@@ -81,7 +95,15 @@ export class VoiceLoop {
       log.debug({ turnId: e.turnId, reason: e.reason, frames: e.frames }, 'utterance ended')
       this.remember(e.turnId, e.endOfSpeechAt, u.online ? 'hub' : 'offline')
       this.opts.screen?.update({ activity: 'thinking' })
-      if (u.online) return this.send(u, new Int16Array(0), AudioFlags.end)
+      if (u.online) {
+        this.awaiting = u.samples <= MAX_KEPT_SAMPLES && u.audio.length ? { turnId: u.turnId, audio: u.audio, endOfSpeechAt: e.endOfSpeechAt } : undefined
+        return this.send(u, new Int16Array(0), AudioFlags.end)
+      }
+      if (u.lost) {
+        log.warn({ turnId: e.turnId }, 'turn failed: the hub became unreachable mid-turn and no reply bundle is ready')
+        this.opts.screen?.update({ activity: 'idle', reply: 'The hub is unreachable.' })
+        return
+      }
       if (!u.offline) {
         log.warn({ turnId: e.turnId }, 'offline and no reply bundle yet: utterance dropped')
         this.opts.screen?.update({ activity: 'idle' })
@@ -101,6 +123,8 @@ export class VoiceLoop {
       log.info({ interrupted: this.replyTurn, turnId: b.turnId }, 'barge-in')
     })
     listener.on('error', (err) => log.error({ err }, 'microphone error'))
+    // The hub gone mid-turn: the turn must not be streamed into the void nor silently lost.
+    this.opts.state.on('state', (c) => { if (c.from === 'online' && c.to !== 'online') this.hubLost() })
     sink.onFirstSample(({ turnId, at }) => {
       const e = this.eos.get(turnId)
       if (!e) return
@@ -111,6 +135,46 @@ export class VoiceLoop {
       }
     })
     void listener.start().catch(() => undefined)
+  }
+
+  /**
+   * The hub went away. A turn being spoken carries on offline (its audio so far goes to the
+   * offline recogniser, the rest follows); a finished turn still waiting for the hub's reply is
+   * answered offline now. Offline, an unrecognised turn gets the bundle's "hub unreachable"
+   * reply and is journaled like any offline turn; with no bundle it is logged as failed.
+   */
+  private hubLost(): void {
+    const log = this.opts.log
+    const u = this.utterance
+    if (u?.online) {
+      u.online = false
+      u.offline = this.offline?.begin(u.turnId)
+      if (u.offline) {
+        const turn = u.offline
+        turn.onEndpoint = () => {
+          if (this.utterance?.offline !== turn) return false
+          this.opts.listener.endUtterance('endpoint')
+          return true
+        }
+        for (const pcm of u.audio) turn.write(pcm)
+        log.info({ turnId: u.turnId, keptMs: Math.round(u.samples / 16) }, 'hub gone mid-turn: the turn goes on offline')
+      } else u.lost = true
+      u.audio = []
+    }
+    const a = this.awaiting
+    this.awaiting = undefined
+    if (!a || a.turnId === u?.turnId) return
+    const turn = this.offline?.begin(a.turnId)
+    if (!turn) {
+      log.warn({ turnId: a.turnId }, 'turn failed: the hub became unreachable before answering and no reply bundle is ready')
+      this.opts.screen?.update({ activity: 'idle', reply: 'The hub is unreachable.' })
+      return
+    }
+    log.info({ turnId: a.turnId }, 'hub gone before answering: the turn is answered offline')
+    for (const pcm of a.audio) turn.write(pcm)
+    turn.finish(a.endOfSpeechAt)
+      .catch((err: unknown) => log.error({ err, turnId: a.turnId }, 'offline answer failed'))
+      .finally(() => this.opts.screen?.update({ activity: 'idle' }))
   }
 
   /** Play through the speaker and keep the listener's barge-in detection in step. */
@@ -140,11 +204,14 @@ export class VoiceLoop {
       return
     }
     this.replyTurn = f.turnId
+    if (this.awaiting?.turnId === f.turnId) this.awaiting = undefined
     if (f.samples.length) this.play(f.samples, f.turnId)
   }
 
   /** events from the hub: what the screen shows. */
   onEvent(ev: NodeEvent): void {
+    // The hub has answered (or refused) the turn: nothing left to answer offline.
+    if ((ev.type === 'reply' || ev.type === 'turn_error' || ev.type === 'busy') && this.awaiting?.turnId === ev.turnId) this.awaiting = undefined
     if (ev.type === 'transcript') this.opts.screen?.update({ transcript: ev.text })
     // reply_partial: the reply so far, sent as each sentence starts playing; reply: all of it, at the end.
     if (ev.type === 'reply' || ev.type === 'reply_partial') this.opts.screen?.update({ reply: ev.text })

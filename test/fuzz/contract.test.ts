@@ -5,7 +5,7 @@
 import fc from 'fast-check'
 import { afterAll, describe, expect, it } from 'vitest'
 import {
-  AUDIO_HEADER_BYTES, AUDIO_MAX_SAMPLES, decode, decodeAudioFrame, encode, encodeAudioFrame, parseTopic,
+  AUDIO_HEADER_BYTES, AUDIO_MAX_SAMPLES, decode, decodeAudioFrame, encode, encodeAudioFrame, isPrintable, parseTopic,
   topicFor, topics, type TopicName, type TopicParams,
 } from '@mirrormesh/broker'
 import { fuzzParams, hostilePayload, rssMb } from '../support/fuzz.js'
@@ -17,14 +17,18 @@ const reasons = ['unknown_topic', 'too_large', 'not_json', 'schema']
 const audioErrors = ['short', 'magic', 'version', 'odd_length', 'too_long', 'bad_flags']
 
 const id = fc.stringMatching(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/)
-const ts = fc.integer({ min: 1, max: 2 ** 45 })
+// The wire's bounds (contract.ts): timestamps before 2100, strings without control characters,
+// NUL or bidi overrides. Well-formed payloads stay inside them; hostile ones probe past them.
+const ts = fc.integer({ min: 1, max: 4_102_444_800_000 })
 const pct = fc.option(fc.double({ min: 0, max: 100, noNaN: true }), { nil: null })
-const short = (n: number) => fc.string({ maxLength: n })
+const short = (n: number) => fc.string({ maxLength: n, unit: 'grapheme' }).filter((s) => s.length <= n && isPrintable(s))
 const versions = fc.dictionary(short(32), short(64), { maxKeys: 16 })
 const turnId = fc.integer({ min: 0, max: 0xffffffff })
 const text = short(4000)
 const sha = fc.uint8Array({ minLength: 32, maxLength: 32 }).map((a) => Buffer.from(a).toString('hex'))
 const env = { v: fc.constant(1 as const), ts }
+const b64 = fc.uint8Array({ maxLength: 300 }).map((a) => Buffer.from(a).toString('base64'))
+const transaction = fc.string({ minLength: 1, maxLength: 64 })
 
 /** A well-formed payload for every topic that has a schema (binary topics take any bytes). */
 const valid: Record<TopicName, fc.Arbitrary<unknown>> = {
@@ -54,6 +58,12 @@ const valid: Record<TopicName, fc.Arbitrary<unknown>> = {
     fc.record({ ...env, transaction: fc.string({ minLength: 1, maxLength: 64 }), status: fc.constant('error'), error: short(256) }),
   ),
   nodeConfig: fc.record({ ...env, room: fc.option(short(64), { nil: null }), name: short(64), wakeWord: fc.option(short(64), { nil: null }), volume: fc.integer({ min: 0, max: 100 }) }, { requiredKeys: ['v', 'ts'] }),
+  nodeCmd: fc.oneof(
+    fc.record({ ...env, transaction, op: fc.constant('rebuild') }),
+    fc.record({ ...env, transaction, op: fc.constant('identity'), id,
+      password: fc.record({ cost: fc.integer({ min: 1024, max: 1 << 20 }), salt: b64, iv: b64, data: b64, tag: b64 }) }),
+  ),
+  nodeCmdAck: fc.record({ ...env, transaction, op: fc.constantFrom('rebuild', 'identity'), status: fc.constantFrom('ok', 'error'), error: short(256) }, { requiredKeys: ['v', 'ts', 'transaction', 'op', 'status'] }),
   nodeSet: fc.oneof(fc.record({ ptt: fc.boolean() }), fc.record({ present: fc.boolean(), v: fc.constant(1), ts }, { requiredKeys: ['present'] })),
   nodeProbe: short(256).filter((s) => Buffer.byteLength(s) <= 256),
   hubStatus: fc.constantFrom('online', 'draining', 'offline'),
@@ -125,6 +135,30 @@ describe('contract validators (fast-check)', () => {
       })
     }
   }
+
+  // Strings that reach terminals, dashboards and the mirror: one unsafe character anywhere
+  // (ESC, NUL, DEL, C1, a bidi override) and the payload is refused, naming the field.
+  const unsafe = fc.constantFrom('\u0000', '\u001b[2J', '\u007f', '\u009b', '\u202e', '\u2066', '\u200f', '\ufeff', '\r\n')
+  const textFields: Array<[TopicName, string]> = [['nodeHeartbeat', 'room'], ['nodePresence', 'source'], ['nodeConfig', 'name'], ['nodeConfig', 'room'],
+    ['health', 'reason'], ['cacheManifest', 'version'], ['action', 'action'], ['action', 'room'], ['weather', 'summary']]
+  for (const [name, field] of textFields) {
+    it(`${name}.${field}: a control, NUL or bidi-override character is refused naming the field`, () => {
+      fc.assert(fc.property(paramsFor(name), valid[name], short(20), unsafe, short(20), (params, value, a, bad, b) => {
+        const obj = { ...(value as Record<string, unknown>), [field]: a + bad + b }
+        const res = decode(BASE, topicFor(BASE, name, params), Buffer.from(JSON.stringify(obj)))
+        expect(res).toMatchObject({ ok: false, reason: 'schema' })
+        if (!res.ok) expect(res.detail).toMatch(new RegExp(`^${field}:.*control`))
+      }), fuzzParams(0.3))
+    })
+  }
+
+  it('numbers no real device reports are refused: timestamps past 2100, out-of-range gauges', () => {
+    fc.assert(fc.property(valid.nodeHeartbeat, fc.constantFrom<[string, unknown]>(['ts', 9e15], ['cpuPct', 101], ['rssMb', 1e12], ['uptimeS', 1e11], ['temperatureC', 1000], ['seq', -1]), (value, [key, bad]) => {
+      const res = decode(BASE, topicFor(BASE, 'nodeHeartbeat', { node: 'n1' }), Buffer.from(JSON.stringify({ ...(value as object), [key]: bad })))
+      expect(res).toMatchObject({ ok: false, reason: 'schema' })
+      if (!res.ok) expect(res.detail).toMatch(new RegExp(`^${key}:`))
+    }), fuzzParams(0.3))
+  })
 
   it('topic parser: arbitrary topic strings never throw; built topics parse back to the same name and ids', () => {
     fc.assert(fc.property(fc.string({ unit: 'binary', maxLength: 300 }), (topic) => {

@@ -154,6 +154,9 @@ export interface HubOptions {
 
 export type HubProc = Awaited<ReturnType<typeof startHub>>
 
+/** How long a hub or agent may take to be ready (HUB_READY_TIMEOUT_MS raises it on a loaded machine). */
+const hubReadyMs = Number(process.env.HUB_READY_TIMEOUT_MS ?? 15_000)
+
 export async function startHub(opts: HubOptions = {}) {
   const stateDir = opts.stateDir ?? (await tempDir('mm-hub-'))
   const [p1, p2, p3] = (await freePorts(3)) as [number, number, number]
@@ -184,7 +187,7 @@ export async function startHub(opts: HubOptions = {}) {
   if (opts.wait !== false) {
     await Promise.race([
       // readyPath '/healthz' for hubs that are up but deliberately not ready (a broken engine).
-      waitFor(async () => (await hub.http(opts.readyPath ?? '/readyz')).status === 200, { timeoutMs: opts.timeoutMs ?? 15_000, what: `hub ${opts.readyPath ?? '/readyz'}` }),
+      waitFor(async () => (await hub.http(opts.readyPath ?? '/readyz')).status === 200, { timeoutMs: opts.timeoutMs ?? hubReadyMs, what: `hub ${opts.readyPath ?? '/readyz'}` }),
       exited.then(({ code }) => { throw new Error(`hub exited with ${code} before ready:\n${out.text}`) }),
     ])
   }
@@ -242,7 +245,7 @@ export async function startAgent(opts: AgentOptions) {
   }
   if (opts.wait !== false) {
     await Promise.race([
-      waitFor(() => agent.health(), { timeoutMs: 15_000, what: 'agent /healthz' }),
+      waitFor(() => agent.health(), { timeoutMs: hubReadyMs, what: 'agent /healthz' }),
       exited.then(({ code }) => { throw new Error(`agent exited with ${code}:\n${out.text}`) }),
     ])
   }

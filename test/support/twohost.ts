@@ -26,7 +26,8 @@
 //       no failed ARP, carrier stays up)
 //     exec(host | ns, argv, { env, timeoutMs }) → { code, stdout, stderr }
 //     http(host, path, init?, { port }) → { status, body }: HTTP to 127.0.0.1:<port> inside that
-//       host's namespace (hub: HTTP_PORT, node: HEALTH_PORT), through a socat bridge on a unix socket
+//       host's namespace (hub: HTTP_PORT, node: HEALTH_PORT), through a socat bridge on a unix socket;
+//       the hub's /api/ paths get its admin token (<hub stateDir>/admin-token) unless init sets authorization
 //     tls() → boolean: `mirrormesh tls init --name hub.lan --ip <hub>` on the hub when the CLI has it,
 //       ca.pem copied to each node where its env file's *_CA says (startHub() runs it once by itself)
 //     mirrormesh(host, args): the CLI on that host with its env file; forward(host, port) → unix socket
@@ -469,10 +470,19 @@ export async function createBed(opts: BedOptions = {}) {
     return sock
   }
 
-  /** HTTP inside a host's namespace, on its loopback (hub: HTTP_PORT; node: HEALTH_PORT). */
+  /**
+   * HTTP inside a host's namespace, on its loopback (hub: HTTP_PORT; node: HEALTH_PORT). The hub's
+   * listener is on the LAN on the bed, so its /api/ needs the admin token: sent from
+   * <hub stateDir>/admin-token unless the caller gives its own authorization header.
+   */
   async function http(hostName: string | Host, path: string, init: { method?: string; body?: string; headers?: Record<string, string> } = {}, { port, timeoutMs = 5000 }: { port?: number; timeoutMs?: number } = {}): Promise<HttpResult & { headers: IncomingHttpHeaders }> {
     const h = hostOf(hostName)
     const p = port ?? Number(h.kind === 'hub' ? h.env.HTTP_PORT ?? 8080 : h.env.HEALTH_PORT ?? 8081)
+    const given = Object.keys(init.headers ?? {}).some((k) => k.toLowerCase() === 'authorization')
+    const tokenFile = join(h.stateDir, 'admin-token')
+    if (h.kind === 'hub' && path.startsWith('/api/') && !given && existsSync(tokenFile)) {
+      init = { ...init, headers: { ...init.headers, authorization: `Bearer ${(await readFile(tokenFile, 'utf8')).trim()}` } }
+    }
     const socketPath = await forward(h, p)
     return new Promise((resolve, reject) => {
       const req = request({ socketPath, path, method: init.method ?? 'GET', headers: { host: `127.0.0.1:${p}`, ...(init.body ? { 'content-type': 'application/json' } : {}), ...init.headers }, timeout: timeoutMs }, (res) => {

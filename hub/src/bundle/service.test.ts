@@ -157,6 +157,37 @@ describe('BundleService + /api/bundle', () => {
     expect(dirs).not.toContain(b1.version)
   })
 
+  it('a failed build is retried with a growing delay until it succeeds, no restart needed', async () => {
+    // Fails (a full disk, say) until space is freed.
+    let full = true
+    const flaky: TtsEngine = {
+      name: 'flaky', health: () => 'ok',
+      synthesize: (t: string) => { if (full) throw new Error('ENOSPC: no space left on device'); return tts.synthesize(t) },
+    }
+    const s = new BundleService({ stateDir, skills, rooms: [], tts: flaky, voice: 'flaky', client, log, delayMs: 0, retry: { firstMs: 50, maxMs: 120 } })
+    s.start()
+    await until(() => s.retry?.attempt === 1)
+    expect(s.retry!.error).toMatch(/ENOSPC/)
+    expect(s.manifest()).toBeUndefined()
+    await until(() => s.retry?.attempt === 2)
+    full = false
+    await until(() => s.manifest() !== undefined)
+    expect(s.retry).toBeUndefined()
+    expect(client.published.at(-1)?.version).toBe(s.manifest()!.version)
+    await s.stop()
+  })
+
+  it('stop() cancels a pending retry', async () => {
+    const broken: TtsEngine = { name: 'broken', health: () => 'down', synthesize: () => { throw new Error('boom') } }
+    const s = new BundleService({ stateDir, skills, rooms: [], tts: broken, voice: 'b', log, delayMs: 0, retry: { firstMs: 30, maxMs: 30 } })
+    s.start()
+    await until(() => s.retry?.attempt === 1)
+    await s.stop()
+    const n = s.retry!.attempt
+    await new Promise((r) => setTimeout(r, 150))
+    expect(s.retry!.attempt).toBe(n)
+  })
+
   it('start() does not wait for the build and stop() aborts it', async () => {
     let release!: () => void
     const gate = new Promise<void>((r) => { release = r })

@@ -1,7 +1,9 @@
 // Keeps the offline reply bundle: builds it in the background at hub start (never in the
 // way of start-up or /readyz), serves the last good one meanwhile, announces it on the
 // retained cache/manifest topic when built and on every (re)connect, and keeps only the
-// newest bundle folders on disk.
+// newest bundle folders on disk. A failed build (a full disk, espeak gone) is retried with a
+// doubling delay, capped (5 s … 60 s by default), until one succeeds: freeing space is enough,
+// no restart needed. Meanwhile health/bundle says degraded, with the error and the next try.
 import { createHash } from 'node:crypto'
 import { readdir, readFile, rm, stat } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -36,6 +38,15 @@ export interface BundleServiceOptions {
   delayMs?: number
   /** Bundle folders kept on disk, current included (default 2). */
   keep?: number
+  /** Retry after a failed build: first delay, doubled each failure up to maxMs (default 5 s, 60 s). */
+  retry?: { firstMs?: number; maxMs?: number }
+}
+
+/** A failed build waiting for its retry. */
+export interface BundleRetry {
+  attempt: number
+  error: string
+  at: number
 }
 
 export interface LoadedBundle {
@@ -56,6 +67,9 @@ export class BundleService {
   private abort = new AbortController()
   private delayTimer: NodeJS.Timeout | undefined
   private stopped = false
+  private retryTimer: NodeJS.Timeout | undefined
+  /** Set while the last build failed and another is scheduled. */
+  retry: BundleRetry | undefined
   private readonly onConnect = () => void this.announce()
 
   constructor(private readonly opts: BundleServiceOptions) {
@@ -76,6 +90,7 @@ export class BundleService {
   async stop(): Promise<void> {
     this.stopped = true
     if (this.delayTimer) clearTimeout(this.delayTimer)
+    if (this.retryTimer) clearTimeout(this.retryTimer)
     this.opts.client?.off('connect', this.onConnect)
     this.abort.abort(new Error('bundle service stopped'))
     await this.building
@@ -97,6 +112,7 @@ export class BundleService {
   /** Build now (or join the build in progress). Keeps the previous bundle when the build fails. */
   rebuild(): Promise<BuiltBundle | undefined> {
     if (this.building) return this.building
+    if (this.retryTimer) { clearTimeout(this.retryTimer); this.retryTimer = undefined }
     if (this.abort.signal.aborted) this.abort = new AbortController()
     const { opts } = this
     const log = opts.log
@@ -105,12 +121,22 @@ export class BundleService {
       weather: opts.weather?.() ?? null, concurrency: opts.concurrency, signal: this.abort.signal, log,
     }).then(async (b) => {
       if (this.stopped) return b
+      if (this.retry) log.info({ version: b.version, failedBefore: this.retry.attempt }, 'offline bundle built after earlier failures')
+      this.retry = undefined
       this.setCurrent({ version: b.version, dir: b.dir, manifest: b.manifest, manifestSha256: b.manifestSha256 })
       await this.prune().catch((err: Error) => log.warn({ err: err.message }, 'bundle: pruning old bundles failed'))
       await this.announce()
       return b
     }, (err: Error) => {
-      if (!this.stopped) log.warn({ err: err.message, keeping: this.current?.version ?? null }, 'offline bundle build failed; keeping the last good one')
+      if (this.stopped) return undefined
+      const attempt = (this.retry?.attempt ?? 0) + 1
+      const first = opts.retry?.firstMs ?? 5_000
+      const delay = Math.min(first * 2 ** (attempt - 1), opts.retry?.maxMs ?? 60_000)
+      this.retry = { attempt, error: err.message, at: Date.now() + delay }
+      log.warn({ err: err.message, attempt, retryInMs: delay, keeping: this.current?.version ?? null },
+        `offline bundle build failed; keeping the last good one, trying again in ${Math.round(delay / 1000)} s`)
+      this.retryTimer = setTimeout(() => { this.retryTimer = undefined; void this.rebuild() }, delay)
+      this.retryTimer.unref?.()
       return undefined
     }).finally(() => { this.building = undefined })
     return this.building

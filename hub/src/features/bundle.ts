@@ -46,6 +46,11 @@ export class BundleFeature implements Feature {
 
   health(): ComponentHealth {
     const s = this.service
+    const r = s?.retry
+    if (r && !s.isBuilding) {
+      const inS = Math.max(0, Math.round((r.at - Date.now()) / 1000))
+      return { state: 'degraded', reason: `offline bundle build failed ${r.attempt}× (${r.error.slice(0, 160)}); ${s.manifest() ? `serving ${s.manifest()!.version}; ` : ''}next try in ${inS} s` }
+    }
     if (s?.manifest()) return { state: 'ok' }
     if (!s || s.isBuilding) return { state: 'degraded', reason: 'building the first offline bundle' }
     return { state: 'down', reason: 'no offline bundle: the last build failed (see the hub log)' }

@@ -65,6 +65,22 @@ describe('checkModels', () => {
     expect(await llm('empty.gguf', '')).toMatchObject({ status: 'invalid', detail: 'empty file (0 bytes)' })
   })
 
+  it('a truncated GGUF not in the lock → invalid: the tensor table says how long it must be', async () => {
+    const file = path.join(opts.modelsDir, 'cut.gguf')
+    const { bytes } = await makeTinyGguf(file)
+    const llm = async () => byEngine(await checkModels({ ...opts, llmModel: file }))['llm-gguf']!
+    // Half: the header is whole, the tensor data is cut short.
+    truncateSync(file, Math.floor(bytes / 2))
+    expect(await llm()).toMatchObject({ status: 'invalid', detail: expect.stringMatching(new RegExp(`^cut\\.gguf is truncated: .* need ${(bytes / 1e3).toFixed(1)} kB \\(${bytes - Math.floor(bytes / 2)} bytes missing\\)$`)) })
+    // One byte short is enough.
+    await makeTinyGguf(file)
+    truncateSync(file, bytes - 1)
+    expect(await llm()).toMatchObject({ status: 'invalid', detail: expect.stringContaining('(1 bytes missing)') })
+    // Cut inside the header (the vocabulary): also named as truncated.
+    truncateSync(file, 200)
+    expect(await llm()).toMatchObject({ status: 'invalid', detail: expect.stringMatching(/^cut\.gguf: truncated: header ends past the end of the file/) })
+  })
+
   it('verifies files against the lock: truncated → size, altered → sha256', async () => {
     const file = path.join(opts.modelsDir, 'tiny.gguf')
     const { bytes } = await makeTinyGguf(file)

@@ -2,7 +2,7 @@
 // - present, with no empty model file;
 // - when <models dir>/models.lock.json lists it (it came from `models pull`): sizes and
 //   sha256 match what was recorded at download (trust on first use, see manifest.ts);
-// - LLM: a GGUF v2/v3 header;
+// - LLM: a GGUF v2/v3 header, and the file as long as its tensor table says (gguf.ts);
 // - sherpa: the kind is told by file names (as the engines do), then the model is loaded and
 //   run once in a child process (probeSherpa): a wrong-kind or corrupt model makes
 //   onnxruntime abort that process, never this one.
@@ -13,6 +13,7 @@ import path from 'node:path'
 import { asrModelConfig } from '../pipeline/engines/asr-sherpa.js'
 import { probeSherpa } from '@mirrormesh/speech'
 import { ttsModelConfig } from '../pipeline/engines/tts-sherpa.js'
+import { readGgufLayout } from './gguf.js'
 import { formatBytes, hashFile, LOCK_FILE, lockEntryAt, MODEL_MANIFEST, readLock, type LockEntry, type ModelEngine, type ModelsLock } from './manifest.js'
 
 export type ModelStatus = 'ok' | 'missing' | 'invalid'
@@ -156,6 +157,12 @@ async function checkLlm(file: string | undefined, ctx: Ctx): Promise<ModelReport
   if (version !== 2 && version !== 3) return report('invalid', `GGUF version ${version} is not supported (2 or 3)`)
   const locked = entry ? await verifyLocked(entry, file, ctx.verifyHashes ?? true) : undefined
   if (locked?.problem) return report('invalid', locked.problem)
+  // A cut-short download keeps a good header: only the tensor table tells how long the file must be.
+  const layout = await readGgufLayout(file)
+  if ('problem' in layout) return report('invalid', `${path.basename(file)}: ${layout.problem}`)
+  if (size < layout.requiredBytes) {
+    return report('invalid', `${path.basename(file)} is truncated: ${formatBytes(size)}, its ${layout.tensors} tensors need ${formatBytes(layout.requiredBytes)} (${layout.requiredBytes - size} bytes missing)`)
+  }
   return report('ok', `GGUF v${version}, ${formatBytes(size)}; ${lockSummary(locked)}${ctx.lockNote}`)
 }
 
