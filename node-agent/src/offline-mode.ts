@@ -28,6 +28,7 @@ import type { OfflineAnswerer, OfflineTurn, VoiceLoop } from './voice.js'
 
 /** An early-answered turn whose effects wait for the resume window. */
 interface PendingEarly {
+  turnId: number
   at: number
   heard: string
   audio: Int16Array[]
@@ -146,7 +147,7 @@ export class OfflineMode implements OfflineAnswerer {
     if (prev) {
       this.pendingEarly = undefined
       clearTimeout(prev.timer)
-      if (resumed) log.info({ turnId, afterMs: Date.now() - prev.at, pii: { heard: prev.heard } }, 'speech resumed after an early offline answer: withdrawn, heard with the new turn')
+      if (resumed) log.info({ turnId, withdrawn: resumed.turnId, afterMs: Date.now() - prev.at, pii: { heard: prev.heard } }, 'speech resumed after an early offline answer: withdrawn, heard with the new turn')
       else void prev.commit().catch((err: unknown) => log.error({ err }, 'offline turn not journaled'))
     }
     const ctl = new AbortController()
@@ -163,7 +164,7 @@ export class OfflineMode implements OfflineAnswerer {
         if (out.pcm.length) this.opts.voice.play(out.pcm, turnId)
         const commit = (): Promise<void> => this.commit(turnId, rec, out, endOfSpeechAt)
         if (!rec.early) return commit()
-        this.pendingEarly = { at: Date.now(), heard: rec.text, audio, commit, timer: setTimeout(() => {
+        this.pendingEarly = { turnId, at: Date.now(), heard: rec.text, audio, commit, timer: setTimeout(() => {
           if (this.pendingEarly?.commit === commit) this.pendingEarly = undefined
           void commit().catch((err: unknown) => log.error({ err }, 'offline turn not journaled'))
         }, this.resumeWindowMs).unref() }

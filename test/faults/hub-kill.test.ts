@@ -19,6 +19,8 @@ const lines = (agent: AgentProc, from = 0): LogLine[] => agent.out.text.slice(fr
 /** What became of `turnId`: answered offline, recorded as failed, or nothing (lost). */
 function outcome(agent: AgentProc, from: number, turnId: number): 'cached' | 'failed' | undefined {
   for (const l of lines(agent, from)) {
+    // An early offline answer withdrawn because the speaker went on: the turn lives on under the new id.
+    if (l.withdrawn === turnId && typeof l.turnId === 'number') turnId = l.turnId
     if (l.turnId !== turnId) continue
     if (l.msg === 'offline turn answered') return 'cached'
     if (/fail|error|interrupted|dropped|lost/i.test(l.msg)) return 'failed'
