@@ -45,7 +45,7 @@ describe('mirrormesh status', () => {
     expect(s.nodes).toEqual({ online: 0, recovering: 1, stale: 0, offline: 0, total: 1 })
     expect(s.broker.kind).toBe('embedded')
     expect(s.broker.clients).toBeGreaterThanOrEqual(2) // the hub's own client and kitchen
-    expect(Object.keys(s.health).sort()).toEqual(['asr', 'broker', 'llm', 'mqtt', 'tts', 'vad'])
+    expect(Object.keys(s.health).sort()).toEqual(['asr', 'broker', 'llm', 'memory', 'mqtt', 'tts', 'vad'])
     kitchen.end(true)
   })
 

@@ -207,9 +207,11 @@ export async function askCommand(text: string | undefined, opts: AskOptions): Pr
     return fail(askExit.failed, `${opts.wav ? `--wav ${opts.wav}` : 'speech'}: ${(err as Error).message}`)
   }
   if (pcm.length < AUDIO_SAMPLE_RATE / 10) return fail(askExit.failed, 'the audio is shorter than 100 ms')
-  // A little silence after the words, as a microphone gives, before the end flag.
-  const padded = new Int16Array(pcm.length + AUDIO_SAMPLE_RATE / 5)
-  padded.set(pcm)
+  // Silence around the words, as a microphone's pre-roll and tail give: the recogniser's
+  // second opinion (a phone loop) scores the words against it, and refuses clipped speech.
+  const lead = Math.round(AUDIO_SAMPLE_RATE * 0.3)
+  const padded = new Int16Array(lead + pcm.length + AUDIO_SAMPLE_RATE / 5)
+  padded.set(pcm, lead)
 
   // A client id of its own under the node's prefix: the node's live session is not taken over.
   const client = mqtt.connect(opts.url, {

@@ -83,8 +83,8 @@ export async function createPipeline(config: HubConfig, io: TurnIo, registry: Re
   const sherpaAsrDir = join(config.modelsDir, config.asrSherpaModel)
   const asr: AsrEngine[] = [
     await tryLoad('sherpa', () => SherpaAsr.load({ modelDir: sherpaAsrDir, numThreads: config.sherpaThreads, provider: config.sherpaProvider, log: plog })),
-    // Second opinion (phone loop) on every grammar result; untrusted ones are decoded open-vocabulary for the LLM.
-    new PocketsphinxAsr({ grammarPath, log: plog, spawn: spawnHost.spawn, secondOpinion: { openVocabulary: true } }),
+    // ASR_SECOND_OPINION: a phone loop checks every grammar result; untrusted ones are decoded open-vocabulary for the LLM.
+    new PocketsphinxAsr({ grammarPath, log: plog, spawn: spawnHost.spawn, secondOpinion: config.asrSecondOpinion ? { openVocabulary: true } : false }),
   ]
   const tts: TtsEngine[] = [
     await tryLoad('sherpa', () => SherpaTts.load({ modelDir: join(config.modelsDir, config.ttsSherpaModel), numThreads: config.sherpaThreads, provider: config.sherpaProvider, log: plog })),
