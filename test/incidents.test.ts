@@ -102,10 +102,16 @@ describe('incidents: records and runbook entries written by the hub', () => {
     await node.status('online')
     await node.heartbeat()
     await waitFor(async () => (await nodeState(hub, 'kitchen')) === 'online', { what: 'kitchen online' })
+    // MQTT orders messages per topic only: the broker persists a retained status before passing it
+    // on while a heartbeat goes straight through, so each flap waits for the hub to see it (a real
+    // node heartbeats once a second, never in the same breath as its status).
     for (let i = 0; i < 50; i++) {
       await node.status('offline')
+      await waitFor(async () => (await nodeState(hub, 'kitchen')) === 'offline', { what: `flap ${i + 1}: offline` })
       await node.status('online')
+      await waitFor(async () => (await nodeState(hub, 'kitchen')) === 'recovering', { what: `flap ${i + 1}: status online` })
       await node.heartbeat()
+      await waitFor(async () => (await nodeState(hub, 'kitchen')) === 'online', { what: `flap ${i + 1}: online` })
     }
     // Stay up (heartbeats) past the settle window: the incident closes.
     const beat = setInterval(() => void node.heartbeat(), 300)
