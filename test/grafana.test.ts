@@ -38,7 +38,7 @@ describe.skipIf(!hasPromtool && !process.env.CI)('Grafana dashboard (needs promt
     expect(exprs.length).toBeGreaterThan(10)
     // Everything the issue names has a panel.
     const titles = dash.panels.map((p) => p.title.toLowerCase()).join('\n')
-    for (const want of ['nodes by state', 'heartbeat delay', 'ttfa', 'barge-in', 'fallbacks by stage and reason', 'sessions and turn queue', 'hub memory', 'node agent memory', 'node cpu', 'node temperature', 'payload rejections', 'auth failures']) expect(titles).toContain(want)
+    for (const want of ['nodes by state', 'heartbeat delay', 'ttfa', 'barge-in', 'fallbacks by stage and reason', 'sessions and turn queue', 'hub memory', 'node agent memory', 'node cpu', 'node temperature', 'payload rejections', 'mqtt auth failures', 'http auth failures']) expect(titles).toContain(want)
 
     // Valid PromQL: each query as a recording rule through promtool (Grafana's variables filled in).
     const dir = await tempDir('mm-grafana-')
@@ -56,6 +56,10 @@ describe.skipIf(!hasPromtool && !process.env.CI)('Grafana dashboard (needs promt
       const t = await (await fetch(`http://127.0.0.1:${hub.httpPort}/metrics`)).text()
       return /^mirrormesh_node_rss_bytes\{node="kitchen"\} \d/m.test(t) && t
     }, { what: 'per-node gauges on the hub' })
+    // Auth failures of both kinds are exported by every hub, at 0 before any refusal, so the
+    // panels and increase() see the first one (HTTP: only LAN listeners refuse; none here).
+    for (const kind of ['token', 'node', 'pair', 'rate_limited']) expect(hubText).toMatch(new RegExp(`^mirrormesh_http_auth_failures_total\\{kind="${kind}"\\} 0$`, 'm'))
+    expect(hubText).toMatch(/^# TYPE mirrormesh_auth_failures_total counter$/m)
     const agentText = await (await fetch(`http://127.0.0.1:${agent.healthPort}/metrics`)).text()
     expect(agentText).toMatch(/^mirrormesh_agent_rss_bytes \d/m)
     const names = new Set([...exported(hubText), ...exported(agentText)])

@@ -41,12 +41,14 @@ export class HttpFeature implements Feature {
     const { opts } = this
     let lanAuth: LanAuthOptions | undefined
     const needsAuth = opts.https !== undefined || !isLoopback(opts.host)
+    // Exported even without a LAN listener: one dashboard and one alert for every hub (0 here).
+    const failures = authFailuresCounter(opts.metrics)
     if (needsAuth) {
       lanAuth = {
         adminToken: await ensureAdminToken(opts.stateDir),
         verify: opts.verify,
         limiter: new FailureLimiter(opts.authFailuresPerMinute),
-        failures: authFailuresCounter(opts.metrics),
+        failures,
         log: opts.log,
       }
     }

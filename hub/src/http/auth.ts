@@ -103,10 +103,16 @@ export interface LanAuthOptions {
   log?: Logger
 }
 
+/** Every kind the counter uses: each starts at 0, so rate()/increase() see the first refusal. */
+export const AUTH_FAILURE_KINDS = ['token', 'node', 'pair', 'rate_limited'] as const
+
 export function authFailuresCounter(registry: Registry): Counter<'kind'> {
   const name = 'mirrormesh_http_auth_failures_total'
-  return (registry.getSingleMetric(name) as Counter<'kind'> | undefined)
-    ?? new Counter({ name, help: 'Refused HTTP requests on the LAN listeners, by kind: token (admin routes), node (bundle routes), pair (browser pairing), rate_limited', labelNames: ['kind'], registers: [registry] })
+  const have = registry.getSingleMetric(name) as Counter<'kind'> | undefined
+  if (have) return have
+  const counter = new Counter({ name, help: 'Refused HTTP requests on the LAN listeners, by kind: token (admin routes), node (bundle routes), pair (browser pairing), rate_limited', labelNames: ['kind'], registers: [registry] })
+  for (const kind of AUTH_FAILURE_KINDS) counter.inc({ kind }, 0)
+  return counter
 }
 
 function basicCredentials(header: string): { username: string; password: string } | undefined {
