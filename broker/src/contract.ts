@@ -89,6 +89,7 @@ export const schemas = {
     engines: z.record(text(32), z.enum(['ok', 'degraded', 'down'])),
     versions,
     role: z.enum(['solo', 'active', 'standby']).optional().describe('HUB_ROLE: other hubs split nodes among the active ones, standbys only take over'),
+    fallbacks: z.record(text(32), count).optional().describe('fallback steps this hub has taken since it started, by stage (asr, tts, llm): the sum of mirrormesh_fallback_total, for dashboards without Prometheus'),
   }),
   // Which hub serves a node (scale-out, failover): written retained by the hub that claims or hands it over.
   nodeAssign: z.object({ ...envelope, hub: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/), epoch: z.number().int().positive() }),

@@ -53,7 +53,7 @@ if (msg.status) {
   } else if (parts[0] === 'hub' && parts.length === 3) {
     const h = (s.hubs[parts[1]] = s.hubs[parts[1]] || { id: parts[1] })
     if (parts[2] === 'status') { h.status = String(p); h.since = now }
-    else if (parts[2] === 'heartbeat') { const hb = json(); if (hb) { h.hbAt = now; h.sessions = hb.sessions; h.queueDepth = hb.queueDepth; h.load = hb.load; h.engines = hb.engines } }
+    else if (parts[2] === 'heartbeat') { const hb = json(); if (hb) { h.hbAt = now; h.sessions = hb.sessions; h.queueDepth = hb.queueDepth; h.load = hb.load; h.engines = hb.engines; if (hb.fallbacks) h.fallbacks = hb.fallbacks } }
   } else if (parts[0] === 'health' && parts.length === 2) {
     const hl = json()
     if (hl) s.health[parts[1]] = { state: hl.state, reason: hl.reason || '' }
@@ -96,6 +96,9 @@ if (s.brokerDown) {
 } else delete s.notified.broker
 const sorted = [...s.ttfa].sort((a, b) => a - b)
 view.ttfa = { count: sorted.length, p50: sorted.length ? sorted[Math.floor(sorted.length / 2)] : null, last: s.ttfa[0] ?? null }
-view.fallbacks = (s.replies.unavailable || 0) + (s.replies.busy || 0) + s.errors
+// Fallbacks as each hub counts them (its heartbeat's `fallbacks`, the sum of
+// mirrormesh_fallback_total by stage since that hub started), added up over the hubs.
+view.fallbacks = { total: 0, byStage: {} }
+for (const h of Object.values(s.hubs)) for (const [stage, n] of Object.entries(h.fallbacks || {})) { view.fallbacks.total += n; view.fallbacks.byStage[stage] = (view.fallbacks.byStage[stage] || 0) + n }
 flow.set('house', s)
 return [{ payload: view }, notes.length ? notes.map((n) => ({ payload: n, topic: 'mirrormesh' })) : null]

@@ -31,6 +31,7 @@ import { MemoryFeature } from './features/memory.js'
 import { TextTurnsFeature } from './features/text-turns.js'
 import { HaDiscoveryFeature } from './features/ha-discovery.js'
 import { PairCodes } from './http/pair.js'
+import { fallbacksByStage } from './pipeline/metrics.js'
 
 export type HubPhase = 'starting' | 'ready' | 'draining' | 'stopping' | 'stopped'
 
@@ -156,7 +157,8 @@ export class Hub {
     const bundle: BundleFeature | undefined = config.pipelineEnabled && config.bundleEnabled
       ? host.add(new BundleFeature(config, mqtt, weather, () => http.address?.port, child('bundle'), () => http.httpsAddress?.port))
       : undefined
-    const presence = host.add(new PresenceFeature(config, mqtt, this.registry, () => this.state(), () => voice?.load() ?? { sessions: 0, queueDepth: 0, engines: {} }, this.startedAt))
+    const presence = host.add(new PresenceFeature(config, mqtt, this.registry, () => this.state(), () => voice?.load() ?? { sessions: 0, queueDepth: 0, engines: {} }, this.startedAt,
+      async () => (voice ? fallbacksByStage(this.metrics) : undefined)))
     if (config.haDiscovery) host.add(new HaDiscoveryFeature(config, mqtt, this.credentials, this.registry, child('ha-discovery')))
     for (const extra of opts.features ?? []) host.add(extra)
     // Last: its pings start once everything else has started.

@@ -28,6 +28,8 @@ export class PresenceFeature implements Feature {
     private readonly state: () => HubState,
     private readonly load: () => HubLoad,
     private readonly startedAt: number,
+    /** Fallback steps by stage since start (hub heartbeat `fallbacks`); absent without a voice pipeline. */
+    private readonly fallbacks: () => Promise<Record<string, number> | undefined> = async () => undefined,
   ) {}
 
   start(): void {
@@ -51,7 +53,7 @@ export class PresenceFeature implements Feature {
 
   private publishHeartbeat(): void {
     if (!this.mqtt.connected) return
-    void this.mqtt.publish('hubHeartbeat', { hub: this.config.hubId }, {
+    void this.fallbacks().catch(() => undefined).then((fallbacks) => this.mqtt.publish('hubHeartbeat', { hub: this.config.hubId }, {
       v: 1,
       ts: Date.now(),
       seq: this.seq++,
@@ -61,7 +63,8 @@ export class PresenceFeature implements Feature {
       nodesOnline: this.registry.online().length,
       versions,
       role: this.config.hubRole,
-    })
+      ...(fallbacks ? { fallbacks } : {}),
+    }))
   }
 
   private scheduleClientsOnline(): void {

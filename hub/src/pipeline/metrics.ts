@@ -23,3 +23,18 @@ export function pipelineMetrics(reg: Registry) {
 }
 
 export type PipelineMetrics = ReturnType<typeof pipelineMetrics>
+
+/**
+ * Fallback steps since the hub started, by stage: mirrormesh_fallback_total summed over engines
+ * and reasons. The hub heartbeat carries it, so a dashboard sees the same count Prometheus does.
+ */
+export async function fallbacksByStage(reg: Registry): Promise<Record<string, number>> {
+  const metric = reg.getSingleMetric('mirrormesh_fallback_total')
+  const out: Record<string, number> = {}
+  if (!metric) return out
+  for (const v of (await metric.get()).values) {
+    const stage = String(v.labels.stage ?? '?')
+    out[stage] = (out[stage] ?? 0) + v.value
+  }
+  return out
+}
