@@ -58,6 +58,11 @@ export class OfflineMode implements OfflineAnswerer {
     fetch?: FetchImpl
     client: MeshClient
     state: NodeStateMachine
+    /**
+     * The journal, opened and replayed by the agent's journal feature (features/journal.ts) on
+     * every node; without it (unit tests) offline mode opens `<dir>/journal` and replays it itself.
+     */
+    journal?: OfflineJournal
     voice: VoiceLoop
     screen?: Screen
     log: Logger
@@ -80,11 +85,12 @@ export class OfflineMode implements OfflineAnswerer {
     const { dir, log } = this.opts
     await mkdir(dir, { recursive: true })
     this.store = await BundleStore.open(join(dir, 'bundle'), log)
-    this.journal = await OfflineJournal.open(join(dir, 'journal'), { maxEntries: 500 }, log)
+    this.journal = this.opts.journal ?? await OfflineJournal.open(join(dir, 'journal'), { maxEntries: 500 }, log)
     this.fallbackLog = new FallbackLog(join(dir, 'journal'))
     // A bundle that cannot be made ready (e.g. no room for its grammar on a full disk) must not
     // stop the agent: it runs without offline answers and tries again at the next announcement.
     await this.reload().catch((err: unknown) => this.reloadFailed(err))
+    if (this.opts.journal) return
     this.replayer = new JournalReplayer(this.journal,
       (req) => this.opts.client.publish('nodeReplayRequest', { node: this.opts.nodeId }, req), log)
     this.opts.state.addRecoveryTask(this.replayer.task)
