@@ -183,3 +183,20 @@ describe('timers keep their word', () => {
     }
   })
 })
+
+describe('time and date follow the node\'s time zone and 12/24-hour setting', () => {
+  // Wednesday 20:37 UTC: Thursday 02:07 in Kolkata (+5:30), Wednesday 3:37 PM in New York.
+  const at = new Date(Date.UTC(2026, 10, 25, 20, 37))
+  const say = (text: string, clock?: { timeZone?: string; clock?: '12h' | '24h' }) => {
+    const m = matcher.match(text)!
+    return m.skill.handle(m.slots, { ...fakeCtx({ now: at }).env, clock }).text
+  }
+
+  it('the hub says the time and date in the node\'s zone, on its clock', () => {
+    expect(say('what time is it', { timeZone: 'Asia/Kolkata', clock: '24h' })).toBe("It's 02:07.")
+    expect(say('what is the date today', { timeZone: 'Asia/Kolkata' })).toBe('Today is Thursday, November 26.')
+    expect(say('what time is it', { timeZone: 'America/New_York' })).toBe("It's 3:37 PM.")
+    expect(say('what day is it', { timeZone: 'America/New_York', clock: '24h' })).toBe('Today is Wednesday, November 25.')
+    expect(say('what time is it', { timeZone: 'UTC', clock: '24h' })).toBe("It's 20:37.")
+  })
+})

@@ -14,7 +14,7 @@
 import type { FetchImpl } from './offline/hub-fetch.js'
 import { join } from 'node:path'
 import { mkdir, rm } from 'node:fs/promises'
-import type { Logger, MeshClient, ReplayResponse } from '@mirrormesh/broker'
+import type { ClockSettings, Logger, MeshClient, ReplayResponse } from '@mirrormesh/broker'
 import { BundleStore } from './offline/bundle-store.js'
 import { FallbackLog, OfflineJournal } from './offline/journal.js'
 import { JournalReplayer, replayTurn } from './offline/replay.js'
@@ -72,6 +72,8 @@ export class OfflineMode implements OfflineAnswerer {
      * this soon after an early answer continues it (default 600: what the listener would have waited for).
      */
     endpoint?: { silenceMs?: number; resumeWindowMs?: number }
+    /** The node's time zone and 12/24-hour clock (its hub config), read at each answer. */
+    clock?: () => ClockSettings
     /** A reply's side effect for the node itself (e.g. the volume skill), as the hub would have sent it. */
     onReplyEvent?: (event: { type: string; [k: string]: unknown }) => void
   }) {
@@ -124,7 +126,7 @@ export class OfflineMode implements OfflineAnswerer {
   private async reload(): Promise<void> {
     const cur = this.store.current()
     if (!cur || cur.manifest.version === this.loadedVersion) return
-    const responder = new OfflineResponder(cur, this.opts.log)
+    const responder = new OfflineResponder(cur, this.opts.log, this.opts.clock)
     await responder.preload()
     const grammarPath = join(this.opts.dir, 'offline-grammar.gram')
     let dictionary: Set<string> | undefined

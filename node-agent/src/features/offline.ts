@@ -45,6 +45,10 @@ export class OfflineFeature implements Feature {
       client, state, journal, voice: loop, screen, log: log.child({ component: 'offline' }),
       endpoint: { silenceMs: config.offlineEndpointSilenceMs, resumeWindowMs: config.vadEndSilenceMs },
       // "volume up" answered offline changes the volume, as the hub's event would online.
+      clock: () => {
+        const s = this.deps.settings?.settings
+        return { ...(s?.timeZone ? { timeZone: s.timeZone } : {}), ...(s?.clock ? { clock: s.clock } : {}) }
+      },
       onReplyEvent: (e) => { if (e.type === 'volume') this.deps.settings?.applyVolumeEvent(e as { change?: 'up' | 'down'; level?: number }) },
     })
     await mode.start()
