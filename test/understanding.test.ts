@@ -98,6 +98,29 @@ describe('out-of-skill speech never fires a skill', () => {
     expect(after).toBeLessThan(before)
   }, 90_000)
 
+  // Room swaps: with eight rooms in the grammar, "kitchen" was once heard as "bedroom" — the right
+  // skill with the wrong room, which the skill-level check above cannot see.
+  sphinxIt('a light command is never carried out in another room than the one said', async () => {
+    const checked = new PocketsphinxAsr({ grammarPath, log: silentLog, secondOpinion: {} })
+    const plain = new PocketsphinxAsr({ grammarPath, log: silentLog })
+    const swaps: string[] = []
+    const heard: string[] = []
+    for (const [room, onoff] of [['kitchen', 'on'], ['bedroom', 'off'], ['living room', 'on'], ['office', 'off'], ['hall', 'on'], ['garage', 'off']] as const) {
+      const said = `turn ${onoff} the ${room} light`
+      const pcm = await synth(said, { padMs: 300 })
+      for (const [name, asr] of [['plain', plain], ['checked', checked]] as const) {
+        const r = await decode(asr, pcm)
+        const m = r.text ? matcher.match(r.text) : undefined
+        heard.push(`${name}: ${said} → ${r.text || '(rejected)'}`)
+        if (m?.skill.id === 'light' && m.slots.room !== room) swaps.push(`${name}: ${said} → ${r.text}`)
+        // Not asserted (a known, open defect on this voice: "turn off" heard as "turn on", checked or not).
+        if (m?.skill.id === 'light' && m.slots.onoff !== onoff) heard.push(`  ^ on/off swapped`)
+      }
+    }
+    console.log(heard.join('\n'))
+    expect(swaps, swaps.join('; ')).toEqual([])
+  }, 90_000)
+
   it('an open transcript goes to the LLM, never to a skill (a memory question once became a silent "never mind")', async () => {
     const llm = new FakeLlm('llama', ['I will remember that.'])
     const out = sink()
