@@ -55,6 +55,8 @@ describe('skills keep their word on the hub', () => {
       expect(t.reply.trim().length, `${q} → silent (${t.kind})`).toBeGreaterThan(0)
       expect(t.kind, q).not.toBe('skill')
     }
+    // A memory question (it once became a silent "never mind"): an answer, whatever answers it.
+    expect((await reply('what did i tell you about my keys')).trim()).not.toBe('')
     expect(events.filter((e) => e.type === 'timer_done')).toEqual([])
   })
 })

@@ -155,6 +155,34 @@ describe('many wordings per intent', () => {
     expect(m?.slots).toMatchObject(slots)
   })
 
+  // Spoken: a wording other than the first template is heard as its own intent, not forced onto
+  // another phrase (each either the intended skill or rejected; never another skill).
+  sphinxIt('spoken in other wordings, each request is heard as its own intent or refused', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mm-wordings-'))
+    try {
+      const grammarPath = join(dir, 'grammar.gram')
+      writeFileSync(grammarPath, jsgfFromPhrases(matcher.phrases(), { dictionary: readDictionaryWords() }))
+      const asr = new PocketsphinxAsr({ grammarPath, log: silentLog })
+      const wordings: [string, string][] = [['lights on in the kitchen', 'light'], ['do you know what time it is', 'time'], ['what day is it today', 'date'],
+        ['start a timer for ten minutes', 'timer'], ['make it quieter', 'volume'], ['how is the weather outside', 'weather']]
+      const wrong: string[] = []
+      let right = 0
+      for (const [said, id] of wordings) {
+        const pcm = await synth(said, { padMs: 300 })
+        const st = asr.start(new AbortController().signal)
+        for (let i = 0; i < pcm.length; i += 320) st.write(pcm.subarray(i, i + 320))
+        const r = await st.finish()
+        const got = r.text ? matcher.match(r.text)?.skill.id : undefined
+        if (got === id) right++
+        else if (got) wrong.push(`${said} → ${r.text} (${got})`)
+      }
+      expect(wrong, wrong.join('; ')).toEqual([])
+      expect(right).toBeGreaterThanOrEqual(4)
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  }, 90_000)
+
   it('optional parts expand into the ASR grammar without any brackets left', () => {
     const phrases = matcher.phrases()
     expect(phrases).toContain('can you switch off the kitchen lights please')
