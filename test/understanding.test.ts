@@ -98,6 +98,29 @@ describe('out-of-skill speech never fires a skill', () => {
     expect(after).toBeLessThan(before)
   }, 90_000)
 
+  // Room swaps: with eight rooms in the grammar, "kitchen" was once heard as "bedroom" — the right
+  // skill with the wrong room, which the skill-level check above cannot see.
+  sphinxIt('a light command is never carried out in another room than the one said', async () => {
+    const checked = new PocketsphinxAsr({ grammarPath, log: silentLog, secondOpinion: {} })
+    const plain = new PocketsphinxAsr({ grammarPath, log: silentLog })
+    const swaps: string[] = []
+    const heard: string[] = []
+    for (const [room, onoff] of [['kitchen', 'on'], ['bedroom', 'off'], ['living room', 'on'], ['office', 'off'], ['hall', 'on'], ['garage', 'off']] as const) {
+      const said = `turn ${onoff} the ${room} light`
+      const pcm = await synth(said, { padMs: 300 })
+      for (const [name, asr] of [['plain', plain], ['checked', checked]] as const) {
+        const r = await decode(asr, pcm)
+        const m = r.text ? matcher.match(r.text) : undefined
+        heard.push(`${name}: ${said} → ${r.text || '(rejected)'}`)
+        if (m?.skill.id === 'light' && m.slots.room !== room) swaps.push(`${name}: ${said} → ${r.text}`)
+        // Not asserted (a known, open defect on this voice: "turn off" heard as "turn on", checked or not).
+        if (m?.skill.id === 'light' && m.slots.onoff !== onoff) heard.push(`  ^ on/off swapped`)
+      }
+    }
+    console.log(heard.join('\n'))
+    expect(swaps, swaps.join('; ')).toEqual([])
+  }, 90_000)
+
   it('an open transcript goes to the LLM, never to a skill (a memory question once became a silent "never mind")', async () => {
     const llm = new FakeLlm('llama', ['I will remember that.'])
     const out = sink()
@@ -131,6 +154,34 @@ describe('many wordings per intent', () => {
     expect(m?.skill.id).toBe(id)
     expect(m?.slots).toMatchObject(slots)
   })
+
+  // Spoken: a wording other than the first template is heard as its own intent, not forced onto
+  // another phrase (each either the intended skill or rejected; never another skill).
+  sphinxIt('spoken in other wordings, each request is heard as its own intent or refused', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mm-wordings-'))
+    try {
+      const grammarPath = join(dir, 'grammar.gram')
+      writeFileSync(grammarPath, jsgfFromPhrases(matcher.phrases(), { dictionary: readDictionaryWords() }))
+      const asr = new PocketsphinxAsr({ grammarPath, log: silentLog })
+      const wordings: [string, string][] = [['lights on in the kitchen', 'light'], ['do you know what time it is', 'time'], ['what day is it today', 'date'],
+        ['start a timer for ten minutes', 'timer'], ['make it quieter', 'volume'], ['how is the weather outside', 'weather']]
+      const wrong: string[] = []
+      let right = 0
+      for (const [said, id] of wordings) {
+        const pcm = await synth(said, { padMs: 300 })
+        const st = asr.start(new AbortController().signal)
+        for (let i = 0; i < pcm.length; i += 320) st.write(pcm.subarray(i, i + 320))
+        const r = await st.finish()
+        const got = r.text ? matcher.match(r.text)?.skill.id : undefined
+        if (got === id) right++
+        else if (got) wrong.push(`${said} → ${r.text} (${got})`)
+      }
+      expect(wrong, wrong.join('; ')).toEqual([])
+      expect(right).toBeGreaterThanOrEqual(4)
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  }, 90_000)
 
   it('optional parts expand into the ASR grammar without any brackets left', () => {
     const phrases = matcher.phrases()
@@ -181,5 +232,22 @@ describe('timers keep their word', () => {
     } finally {
       vi.useRealTimers()
     }
+  })
+})
+
+describe('time and date follow the node\'s time zone and 12/24-hour setting', () => {
+  // Wednesday 20:37 UTC: Thursday 02:07 in Kolkata (+5:30), Wednesday 3:37 PM in New York.
+  const at = new Date(Date.UTC(2026, 10, 25, 20, 37))
+  const say = (text: string, clock?: { timeZone?: string; clock?: '12h' | '24h' }) => {
+    const m = matcher.match(text)!
+    return m.skill.handle(m.slots, { ...fakeCtx({ now: at }).env, clock }).text
+  }
+
+  it('the hub says the time and date in the node\'s zone, on its clock', () => {
+    expect(say('what time is it', { timeZone: 'Asia/Kolkata', clock: '24h' })).toBe("It's 02:07.")
+    expect(say('what is the date today', { timeZone: 'Asia/Kolkata' })).toBe('Today is Thursday, November 26.')
+    expect(say('what time is it', { timeZone: 'America/New_York' })).toBe("It's 3:37 PM.")
+    expect(say('what day is it', { timeZone: 'America/New_York', clock: '24h' })).toBe('Today is Wednesday, November 25.')
+    expect(say('what time is it', { timeZone: 'UTC', clock: '24h' })).toBe("It's 20:37.")
   })
 })

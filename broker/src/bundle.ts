@@ -49,24 +49,63 @@ export interface BundleManifest {
   fallbacks?: { offline: BundleFallback; not_understood: BundleFallback }
 }
 
-/** Fragment keys that say a clock time: its, h1..h12, m00..m59, am|pm (local time of `d`). */
-export function timeFragmentKeys(d: Date): string[] {
-  const h = d.getHours()
-  return ['its', `h${h % 12 || 12}`, `m${String(d.getMinutes()).padStart(2, '0')}`, h < 12 ? 'am' : 'pm']
+/**
+ * How a node tells the time (its nodes/{id}/config): an IANA time zone (absent: the local zone of
+ * the process answering) and a 12- or 24-hour clock (absent: 12h). Online and offline use the same.
+ */
+export interface ClockSettings {
+  timeZone?: string
+  clock?: '12h' | '24h'
+}
+
+/** True for a time zone this runtime knows (IANA names such as "Europe/Berlin", or "UTC"). */
+export function isTimeZone(tz: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: tz })
+    return true
+  } catch {
+    return false
+  }
+}
+
+/** The wall clock of `d` in `timeZone` (absent: this process's local zone). */
+export function wallClock(d: Date, timeZone?: string): { hour: number; minute: number; weekday: number; month: number; day: number } {
+  if (!timeZone) return { hour: d.getHours(), minute: d.getMinutes(), weekday: d.getDay(), month: d.getMonth(), day: d.getDate() }
+  const parts = Object.fromEntries(new Intl.DateTimeFormat('en-US', { timeZone, hourCycle: 'h23', hour: 'numeric', minute: 'numeric', weekday: 'short', month: 'numeric', day: 'numeric' })
+    .formatToParts(d).map((p) => [p.type, p.value]))
+  return { hour: Number(parts.hour) % 24, minute: Number(parts.minute), weekday: ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'].indexOf(parts.weekday!), month: Number(parts.month) - 1, day: Number(parts.day) }
+}
+
+/** "It's 2:07 PM" (12h) or "It's 14:07" (24h), in the node's zone. */
+export function clockText(d: Date, s: ClockSettings = {}): string {
+  const { hour, minute } = wallClock(d, s.timeZone)
+  const mm = String(minute).padStart(2, '0')
+  return s.clock === '24h' ? `It's ${String(hour).padStart(2, '0')}:${mm}` : `It's ${hour % 12 || 12}:${mm} ${hour < 12 ? 'AM' : 'PM'}`
+}
+
+/**
+ * Fragment keys that say a clock time: its, h1..h12, m00..m59, am|pm; on a 24-hour clock
+ * its, h0..h23, m01..m59 or "hundred" on the hour ("fourteen hundred"), no am/pm.
+ */
+export function timeFragmentKeys(d: Date, s: ClockSettings = {}): string[] {
+  const { hour: h, minute } = wallClock(d, s.timeZone)
+  if (s.clock === '24h') return ['its', `h${h}`, minute === 0 ? 'hundred' : `m${String(minute).padStart(2, '0')}`]
+  return ['its', `h${h % 12 || 12}`, `m${String(minute).padStart(2, '0')}`, h < 12 ? 'am' : 'pm']
 }
 
 export const weekdayKeys = ['sunday', 'monday', 'tuesday', 'wednesday', 'thursday', 'friday', 'saturday'] as const
 export const monthKeys = ['january', 'february', 'march', 'april', 'may', 'june', 'july', 'august', 'september', 'october', 'november', 'december'] as const
 
 /** Fragment keys that say a date: today_is, weekday, month, d1..d31 (ordinal) — "Today is Tuesday, March third". */
-export function dateFragmentKeys(d: Date): string[] {
-  return ['today_is', weekdayKeys[d.getDay()]!, monthKeys[d.getMonth()]!, `d${d.getDate()}`]
+export function dateFragmentKeys(d: Date, s: ClockSettings = {}): string[] {
+  const { weekday, month, day } = wallClock(d, s.timeZone)
+  return ['today_is', weekdayKeys[weekday]!, monthKeys[month]!, `d${day}`]
 }
 
 /** Expand a reply's clips: `{time}`/`{date}` become fragment file names; other entries are file names. */
-export function resolveClips(manifest: Pick<BundleManifest, 'fragments'>, clips: string[], now: Date): string[] {
+export function resolveClips(manifest: Pick<BundleManifest, 'fragments'>, clips: string[], now: Date, s: ClockSettings = {}): string[] {
   return clips.flatMap((c) => {
-    const keys = c === '{time}' ? timeFragmentKeys(now) : c === '{date}' ? dateFragmentKeys(now) : undefined
+    const keys = c === '{time}' ? timeFragmentKeys(now, s) : c === '{date}' ? dateFragmentKeys(now, s) : undefined
     if (!keys) return [c]
     return keys.map((k) => manifest.fragments[k]).filter((f): f is string => f !== undefined)
   })

@@ -6,6 +6,7 @@ import { replayRequest, replayResponse } from './replay.js'
 import { isValidId } from './ids.js'
 import { nodeCmd, nodeCmdAck } from './node-cmd.js'
 import { isPrintable } from './sanitize.js'
+import { isTimeZone } from './bundle.js'
 
 export { idPattern, isValidId } from './ids.js'
 
@@ -56,6 +57,8 @@ export const schemas = {
     name: text(64).optional().describe('a name people call the mirror by, shown on its screen'),
     wakeWord: text(64).nullable().optional().describe('wake word to listen for; null: push-to-talk only'),
     volume: z.number().int().min(0).max(100).optional().describe('playback volume, percent'),
+    timeZone: text(64).refine(isTimeZone, 'not a time zone this system knows (an IANA name such as Europe/Berlin)').optional().describe('time zone the time and date skills use, online and offline; absent: the local zone of the hub (online) or the node (offline)'),
+    clock: z.enum(['12h', '24h']).optional().describe('how the time is said: "2:07 PM" (12h, the default) or "14:07" (24h)'),
   }),
   nodeProbe: z.string().max(256),
   nodeCmd,

@@ -71,9 +71,9 @@ export type OfflineTurnView = OfflineTurnPayload & {
 export interface OfflineTurnsResponse { turns: OfflineTurnView[] }
 
 // Node config: the retained nodes/{id}/config payload without its envelope.
-const { room, name, wakeWord, volume } = schemas.nodeConfig.shape
+const { room, name, wakeWord, volume, timeZone, clock } = schemas.nodeConfig.shape
 /** PUT /api/nodes/:id/config body: a partial update; null clears room/wake word. */
-export const nodeConfigPatch = z.strictObject({ room, name, wakeWord, volume })
+export const nodeConfigPatch = z.strictObject({ room, name, wakeWord, volume, timeZone, clock })
 export type NodeConfigPatch = z.output<typeof nodeConfigPatch>
 export type NodeConfigValues = NodeConfigPatch
 

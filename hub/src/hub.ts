@@ -110,6 +110,7 @@ export class Hub {
       offlineTurns.serves = serves
     }
     const nodeConfig = host.add(new NodeConfigFeature(config, mqtt, this.credentials, this.registry, child('node-config')))
+    if (voice) voice.clockOf = (n) => nodeConfig.clock(n)
     const nodeAdmin = host.add(new NodeAdminFeature(config, mqtt, this.credentials, nodeConfig, this.registry, child('node-admin')))
     const sources: HealthSource[] = [
       () => ({ broker: broker.health() ?? (mqtt.connected ? { state: 'ok' } : { state: 'down', reason: 'external broker unreachable' }) }),

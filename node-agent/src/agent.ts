@@ -12,6 +12,7 @@ import { HeartbeatFeature, agentVersions } from './features/heartbeat.js'
 import { HttpFeature } from './features/http.js'
 import { HubWatchFeature } from './features/hub-watch.js'
 import { InputsFeature } from './features/inputs.js'
+import { JournalFeature } from './features/journal.js'
 import { MqttFeature } from './features/mqtt.js'
 import { OfflineFeature } from './features/offline.js'
 import { RebuildFeature } from './features/rebuild.js'
@@ -29,6 +30,7 @@ interface Parts {
   settings: ConfigFeature
   voice: VoiceFeature | undefined
   offline: OfflineFeature | undefined
+  journal: JournalFeature
   inputs: InputsFeature
   http: HttpFeature
   screen: Screen
@@ -79,16 +81,19 @@ export class NodeAgent {
       screen: { publicDir: defaultPublicDir(), initial: { nodeId: config.nodeId, room: config.room ?? null, state: 'offline', banner: OFFLINE_BANNER } },
     })
     const voice = config.audioSource === 'none' ? undefined : new VoiceFeature({ config, client, state, settings, screen, log })
-    const offline = voice && new OfflineFeature({ config, client, state, voice, screen, settings, log })
+    // On every node: a journal left by an earlier run is replayed whatever the audio source.
+    const journal = new JournalFeature({ config, client, state, log })
+    const offline = voice && new OfflineFeature({ config, client, state, voice, journal, screen, settings, log })
     const inputs = new InputsFeature({ config, client, presence, voice, log, screen, onMute: () => heartbeat.publish() })
     const heartbeat = new HeartbeatFeature({ config, client, mqtt, state, settings, metrics: this.metrics, muted: () => inputs.muted })
     const http = new HttpFeature(app, { host: config.healthHost, port: config.healthPort })
-    this.parts = { mqtt, settings, voice, offline, inputs, http, screen }
+    this.parts = { mqtt, settings, voice, offline, journal, inputs, http, screen }
     const features: (Feature | undefined)[] = [
       new HubWatchFeature(state, log, config.hubStaleMs),
       settings,
       new ScreenFeature({ screen, state, presence, settings }),
       heartbeat,
+      journal,
       voice,
       offline,
       inputs,
@@ -129,6 +134,7 @@ export class NodeAgent {
     const s = this.state
     const p = this.parts
     const offline = p?.offline?.mode
+    const journal = p?.journal.journal
     return {
       nodeId: this.config.nodeId,
       state: s.state,
@@ -140,7 +146,7 @@ export class NodeAgent {
       hubHeartbeatAgeMs: s.lastHubHeartbeatAt === null ? null : Date.now() - s.lastHubHeartbeatAt,
       versions: agentVersions,
       wakeWord: p?.voice?.audio?.wake ?? null,
-      offline: offline ? { bundleVersion: offline.bundleVersion ?? null, journalPending: offline.journal.pending().length } : null,
+      offline: offline || journal ? { bundleVersion: offline?.bundleVersion ?? null, journalPending: journal?.size ?? 0 } : null,
       config: p ? { ...p.settings.settings, wakeWordPending: p.settings.wakeWordPending } : null,
       features: this.host.states(),
     }

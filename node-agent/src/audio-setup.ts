@@ -33,7 +33,7 @@ export async function buildAudio(config: AgentConfig, log: Logger, opts: { pushT
   const source: AudioSource =
     config.audioSource === 'arecord' ? arecordSource({ device: config.audioDevice, signal: ctl.signal })
       : config.audioSource === 'file' ? wavFileSource(config.audioFile!, { realtime: true, signal: ctl.signal })
-        : stdinSource()
+        : stdinSource(ctl.signal)
   const sink: AudioSink =
     config.audioSink === 'aplay' ? aplaySink({ device: config.audioDevice, onError: (err) => log.error({ err }, 'speaker error') })
       : fileSink(config.audioSink === 'file' ? config.audioSinkFile ?? null : null)
@@ -50,6 +50,7 @@ export async function buildAudio(config: AgentConfig, log: Logger, opts: { pushT
     sink,
     wake: wake.status,
     async close() {
+      // Abort first: the stdin source then takes the close below as the stop it is.
       ctl.abort()
       // An open stdin would keep the process alive after SIGTERM (seen in the offline benchmark).
       if (config.audioSource === 'stdin') process.stdin.destroy()

@@ -145,3 +145,43 @@ describe('OfflineMode early endpoint', () => {
     m.close()
   })
 })
+
+// Issue #12: offline, "stop" cancelled every timer while on the hub it only stopped playback.
+// Now both sides mean the same: "stop" stops what is playing, "cancel the timer" cancels them.
+describe('OfflineMode timers keep their word', () => {
+  const tb = makeTestBundle({
+    version: 'timers',
+    replies: [
+      { phrase: 'set a timer for five minutes', skill: 'timer', text: 'Timer set for five minutes.', clips: ['timer-5.pcm'], timerMs: 300_000 },
+      { phrase: 'cancel the timer', skill: 'timer_cancel', text: 'Timer cancelled.', clips: ['timer-cancelled.pcm'], event: { type: 'timer_cancel' } },
+      { phrase: 'stop', skill: 'stop', text: '', clips: [], stop: true },
+    ],
+  })
+  let tsrv: BundleServer
+  beforeAll(async () => {
+    tsrv = await serveBundles(tb)
+  })
+  afterAll(() => tsrv?.close())
+
+  it('"stop" leaves a timer running; "cancel the timer" cancels it', async () => {
+    const m = new OfflineMode({
+      dir: path.join(root, `t${n++}`), nodeId: 'kitchen', hubHttpUrl: tsrv.url, log,
+      client: { publish: async () => {} } as unknown as MeshClient,
+      state: { state: 'offline', addRecoveryTask: () => {} } as unknown as NodeStateMachine,
+      voice: { play: () => undefined } as unknown as VoiceLoop,
+      endpoint: { silenceMs: 0 },
+    })
+    await m.start()
+    await m.onManifest(announcementOf(tb))
+    const timers = (m as unknown as { timers: { list(): { label: string }[] } }).timers
+    const turn = async (id: number, text: string) => say(m.begin(id)!, new Int16Array([...silence(300), ...speech(text)]))
+    await turn(61, 'set a timer for five minutes')
+    expect(timers.list().map((t) => t.label)).toEqual(['Timer set for five minutes.'])
+    await turn(62, 'stop')
+    expect(timers.list()).toHaveLength(1)
+    await turn(63, 'cancel the timer')
+    expect(timers.list()).toEqual([])
+    expect(m.pending().map((e) => e.transcript)).toEqual(['set a timer for five minutes', 'stop', 'cancel the timer'])
+    m.close()
+  })
+})

@@ -14,7 +14,7 @@
 import type { FetchImpl } from './offline/hub-fetch.js'
 import { join } from 'node:path'
 import { mkdir, rm } from 'node:fs/promises'
-import type { Logger, MeshClient, ReplayResponse } from '@mirrormesh/broker'
+import type { ClockSettings, Logger, MeshClient, ReplayResponse } from '@mirrormesh/broker'
 import { BundleStore } from './offline/bundle-store.js'
 import { FallbackLog, OfflineJournal } from './offline/journal.js'
 import { JournalReplayer, replayTurn } from './offline/replay.js'
@@ -58,6 +58,11 @@ export class OfflineMode implements OfflineAnswerer {
     fetch?: FetchImpl
     client: MeshClient
     state: NodeStateMachine
+    /**
+     * The journal, opened and replayed by the agent's journal feature (features/journal.ts) on
+     * every node; without it (unit tests) offline mode opens `<dir>/journal` and replays it itself.
+     */
+    journal?: OfflineJournal
     voice: VoiceLoop
     screen?: Screen
     log: Logger
@@ -67,6 +72,8 @@ export class OfflineMode implements OfflineAnswerer {
      * this soon after an early answer continues it (default 600: what the listener would have waited for).
      */
     endpoint?: { silenceMs?: number; resumeWindowMs?: number }
+    /** The node's time zone and 12/24-hour clock (its hub config), read at each answer. */
+    clock?: () => ClockSettings
     /** A reply's side effect for the node itself (e.g. the volume skill), as the hub would have sent it. */
     onReplyEvent?: (event: { type: string; [k: string]: unknown }) => void
   }) {
@@ -80,11 +87,12 @@ export class OfflineMode implements OfflineAnswerer {
     const { dir, log } = this.opts
     await mkdir(dir, { recursive: true })
     this.store = await BundleStore.open(join(dir, 'bundle'), log)
-    this.journal = await OfflineJournal.open(join(dir, 'journal'), { maxEntries: 500 }, log)
+    this.journal = this.opts.journal ?? await OfflineJournal.open(join(dir, 'journal'), { maxEntries: 500 }, log)
     this.fallbackLog = new FallbackLog(join(dir, 'journal'))
     // A bundle that cannot be made ready (e.g. no room for its grammar on a full disk) must not
     // stop the agent: it runs without offline answers and tries again at the next announcement.
     await this.reload().catch((err: unknown) => this.reloadFailed(err))
+    if (this.opts.journal) return
     this.replayer = new JournalReplayer(this.journal,
       (req) => this.opts.client.publish('nodeReplayRequest', { node: this.opts.nodeId }, req), log)
     this.opts.state.addRecoveryTask(this.replayer.task)
@@ -118,7 +126,7 @@ export class OfflineMode implements OfflineAnswerer {
   private async reload(): Promise<void> {
     const cur = this.store.current()
     if (!cur || cur.manifest.version === this.loadedVersion) return
-    const responder = new OfflineResponder(cur, this.opts.log)
+    const responder = new OfflineResponder(cur, this.opts.log, this.opts.clock)
     await responder.preload()
     const grammarPath = join(this.opts.dir, 'offline-grammar.gram')
     let dictionary: Set<string> | undefined

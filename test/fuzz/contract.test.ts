@@ -57,7 +57,7 @@ const valid: Record<TopicName, fc.Arbitrary<unknown>> = {
         invalid: fc.array(fc.record({ id: fc.string({ minLength: 1, maxLength: 128 }), error: short(256) }), { maxLength: 10 }) }) }),
     fc.record({ ...env, transaction: fc.string({ minLength: 1, maxLength: 64 }), status: fc.constant('error'), error: short(256) }),
   ),
-  nodeConfig: fc.record({ ...env, room: fc.option(short(64), { nil: null }), name: short(64), wakeWord: fc.option(short(64), { nil: null }), volume: fc.integer({ min: 0, max: 100 }) }, { requiredKeys: ['v', 'ts'] }),
+  nodeConfig: fc.record({ ...env, room: fc.option(short(64), { nil: null }), name: short(64), wakeWord: fc.option(short(64), { nil: null }), volume: fc.integer({ min: 0, max: 100 }), timeZone: fc.constantFrom('UTC', 'Europe/Berlin', 'Asia/Kolkata', 'America/New_York'), clock: fc.constantFrom('12h' as const, '24h' as const) }, { requiredKeys: ['v', 'ts'] }),
   nodeCmd: fc.oneof(
     fc.record({ ...env, transaction, op: fc.constant('rebuild') }),
     fc.record({ ...env, transaction, op: fc.constant('identity'), id,

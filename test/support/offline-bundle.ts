@@ -13,6 +13,9 @@ export function fragmentKeys(): string[] {
   for (let h = 1; h <= 12; h++) keys.push(`h${h}`)
   for (let m = 0; m < 60; m++) keys.push(`m${String(m).padStart(2, '0')}`)
   for (let d = 1; d <= 31; d++) keys.push(`d${d}`)
+  // A 24-hour clock (node config `clock: "24h"`): h0, h13..h23 and "hundred" on the hour.
+  for (const h of [0, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23]) keys.push(`h${h}`)
+  keys.push('hundred')
   return keys
 }
 

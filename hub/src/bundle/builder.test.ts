@@ -111,6 +111,11 @@ describe.skipIf(!hasEspeak && !process.env.CI)('buildBundle with espeak', () => 
     expect(timeFragmentKeys(at)).toEqual(['its', 'h3', 'm05', 'pm'])
     expect(dateFragmentKeys(at)).toEqual(['today_is', 'tuesday', 'march', 'd3'])
     expect(resolveClips(first.manifest, ['{time}'], at)).toEqual([f.its, f.h3, f.m05, f.pm])
+    // A 24-hour clock in the node's zone (issue #12): "fourteen hundred", "zero oh five".
+    for (let h = 0; h <= 23; h++) expect(names.has(f[`h${h}`]!), `h${h}`).toBe(true)
+    expect(f.hundred).toBe(clipName('espeak:en-us', 'hundred'))
+    expect(resolveClips(first.manifest, ['{time}'], new Date(Date.UTC(2026, 2, 3, 14, 0)), { timeZone: 'UTC', clock: '24h' })).toEqual([f.its, f.h14, f.hundred])
+    expect(resolveClips(first.manifest, ['{time}'], new Date(Date.UTC(2026, 2, 3, 18, 35)), { timeZone: 'Asia/Kolkata', clock: '24h' })).toEqual([f.its, f.h0, f.m05])
   })
 
   it('gives the same version on a rebuild, from the clip cache', () => {

@@ -77,7 +77,9 @@ const cap = (s: string) => s.charAt(0).toUpperCase() + s.slice(1)
 /** Fragment key → text to say. */
 export function fragmentTexts(): Record<string, string> {
   const f: Record<string, string> = { its: "It's" }
-  for (let h = 1; h <= 12; h++) f[`h${h}`] = numberWords(h)
+  // h0..h23: a 24-hour clock says "fourteen oh seven", "fourteen hundred" on the hour.
+  for (let h = 0; h <= 23; h++) f[`h${h}`] = numberWords(h)
+  f.hundred = 'hundred'
   for (let m = 0; m < 60; m++) f[`m${String(m).padStart(2, '0')}`] = m === 0 ? "o'clock" : m < 10 ? `oh ${ones[m]}` : numberWords(m)
   f.am = 'A M'
   f.pm = 'P M'

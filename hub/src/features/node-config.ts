@@ -3,7 +3,7 @@
 import { join } from 'node:path'
 import {
   isValidId, nodeConfigPatch,
-  type CredentialStore, type Feature, type Logger, type NodeConfigResponse,
+  type ClockSettings, type CredentialStore, type Feature, type Logger, type NodeConfigResponse,
 } from '@mirrormesh/broker'
 import type { HubConfig } from '../config.js'
 import { NodeConfigStore } from '../node-config.js'
@@ -64,13 +64,19 @@ export class NodeConfigFeature implements Feature {
     const parsed = nodeConfigPatch.safeParse(body)
     if (!parsed.success) {
       const problems = parsed.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`)
-      throw new NodeConfigError('bad_config', `invalid node config: ${problems.join('; ')}. Fields: room (string|null), name (string), wakeWord (string|null), volume (0-100)`)
+      throw new NodeConfigError('bad_config', `invalid node config: ${problems.join('; ')}. Fields: room (string|null), name (string), wakeWord (string|null), volume (0-100), timeZone (IANA name, e.g. Europe/Berlin), clock (12h|24h)`)
     }
-    if (Object.keys(parsed.data).length === 0) throw new NodeConfigError('bad_config', 'empty update: give at least one of room, name, wakeWord, volume')
+    if (Object.keys(parsed.data).length === 0) throw new NodeConfigError('bad_config', 'empty update: give at least one of room, name, wakeWord, volume, timeZone, clock')
     const s = await this.store.update(id, parsed.data)
     this.log.info({ nodeId: id, fields: Object.keys(parsed.data) }, 'node config changed')
     await this.publish(id)
     return { id, config: s.config, updatedAt: s.updatedAt }
+  }
+
+  /** How the time and date skills tell the time for this node (unset fields: the hub's zone, 12h). */
+  clock(id: string): ClockSettings {
+    const c = this.store.get(id)?.config
+    return { ...(c?.timeZone ? { timeZone: c.timeZone } : {}), ...(c?.clock ? { clock: c.clock } : {}) }
   }
 
   private assertLoaded(): void {

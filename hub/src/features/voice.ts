@@ -3,7 +3,7 @@
 // timers live here so stop() clears them.
 import { HubTimers } from '../pipeline/skills-timers.js'
 import { Histogram, type Registry } from 'prom-client'
-import { AudioFlags, decodeAudioFrame, topicFor, type EventBody, type Feature, type Handlers, type HubEvent, type Logger, type NodeEvent } from '@mirrormesh/broker'
+import { AudioFlags, decodeAudioFrame, topicFor, type ClockSettings, type EventBody, type Feature, type Handlers, type HubEvent, type Logger, type NodeEvent } from '@mirrormesh/broker'
 import type { HubConfig } from '../config.js'
 import { Arbiter } from './arbitration.js'
 import { createPipeline, type Pipeline } from '../pipeline/index.js'
@@ -29,6 +29,8 @@ export class VoiceFeature implements Feature {
   /** node → the last turn some hub answered (reply, error, busy): a held turn already answered is not redone. */
   private readonly answered = new Map<string, number>()
   private readonly hubTimers = new HubTimers()
+  /** A node's time zone and 12/24-hour clock from its config (hub.ts wires the node-config store). */
+  clockOf: ((nodeId: string) => ClockSettings) | undefined
   readonly handlers: Handlers = {
     nodeAudioIn: (m) => this.onAudio(m.params.node!, m.data),
     nodeEvents: (m) => {
@@ -135,6 +137,7 @@ export class VoiceFeature implements Feature {
       skillEnv: (nodeId) => ({
         nodeId,
         now: new Date(),
+        clock: this.clockOf?.(nodeId),
         act: (component, a) => void this.mqtt.publish('action', { component }, { v: 1, ts: Date.now(), ...a, nodeId }),
         notify: (event) => send(nodeId, event),
         weather: () => this.weather.current(),

@@ -24,7 +24,7 @@ export function nodeRoutes(hub: Pick<HubApi, 'registry'>) {
 }
 
 /**
- * GET/PUT /api/nodes/:id/config. PUT takes a partial update (room, name, wakeWord, volume)
+ * GET/PUT /api/nodes/:id/config. PUT takes a partial update (room, name, wakeWord, volume, timeZone, clock)
  * and answers the whole config; 400 on a bad body, 404 for a node with no credential here.
  */
 export function nodeConfigRoutes(api: NodeConfigApi | undefined) {

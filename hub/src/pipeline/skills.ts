@@ -1,11 +1,13 @@
 // Skills: deterministic intents answered without the LLM. Declared once as data plus
 // a small handler; the same declarations give the matcher, the ASR grammar and (later)
 // the offline reply bundle. Phrase templates: words, {slot}, and (a|b) alternatives.
-import type { EventBody, HubEvent } from '@mirrormesh/broker'
+import { clockText, type ClockSettings, type EventBody, type HubEvent } from '@mirrormesh/broker'
 
 export interface SkillEnv {
   nodeId: string
   now: Date
+  /** The node's time zone and 12/24-hour clock (its nodes/{id}/config); unset: the hub's zone, 12h. */
+  clock?: ClockSettings
   /** Publish a house action (Node-RED / Home Assistant act on it). */
   act(component: string, action: { action: string; room: string | null; state?: string }): void
   /** Send an event to the node (volume, stop, timer). */
@@ -60,10 +62,12 @@ export function parseNumber(s: string): number | undefined {
   return n
 }
 
-const pad2 = (n: number) => String(n).padStart(2, '0')
-export function spokenTime(d: Date): string {
-  const h = d.getHours() % 12 || 12
-  return `It's ${h}:${pad2(d.getMinutes())} ${d.getHours() < 12 ? 'AM' : 'PM'}.`
+export function spokenTime(d: Date, s: ClockSettings = {}): string {
+  return `${clockText(d, s)}.`
+}
+
+export function spokenDate(d: Date, s: ClockSettings = {}): string {
+  return `Today is ${d.toLocaleDateString('en-US', { weekday: 'long', month: 'long', day: 'numeric', ...(s.timeZone ? { timeZone: s.timeZone } : {}) })}.`
 }
 
 export const defaultRooms = ['kitchen', 'living room', 'bedroom', 'hall', 'bathroom', 'office', 'garage', 'dining room']
@@ -77,10 +81,10 @@ export function builtinSkills(): Skill[] {
   return [
     { id: 'time', offline: true, phrases: ['what time is it [now|right now]', 'what is the time [now|right now]', '[can you] tell me the time [please]',
       'do you know what time it is'],
-      handle: (_s, env) => ({ text: spokenTime(env.now) }) },
+      handle: (_s, env) => ({ text: spokenTime(env.now, env.clock) }) },
     { id: 'date', offline: true, phrases: ['what is the date [today]', 'what day is it [today]', 'what is today date', 'which day is it [today]',
       'what day of the week is it', '[can you] tell me the date [please]'],
-      handle: (_s, env) => ({ text: `Today is ${env.now.toLocaleDateString('en-US', { weekday: 'long', month: 'long', day: 'numeric' })}.` }) },
+      handle: (_s, env) => ({ text: spokenDate(env.now, env.clock) }) },
     { id: 'light', offline: true, phrases: ['[please|can you] (turn|switch) (on|off) the {room} (light|lights) [please]',
       '[please|can you] (turn|switch) the {room} (light|lights) (on|off) [please]',
       '[please|can you] (turn|switch) (on|off) the (light|lights) in the {room} [please]',

@@ -1,9 +1,9 @@
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
-import { Readable } from 'node:stream'
+import { PassThrough, Readable } from 'node:stream'
 import { afterAll, describe, expect, it } from 'vitest'
-import { arecordSource, AudioSourceError, FRAME_SAMPLES, parseWav, streamSource, wavFileSource } from './source.js'
+import { arecordSource, AudioSourceError, FRAME_SAMPLES, parseWav, stdinSource, streamSource, wavFileSource } from './source.js'
 
 const dir = mkdtempSync(path.join(tmpdir(), 'mm-src-'))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
@@ -78,6 +78,27 @@ describe('streamSource', () => {
     const frames = await collect(streamSource(Readable.from(chunks)))
     expect(frames).toHaveLength(3)
     expect(Array.from(frames[2]!)).toEqual(Array.from(pcm.subarray(640)))
+  })
+})
+
+describe('stdinSource', () => {
+  // The agent stops a stdin microphone by aborting and destroying stdin (issue #12: a normal
+  // SIGTERM logged "Premature close" as a microphone error).
+  async function readUntilDestroyed(abort: boolean): Promise<{ frames: number; err?: string }> {
+    const pipe = new PassThrough()
+    const ctl = new AbortController()
+    pipe.write(Buffer.alloc(FRAME_SAMPLES * 2 * 3))
+    let frames = 0
+    const reading = (async () => { for await (const _ of stdinSource(ctl.signal, pipe)) if (++frames === 3) { if (abort) ctl.abort(); pipe.destroy() } })()
+    return reading.then(() => ({ frames }), (err: Error & { code?: string }) => ({ frames, err: err.code }))
+  }
+
+  it('ends without an error when the agent aborts, then closes stdin', async () => {
+    expect(await readUntilDestroyed(true)).toEqual({ frames: 3 })
+  })
+
+  it('still reports stdin closing under it when nobody asked to stop', async () => {
+    expect(await readUntilDestroyed(false)).toEqual({ frames: 3, err: 'ERR_STREAM_PREMATURE_CLOSE' })
   })
 })
 

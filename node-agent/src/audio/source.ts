@@ -47,9 +47,22 @@ export function streamSource(readable: Readable | AsyncIterable<Uint8Array>): Au
   return framesFromBytes(readable as AsyncIterable<Uint8Array>)
 }
 
-/** Raw PCM16LE 16 kHz mono on stdin (e.g. `arecord … | mirrormesh agent --audio-stdin`). */
-export function stdinSource(): AudioSource {
-  return streamSource(process.stdin)
+/**
+ * Raw PCM16LE 16 kHz mono on stdin (e.g. `arecord … | mirrormesh agent --audio-stdin`). The
+ * agent stops by aborting `signal` and destroying stdin (an open pipe would keep the process
+ * alive): the stream then reports a premature close, which is that stop, not a microphone error.
+ */
+export function stdinSource(signal?: AbortSignal, stdin: Readable = process.stdin): AudioSource {
+  return framesFromBytes(untilAborted(stdin, signal))
+}
+
+async function* untilAborted(readable: Readable, signal: AbortSignal | undefined): AsyncGenerator<Uint8Array> {
+  try {
+    for await (const chunk of readable as AsyncIterable<Uint8Array>) yield chunk
+  } catch (err) {
+    if (signal?.aborted && (err as NodeJS.ErrnoException)?.code === 'ERR_STREAM_PREMATURE_CLOSE') return
+    throw err
+  }
 }
 
 export interface WavInfo {

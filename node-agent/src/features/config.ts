@@ -16,6 +16,9 @@ export interface NodeSettings {
   volume: number
   /** Wake word the hub asked for (null: push-to-talk only; undefined: never set, the env's WAKE_WORD). */
   wakeWord?: string | null
+  /** Time zone and 12/24-hour clock for the time and date answered offline (unset: this machine's zone, 12h). */
+  timeZone?: string
+  clock?: '12h' | '24h'
 }
 
 /** What the hub (or a volume event) set, over the environment's defaults: only these keys are saved. */
@@ -87,6 +90,8 @@ export class ConfigFeature extends EventEmitter<SettingsEvents> implements Featu
     if (c.name !== undefined) next.name = c.name
     if (c.volume !== undefined) next.volume = c.volume
     if (c.wakeWord !== undefined) next.wakeWord = c.wakeWord
+    if (c.timeZone !== undefined) next.timeZone = c.timeZone
+    if (c.clock !== undefined) next.clock = c.clock
     this.apply(next, 'hub config')
     if (c.wakeWord !== undefined && this.wakeWordPending) {
       this.deps.log.warn({ wakeWord: c.wakeWord, inUse: this.wakeWordInUse ?? null }, 'wake word change takes effect when the agent restarts (the listener keeps its detector)')
@@ -105,7 +110,7 @@ export class ConfigFeature extends EventEmitter<SettingsEvents> implements Featu
     const hubTsChanged = next.hubTs !== this.saved.hubTs
     this.saved = next
     const now = this.settings
-    const changed = (['room', 'name', 'volume', 'wakeWord'] as const).filter((k) => now[k] !== before[k])
+    const changed = (['room', 'name', 'volume', 'wakeWord', 'timeZone', 'clock'] as const).filter((k) => now[k] !== before[k])
     if (changed.length) {
       this.deps.log.info({ source, changed, room: now.room, name: now.name, volume: now.volume }, 'node config applied')
       this.emit('change', now, changed)
@@ -132,7 +137,7 @@ export class ConfigFeature extends EventEmitter<SettingsEvents> implements Featu
   }
 }
 
-const savedSchema = schemas.nodeConfig.pick({ room: true, name: true, wakeWord: true, volume: true }).extend({ hubTs: schemas.nodeConfig.shape.ts.optional() })
+const savedSchema = schemas.nodeConfig.pick({ room: true, name: true, wakeWord: true, volume: true, timeZone: true, clock: true }).extend({ hubTs: schemas.nodeConfig.shape.ts.optional() })
 
 function parseSaved(text: string): Saved | undefined {
   let json: unknown

@@ -1,6 +1,7 @@
 // Offline mode (offline-mode.ts) under the voice loop: keeps the hub's reply bundle in sync
 // from cache/manifest, answers from it while the hub is gone, replays its journal when the hub
-// is back (nodes/{id}/request/replay → response/replay). Needs the voice loop; without a microphone it is not added at all.
+// is back (the journal feature, features/journal.ts, holds and replays the journal on every node).
+// Needs the voice loop; without a microphone it is not added at all.
 import { join } from 'node:path'
 import type { Feature, Handlers, Logger, MeshClient, Payload } from '@mirrormesh/broker'
 import type { AgentConfig } from '../config.js'
@@ -9,6 +10,7 @@ import type { OfflineMode } from '../offline-mode.js'
 import type { Screen } from '../screen.js'
 import type { NodeStateMachine } from '../state.js'
 import type { ConfigFeature } from './config.js'
+import type { JournalFeature } from './journal.js'
 import type { VoiceFeature } from './voice.js'
 
 /** The hub's HTTP API when HUB_HTTP_URL is unset: the MQTT host, on the port the manifest gives (8080 when it gives none). */
@@ -22,10 +24,9 @@ export class OfflineFeature implements Feature {
   readonly handlers: Handlers
   mode: OfflineMode | undefined
 
-  constructor(private readonly deps: { config: AgentConfig; client: MeshClient; state: NodeStateMachine; voice: VoiceFeature; screen: Screen; settings?: ConfigFeature; log: Logger }) {
+  constructor(private readonly deps: { config: AgentConfig; client: MeshClient; state: NodeStateMachine; voice: VoiceFeature; journal: JournalFeature; screen: Screen; settings?: ConfigFeature; log: Logger }) {
     this.handlers = {
       cacheManifest: (m) => this.onManifest(m.data),
-      nodeReplayResponse: (m) => this.mode?.onReplayResponse(m.data),
       // A timer set online ends on the hub, which only sends the event: the bundle has the words.
       nodeEvents: (m) => { if (m.data.type === 'timer_done') this.mode?.timerDone(m.data.label ?? 'Timer') },
     }
@@ -35,13 +36,19 @@ export class OfflineFeature implements Feature {
     const { config, client, state, voice, screen, log } = this.deps
     const loop = voice.loop
     if (!loop) throw new Error('needs the voice loop, which did not start (see the voice feature)')
+    const journal = this.deps.journal.journal
+    if (!journal) throw new Error(`needs the offline journal, which did not open: ${this.deps.journal.failure ?? 'see the journal feature'}`)
     const { OfflineMode } = await import('../offline-mode.js')
     const mode = new OfflineMode({
       dir: join(config.stateDir, 'offline'), nodeId: config.nodeId, hubHttpUrl: this.hubHttpUrl(),
       fetch: hubFetch({ ca: config.mqttCa, username: config.mqttUsername, password: config.mqttPassword }),
-      client, state, voice: loop, screen, log: log.child({ component: 'offline' }),
+      client, state, journal, voice: loop, screen, log: log.child({ component: 'offline' }),
       endpoint: { silenceMs: config.offlineEndpointSilenceMs, resumeWindowMs: config.vadEndSilenceMs },
       // "volume up" answered offline changes the volume, as the hub's event would online.
+      clock: () => {
+        const s = this.deps.settings?.settings
+        return { ...(s?.timeZone ? { timeZone: s.timeZone } : {}), ...(s?.clock ? { clock: s.clock } : {}) }
+      },
       onReplyEvent: (e) => { if (e.type === 'volume') this.deps.settings?.applyVolumeEvent(e as { change?: 'up' | 'down'; level?: number }) },
     })
     await mode.start()

@@ -3,7 +3,7 @@ import fs from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createLogger } from '@mirrormesh/broker'
+import { createLogger, type ClockSettings } from '@mirrormesh/broker'
 import { readDictionaryWords } from '@mirrormesh/speech'
 import { BundleStore, type LoadedBundle } from './bundle-store.js'
 import { dateParts, normalizePhrase, OfflineResponder, timeParts } from './responder.js'
@@ -90,6 +90,29 @@ describe('OfflineResponder', () => {
     const stop = r.answer('stop')
     expect(stop).toMatchObject({ matched: true, text: '', reply: { stop: true } })
     expect(stop.pcm.length).toBe(0)
+  })
+
+  it('tells the time and date in the node\'s time zone and on its 12/24-hour clock (issue #12)', async () => {
+    let clock: ClockSettings = { timeZone: 'Asia/Kolkata', clock: '24h' }
+    const z = new OfflineResponder(bundle, log, () => clock)
+    const at = new Date(Date.UTC(2026, 10, 25, 20, 37)) // Wednesday 20:37 UTC = Thursday 02:07 in Kolkata (+5:30)
+    const t = z.answer('what time is it', at)
+    expect(t.text).toBe("It's 02:07")
+    expect(markersOf(t.pcm)).toEqual([m('frag-its.pcm'), m('frag-h2.pcm'), m('frag-m07.pcm')])
+    const d = z.answer('what day is it', at)
+    expect(d.text).toBe('Today is Thursday, November 26th')
+    expect(markersOf(d.pcm)).toEqual([m('frag-today_is.pcm'), m('frag-thursday.pcm'), m('frag-november.pcm'), m('frag-d26.pcm')])
+    // The setting is read at each answer: the hub may change it while the node runs.
+    clock = { timeZone: 'America/New_York' }
+    expect(z.answer('what time is it', at).text).toBe("It's 3:37 PM")
+    expect(z.answer('what day is it', at).text).toBe('Today is Wednesday, November 25th')
+    clock = { timeZone: 'UTC', clock: '24h' }
+    const onTheHour = z.answer('what time is it', new Date(Date.UTC(2026, 10, 25, 14, 0)))
+    expect(onTheHour.text).toBe("It's 14:00")
+    expect(markersOf(onTheHour.pcm)).toEqual([m('frag-its.pcm'), m('frag-h14.pcm'), m('frag-hundred.pcm')])
+    // A bundle from before the 24-hour fragments says the time on a 12-hour clock, not nothing.
+    const old = new OfflineResponder(await install(makeTestBundle({ version: 'no24', omitFragments: ['hundred', 'h14'] }), 'no24'), log, () => clock)
+    expect(old.answer('what time is it', new Date(Date.UTC(2026, 10, 25, 14, 0)))).toMatchObject({ matched: true, text: "It's 2:00 PM" })
   })
 
   it('has the "timer done" clip as its own fragment (a timer ending is not an unheard phrase)', () => {

@@ -1,15 +1,16 @@
 // Offline answers from the bundle: the recognizer's grammar (the bundle's phrases), the reply
 // for a transcript with its audio assembled from clips, and {time}/{date} built from fragments
 // (broker/src/bundle.ts: timeFragmentKeys → its h<1..12> m<00..59> am|pm; dateFragmentKeys →
-// today_is <weekday> <month> d<1..31>, all in the node's local time).
-//   text "{time}" → "It's 9:07 PM"; "{date}" → "Today is Wednesday, November 25th"
+// today_is <weekday> <month> d<1..31>), in the node's time zone and 12/24-hour clock from its
+// hub config (ClockSettings; unset: this machine's zone, 12h).
+//   text "{time}" → "It's 9:07 PM" or "It's 21:07"; "{date}" → "Today is Wednesday, November 25th"
 // Unmatched transcripts get manifest.fallbacks.offline ("I'm offline right now, I'll pass that
 // on."), an empty one fallbacks.not_understood; a reply whose audio cannot be assembled (missing
 // fragment or clip) falls back to the offline one too.
 import { readFileSync } from 'node:fs'
 import fs from 'node:fs/promises'
 import path from 'node:path'
-import { dateFragmentKeys, monthKeys, timeFragmentKeys, weekdayKeys, type BundleReply, type Logger } from '@mirrormesh/broker'
+import { clockText, dateFragmentKeys, monthKeys, timeFragmentKeys, wallClock, weekdayKeys, type BundleReply, type ClockSettings, type Logger } from '@mirrormesh/broker'
 import { jsgfFromPhrases, type JsgfOptions } from '@mirrormesh/speech'
 import type { LoadedBundle } from './bundle-store.js'
 import type { Recognition } from './recognizer.js'
@@ -45,13 +46,13 @@ export function normalizePhrase(s: string): string {
 const cap = (w: string): string => w.charAt(0).toUpperCase() + w.slice(1)
 const ordinal = (n: number): string => `${n}${n % 10 === 1 && n !== 11 ? 'st' : n % 10 === 2 && n !== 12 ? 'nd' : n % 10 === 3 && n !== 13 ? 'rd' : 'th'}`
 
-export function timeParts(now: Date): { keys: string[]; text: string } {
-  const h = now.getHours()
-  return { keys: timeFragmentKeys(now), text: `It's ${h % 12 || 12}:${String(now.getMinutes()).padStart(2, '0')} ${h < 12 ? 'AM' : 'PM'}` }
+export function timeParts(now: Date, s: ClockSettings = {}): { keys: string[]; text: string } {
+  return { keys: timeFragmentKeys(now, s), text: clockText(now, s) }
 }
 
-export function dateParts(now: Date): { keys: string[]; text: string } {
-  return { keys: dateFragmentKeys(now), text: `Today is ${cap(weekdayKeys[now.getDay()]!)}, ${cap(monthKeys[now.getMonth()]!)} ${ordinal(now.getDate())}` }
+export function dateParts(now: Date, s: ClockSettings = {}): { keys: string[]; text: string } {
+  const { weekday, month, day } = wallClock(now, s.timeZone)
+  return { keys: dateFragmentKeys(now, s), text: `Today is ${cap(weekdayKeys[weekday]!)}, ${cap(monthKeys[month]!)} ${ordinal(day)}` }
 }
 
 /** One buffer of all `parts`, in order. */
@@ -71,7 +72,8 @@ export class OfflineResponder {
   private readonly clips = new Map<string, Int16Array>()
   private readonly early = new Map<string, boolean>()
 
-  constructor(readonly bundle: LoadedBundle, private readonly log: Logger) {
+  /** `clock`: the node's time zone and 12/24-hour setting, read at each answer (the hub may change them). */
+  constructor(readonly bundle: LoadedBundle, private readonly log: Logger, private readonly clock: () => ClockSettings = () => ({})) {
     for (const r of bundle.manifest.replies) {
       const p = normalizePhrase(r.phrase)
       if (p && !this.byPhrase.has(p)) this.byPhrase.set(p, r)
@@ -172,10 +174,11 @@ export class OfflineResponder {
     const parts: Int16Array[] = []
     let time: ReturnType<typeof timeParts> | undefined
     let date: ReturnType<typeof dateParts> | undefined
+    const clock = this.clockSettings()
     for (const c of reply.clips) {
       let names: string[]
       if (c === '{time}' || c === '{date}') {
-        const p = c === '{time}' ? (time ??= timeParts(now)) : (date ??= dateParts(now))
+        const p = c === '{time}' ? (time ??= timeParts(now, clock)) : (date ??= dateParts(now, clock))
         const files = p.keys.map((k) => this.bundle.manifest.fragments[k])
         const missing = p.keys.filter((_, i) => !files[i])
         if (missing.length > 0) {
@@ -193,9 +196,15 @@ export class OfflineResponder {
       }
     }
     let text = reply.text
-    if (text.includes('{time}')) text = text.replaceAll('{time}', (time ??= timeParts(now)).text)
-    if (text.includes('{date}')) text = text.replaceAll('{date}', (date ??= dateParts(now)).text)
+    if (text.includes('{time}')) text = text.replaceAll('{time}', (time ??= timeParts(now, clock)).text)
+    if (text.includes('{date}')) text = text.replaceAll('{date}', (date ??= dateParts(now, clock)).text)
     return { pcm: concat(parts), text }
+  }
+
+  /** The node's clock settings; a bundle from before 24-hour fragments existed says the time on a 12-hour clock. */
+  private clockSettings(): ClockSettings {
+    const s = this.clock()
+    return s.clock === '24h' && !this.bundle.manifest.fragments.hundred ? { ...s, clock: '12h' } : s
   }
 
   /** A clip's samples, read once (synchronously: clips are small and local) and cached. */
