@@ -107,6 +107,7 @@ export class Hub {
       const serves = (n: string) => this.assignment!.serves(n)
       if (voice) voice.serves = serves
       offlineTurns.serves = serves
+      if (textTurns) textTurns.serves = serves
     }
     const nodeConfig = host.add(new NodeConfigFeature(config, mqtt, this.credentials, this.registry, child('node-config')))
     const nodeAdmin = host.add(new NodeAdminFeature(config, mqtt, this.credentials, nodeConfig, this.registry, child('node-admin')))
