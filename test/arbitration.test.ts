@@ -2,7 +2,8 @@
 // (registered by their heartbeats) stream the same utterance at different gains and small
 // time offsets, each with its own ~300 ms of noise ahead, sent at once as the pre-roll an agent sends. Exactly
 // one gets the reply: the loudest over its floor, not the first to start; the others get
-// `arbitrated` naming it. The decision delay comes from the hub's metric.
+// `arbitrated` naming it; when every mirror reports a wake-word score, the highest score answers.
+// The decision delay comes from the hub's metric.
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
 import type { MqttClient } from 'mqtt'
 import { killAll, sleep } from './support/harness.js'
@@ -55,12 +56,21 @@ describe('nearest-mirror arbitration', () => {
     for (const id of ids) await mesh.waitNode(id, 'online')
 
     // Round 1: the loudest (a) starts last. Round 2: the loudest (kitchen) starts first.
-    const rounds = [{ gains: [0.3, 0.15, 1], offsets: [0, 30, 70], winner: 'a' }, { gains: [1, 0.3, 0.15], offsets: [0, 40, 80], winner: 'kitchen' }]
+    // Round 3: every mirror woke on its wake word and reports the score: the highest score (a,
+    // the quietest) answers, not the loudest.
+    const rounds: Array<{ gains: number[]; offsets: number[]; winner: string; wake?: number[] }> = [
+      { gains: [0.3, 0.15, 1], offsets: [0, 30, 70], winner: 'a' }, { gains: [1, 0.3, 0.15], offsets: [0, 40, 80], winner: 'kitchen' },
+      { gains: [1, 0.5, 0.4], offsets: [0, 20, 40], wake: [0.6, 0.7, 0.97], winner: 'a' }]
     let turnBase = 1000
     for (const r of rounds) {
       turnBase += 10
       const turns = ids.map((_, i) => turnBase + i)
-      await Promise.all(nodes.map(async (n, i) => { await sleep(r.offsets[i]!); await sayLikeAgent(n.client, n.nodeId, turns[i]!, heard(r.gains[i]!, i + turnBase)) }))
+      await Promise.all(nodes.map(async (n, i) => {
+        await sleep(r.offsets[i]!)
+        // Not awaited, as an agent sends it: the audio follows on the same connection.
+        if (r.wake) void n.client.publishAsync(`${BASE}/nodes/${n.nodeId}/events`, JSON.stringify({ v: 1, ts: Date.now(), type: 'wake', turnId: turns[i]!, score: r.wake[i]! }), { qos: 1 })
+        await sayLikeAgent(n.client, n.nodeId, turns[i]!, heard(r.gains[i]!, i + turnBase))
+      }))
       const w = ids.indexOf(r.winner as (typeof ids)[number])
       await nodes[w]!.event(turns[w]!, 'reply', 30_000).catch((e: Error) => { console.log(mesh.hub.out.text.split('\n').filter((l) => /arbitration|turn finished|winner/.test(l)).join('\n')); throw e })
       for (const [i, n] of nodes.entries()) {
@@ -72,7 +82,7 @@ describe('nearest-mirror arbitration', () => {
       expect(replied.map((n) => n.nodeId)).toEqual([r.winner])
     }
     const text = (await mesh.hub.http('/metrics')).body
-    expect(metricValue(text, 'mirrormesh_arbitration_decision_seconds_count')).toBe(2)
+    expect(metricValue(text, 'mirrormesh_arbitration_decision_seconds_count')).toBe(3)
   })
 
   it('a mirror alone in its room is not held back', { timeout: 60_000 }, async () => {

@@ -1,9 +1,11 @@
 // Three hub processes (HUB_ROLE=active) against one real Mosquitto: the four nodes are split by
 // the retained nodes/{id}/assign (rendezvous over the live hubs). One hub SIGKILLed → only its
 // nodes move, to the hub the rule names among the survivors; it comes back → they return.
+import mqtt from 'mqtt'
 import { afterEach, describe, expect, it } from 'vitest'
-import { killAll, startAgent, tempDir, waitFor, type AgentProc } from './support/harness.js'
-import { createHubBed, epochsIncrease, NODES, rendezvous, type HubBed } from './support/multihub.js'
+import { killAll, sleep, startAgent, tempDir, waitFor, type AgentProc } from './support/harness.js'
+import { metricValue } from './support/mesh.js'
+import { BASE, createHubBed, epochsIncrease, NODES, rendezvous, type HubBed } from './support/multihub.js'
 
 let bed: HubBed | undefined
 
@@ -51,5 +53,34 @@ describe('three hubs on one Mosquitto', () => {
     const since = bed.assigns.slice(mark)
     for (const n of moved) expect(since.filter((a) => a.node === n).map((a) => a.hub)).toEqual([rendezvous(n, survivors), victim])
     for (const n of stayed) expect(since.filter((a) => a.node === n)).toHaveLength(0)
+  })
+})
+
+describe('typed turns with several hubs', () => {
+  it('a turn typed on nodes/{id}/turn/text is answered once, by the node\'s hub', { timeout: 90_000 }, async () => {
+    const ids = ['one', 'two']
+    bed = await createHubBed(ids)
+    for (const id of ids) await bed.startHub(id, 'active', { PIPELINE_ENABLED: 'true' })
+    const node = 'kitchen'
+    const c = await mqtt.connectAsync(bed.url, { clientId: `node-${node}/t-${Math.random().toString(36).slice(2, 8)}`, username: node, password: bed.passwords[node], reconnectPeriod: 0 })
+    try {
+      const events: Array<{ type: string; turnId?: number }> = []
+      c.on('message', (topic, payload) => { if (topic.endsWith('/events')) events.push(JSON.parse(payload.toString()) as { type: string }) })
+      await c.subscribeAsync(`${BASE}/nodes/${node}/events`, { qos: 1 })
+      await c.publishAsync(`${BASE}/nodes/${node}/heartbeat`, JSON.stringify({ v: 1, ts: Date.now(), seq: 0, uptimeS: 1, cpuPct: null, memPct: null, rssMb: 50, temperatureC: null, versions: {}, mode: 'online', room: null }))
+      await c.publishAsync(`${BASE}/nodes/${node}/status`, 'online', { qos: 1, retain: true })
+      const hub = rendezvous(node, ids)
+      await bed.waitAssigned(node, hub)
+      await c.publishAsync(`${BASE}/nodes/${node}/turn/text`, JSON.stringify({ text: 'what time is it' }), { qos: 1 })
+      await waitFor(() => events.some((e) => e.type === 'reply'), { timeoutMs: 30_000, what: 'the reply' })
+      await sleep(1500) // a second hub's answer would come here
+      expect(events.filter((e) => e.type === 'reply')).toHaveLength(1)
+      expect(events.filter((e) => e.type === 'transcript')).toHaveLength(1)
+      const turns = async (h: string) => metricValue((await bed!.hubs.get(h)!.http('/metrics')).body, 'mirrormesh_turns_total')
+      expect(await turns(hub)).toBe(1)
+      expect(await turns(ids.find((h) => h !== hub)!)).toBe(0)
+    } finally {
+      await c.endAsync(true).catch(() => undefined)
+    }
   })
 })

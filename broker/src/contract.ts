@@ -31,6 +31,9 @@ const envelope = { v: z.literal(1), ts }
 export const nodeModes = ['online', 'offline', 'recovering'] as const
 export type NodeMode = (typeof nodeModes)[number]
 
+/** An offline reply bundle on offer: cache/manifest (one hub), hub/{hub}/manifest (several). */
+const bundleAnnounce = z.object({ ...envelope, version: text(64), sha256: z.string().regex(/^[0-9a-f]{64}$/), url: z.string().max(512).optional().describe('path of the bundle manifest on the hub\'s HTTP API'), httpPort: z.number().int().min(1).max(65535).optional().describe('port of the hub\'s HTTP API, so a node need not be told it'), httpsPort: z.number().int().min(1).max(65535).optional().describe('port of the hub\'s HTTPS API (LAN listener, node credentials); a node prefers it over httpPort') })
+
 export const schemas = {
   nodeStatus: z.enum(['online', 'offline']),
   nodeHeartbeat: z.object({
@@ -101,7 +104,8 @@ export const schemas = {
     ...envelope,
     nodes: z.array(z.object({ id: text(64), room: text(64).nullable(), since: ts, version: text(64).nullable() })),
   }),
-  cacheManifest: z.object({ ...envelope, version: text(64), sha256: z.string().regex(/^[0-9a-f]{64}$/), url: z.string().max(512).optional().describe('path of the bundle manifest on the hub\'s HTTP API'), httpPort: z.number().int().min(1).max(65535).optional().describe('port of the hub\'s HTTP API, so a node need not be told it'), httpsPort: z.number().int().min(1).max(65535).optional().describe('port of the hub\'s HTTPS API (LAN listener, node credentials); a node prefers it over httpPort') }),
+  cacheManifest: bundleAnnounce,
+  hubManifest: bundleAnnounce,
   action: z.looseObject({
     ...envelope, action: text(64), room: text(64).nullable(), state: text(64).optional(), nodeId: text(64),
     offline: z.literal(true).optional().describe('decided by a mirror while the hub was down, carried out late'),
@@ -151,6 +155,7 @@ export const topics = {
   action: t({ path: 'actions/{component}', format: 'json', retain: false, qos: 1, maxBytes: 4096, publishers: [], nodeReads: false, description: 'a skill asks the house to act (light on/off): Node-RED or Home Assistant does it' }),
   weather: t({ path: 'weather/current', format: 'json', retain: true, qos: 1, maxBytes: 4096, publishers: [], nodeReads: true, description: 'last known weather (summary, temperatureC), published by Node-RED/HA for the weather skill' }),
   cacheManifest: t({ path: 'cache/manifest', format: 'json', retain: true, qos: 1, maxBytes: 4096, publishers: [], nodeReads: true, description: 'version + checksum of the offline reply bundle' }),
+  hubManifest: t({ path: 'hub/{hub}/manifest', format: 'json', retain: true, qos: 1, maxBytes: 4096, publishers: [], nodeReads: true, description: 'the offline reply bundle of one hub (HUB_ROLE active/standby): a node installs the one of the hub assigned to it' }),
 } as const satisfies Record<string, TopicDef>
 
 export type TopicName = keyof typeof topics

@@ -47,6 +47,8 @@ export const hubEventSchemas = {
 export const nodeEventSchemas = {
   /** The node's own TTFA: end of speech → first reply sample played. */
   ttfa: ev('ttfa', { turnId, ms: z.number().nonnegative().max(600_000), kind: z.string().max(16) }),
+  /** The turn was opened by the wake word, with this detector score (0–1): the hub's arbitration prefers the higher. */
+  wake: ev('wake', { turnId, score: z.number().min(0).max(1) }),
 }
 
 const all = { ...hubEventSchemas, ...nodeEventSchemas }

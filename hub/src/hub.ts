@@ -108,6 +108,7 @@ export class Hub {
       const serves = (n: string) => this.assignment!.serves(n)
       if (voice) voice.serves = serves
       offlineTurns.serves = serves
+      if (textTurns) textTurns.serves = serves
     }
     const nodeConfig = host.add(new NodeConfigFeature(config, mqtt, this.credentials, this.registry, child('node-config')))
     if (voice) voice.clockOf = (n) => nodeConfig.clock(n)

@@ -77,6 +77,8 @@ export class VoiceLoop {
         return true
       }
       this.utterance = { turnId: u.turnId, online, seq: 0, offline, audio: [], samples: 0 }
+      // Arbitration evidence: mirrors of one room that all woke compare wake-word scores at the hub.
+      if (online && u.trigger === 'wake' && u.score !== undefined) this.opts.client.publish('nodeEvents', { node: this.opts.nodeId }, { v: 1, ts: Date.now(), type: 'wake', turnId: u.turnId, score: Math.min(1, Math.max(0, u.score)) }).catch(() => undefined)
       log.debug({ turnId: u.turnId, trigger: u.trigger, online: this.utterance.online }, 'utterance started')
       this.opts.screen?.update({ activity: 'listening', transcript: '', reply: '' })
     })

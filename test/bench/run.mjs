@@ -1,4 +1,4 @@
-// Benchmark dispatcher: `npm run bench -- <name>` (heartbeat, failure, rss, pipeline, offline, browser, memory, failover, arbitration, accuracy, all).
+// Benchmark dispatcher: `npm run bench -- <name>` (heartbeat, failure, rss, pipeline, offline, browser, memory, failover, arbitration, hubs, accuracy, all).
 // Benchmarks print figures; they never fail on timing. Every process they start is killed on exit.
 import { killAll } from '../support/dist/harness.js'
 import { killChildren, removeTrackedDirs } from './lib.mjs'
@@ -13,6 +13,7 @@ const benches = {
   browser: async () => (await import('./browser.mjs')).main(),
   failover: async () => (await import('./failover.mjs')).main(),
   arbitration: async () => (await import('./failover-arbitration.mjs')).main(),
+  hubs: async () => (await import('./hubs.mjs')).main(),
   accuracy: async () => (await import('./accuracy.mjs')).main(),
 }
 
@@ -31,6 +32,8 @@ if (!benches[name] && name !== 'all') {
   failover   warm standby and three hubs on Mosquitto: hub SIGKILL/SIGSTOP -> nodes on another hub (BENCH_REPS=20,
              BENCH_HEARTBEAT_MS=300, BENCH_PEER_STALE_MS=1000)
   arbitration  three mirrors of one room, same utterance at different gains/offsets: decision delay (BENCH_CONTESTS=30)
+  hubs       turns/s one hub vs three on Mosquitto before admission control answers "busy": typed skill turns at a rising
+             rate (BENCH_NODES=30, BENCH_STEP_S=10, BENCH_RATES=0.5,1,2,3,4,6, BENCH_HUBS=1,3, BENCH_HUB_<SETTING>=value)
   accuracy   understanding on a generated set (7 voices, espeak-ng + flite, noise/reverb/gain): right/wrong/rejected, false
              accepts per path and voice, accept/reject trade-off, confusions (--quick: a third of it, 3 voices)`)
   process.exit(2)

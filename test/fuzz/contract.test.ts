@@ -49,6 +49,7 @@ const valid: Record<TopicName, fc.Arbitrary<unknown>> = {
     fc.record({ ...env, type: fc.constant('volume'), change: fc.constantFrom('up', 'down'), level: fc.integer({ min: 0, max: 100 }) }, { requiredKeys: ['v', 'ts', 'type'] }),
     fc.record({ ...env, type: fc.constant('stop') }),
     fc.record({ ...env, type: fc.constant('ttfa'), turnId, ms: fc.double({ min: 0, max: 600_000, noNaN: true }), kind: short(16) }),
+    fc.record({ ...env, type: fc.constant('wake'), turnId, score: fc.double({ min: 0, max: 1, noNaN: true }) }),
   ),
   nodeReplayRequest: fc.record({ ...env, transaction: fc.string({ minLength: 1, maxLength: 64 }), turns: fc.array(fc.jsonValue({ maxDepth: 2 }), { minLength: 1, maxLength: 20 }) }),
   nodeReplayResponse: fc.oneof(
@@ -74,6 +75,7 @@ const valid: Record<TopicName, fc.Arbitrary<unknown>> = {
   health: fc.record({ ...env, state: fc.constantFrom('ok', 'degraded', 'down'), reason: short(256) }, { requiredKeys: ['v', 'ts', 'state'] }),
   clientsOnline: fc.record({ ...env, nodes: fc.array(fc.record({ id, room: fc.option(short(32), { nil: null }), since: ts, version: fc.option(short(32), { nil: null }) }), { maxLength: 20 }) }),
   cacheManifest: fc.record({ ...env, version: short(64), sha256: sha, url: short(512), httpPort: fc.integer({ min: 1, max: 65535 }) }, { requiredKeys: ['v', 'ts', 'version', 'sha256'] }),
+  hubManifest: fc.record({ ...env, version: short(64), sha256: sha, url: short(512), httpPort: fc.integer({ min: 1, max: 65535 }) }, { requiredKeys: ['v', 'ts', 'version', 'sha256'] }),
   action: fc.record({ ...env, action: short(64), room: fc.option(short(64), { nil: null }), state: short(64), nodeId: short(64) }, { requiredKeys: ['v', 'ts', 'action', 'room', 'nodeId'] }),
   weather: fc.record({ ...env, summary: short(128), temperatureC: fc.double({ min: -90, max: 70, noNaN: true }) }, { requiredKeys: ['v', 'ts', 'summary'] }),
 }

@@ -21,8 +21,8 @@ export function rendezvous(node: string, hubs: string[]): string {
 
 export type HubBed = Awaited<ReturnType<typeof createHubBed>>
 
-export async function createHubBed(hubIds: string[]) {
-  const users = [...hubIds.map((h) => `hub-${h}`), ...NODES, 'dash']
+export async function createHubBed(hubIds: string[], nodes: readonly string[] = NODES) {
+  const users = [...hubIds.map((h) => `hub-${h}`), ...nodes, 'dash']
   const passwords: Record<string, string> = Object.fromEntries(users.map((u) => [u, `pw-${u}-${Math.random().toString(36).slice(2)}`]))
   const acl = (await cli(['broker', 'mosquitto-acl', '--hub', ...hubIds.map((h) => `hub-${h}`), '--observer', 'dash'])).stdout
   const mosq: MosquittoProc = await startMosquitto({ users: Object.entries(passwords).map(([username, password]) => ({ username, password })), acl, persistence: false })

@@ -17,7 +17,7 @@ export interface BundlePublisher {
   readonly connected: boolean
   on(event: 'connect', fn: () => void): unknown
   off(event: 'connect', fn: () => void): unknown
-  publish(name: 'cacheManifest', params: Record<string, never>, data: Payload<'cacheManifest'>): Promise<void>
+  publish(name: 'cacheManifest' | 'hubManifest', params: { hub?: string }, data: Payload<'cacheManifest'>): Promise<void>
 }
 
 export interface BundleServiceOptions {
@@ -27,6 +27,8 @@ export interface BundleServiceOptions {
   tts: TtsEngine
   voice: string
   client?: BundlePublisher
+  /** Set with several hubs (HUB_ROLE active/standby): announce on hub/{hubId}/manifest, so a node installs its own hub's bundle. */
+  hubId?: string
   weather?: () => { summary: string; temperatureC?: number } | null
   /** The port the hub's HTTP API listens on, for the manifest (a node need not be told it). */
   httpPort?: () => number | undefined
@@ -149,7 +151,8 @@ export class BundleService {
     if (!c || !client?.connected) return
     const httpPort = this.opts.httpPort?.()
     const httpsPort = this.opts.httpsPort?.()
-    await client.publish('cacheManifest', {}, {
+    const hub = this.opts.hubId
+    await client.publish(hub ? 'hubManifest' : 'cacheManifest', hub ? { hub } : {}, {
       v: 1, ts: Date.now(), version: c.version, sha256: c.manifestSha256, url: `/api/bundle/${c.version}/manifest.json`,
       ...(httpPort ? { httpPort } : {}),
       ...(httpsPort ? { httpsPort } : {}),

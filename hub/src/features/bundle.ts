@@ -35,7 +35,7 @@ export class BundleFeature implements Feature {
     this.service = new BundleService({
       stateDir: config.stateDir, skills: builtinSkills(), rooms: config.roomList,
       tts: new EspeakTts({ voice: config.espeakVoice, speedWpm: config.espeakSpeedWpm }), voice: `espeak:${config.espeakVoice}:${config.espeakSpeedWpm}`,
-      client: this.mqtt.client, weather: () => this.weather.current(), httpPort: this.httpPort, httpsPort: this.httpsPort, log: this.log,
+      client: this.mqtt.client, ...(config.hubRole === 'solo' ? {} : { hubId: config.hubId }), weather: () => this.weather.current(), httpPort: this.httpPort, httpsPort: this.httpsPort, log: this.log,
     })
     this.service.start() // builds in the background: never delays start-up or /readyz
   }

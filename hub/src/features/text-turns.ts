@@ -15,10 +15,15 @@ export class TextTurnsFeature implements Feature {
   readonly name = 'text-turns'
   readonly handlers: Handlers = {
     nodeTurnText: (m) => {
+      // Several hubs see every typed turn on the broker: only the node's hub answers it.
+      if (this.serves && !this.serves(m.params.node!)) return
       this.turn(m.params.node!, m.data.text, m.data.user)
         .catch((err: unknown) => this.log.warn({ nodeId: m.params.node, err: (err as Error).message }, 'text turn refused'))
     },
   }
+
+  /** Scale-out (assignment.ts): whether this hub serves the node now; unset, it serves every node. */
+  serves: ((node: string) => boolean) | undefined
 
   constructor(private readonly pipeline: () => Pipeline | undefined, private readonly registry: NodeRegistry, private readonly log: Logger) {}
 

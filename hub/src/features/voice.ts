@@ -36,6 +36,7 @@ export class VoiceFeature implements Feature {
     nodeEvents: (m) => {
       const e = m.data
       if (e.type === 'ttfa') this.pipeline?.turns.onNodeTtfa(m.params.node!, e)
+      else if (e.type === 'wake') this.arbiter?.onWake(m.params.node!, e.turnId, e.score)
       else if (e.type === 'reply' || e.type === 'turn_error' || e.type === 'busy') this.answered.set(m.params.node!, e.turnId)
     },
   }
@@ -68,7 +69,7 @@ export class VoiceFeature implements Feature {
       lost: (n, turnId, winner) => void this.mqtt.publish('nodeEvents', { node: n }, { v: 1, ts: Date.now(), type: 'arbitrated', turnId, winner }),
       decided: (d) => {
         delay.observe(d.delayMs / 1000)
-        this.log.info({ room: d.room, winner: d.winner, delayMs: Math.round(d.delayMs), scores: d.scores }, 'arbitration: one mirror answers')
+        this.log.info({ room: d.room, winner: d.winner, delayMs: Math.round(d.delayMs), scores: d.scores, ...(d.wake ? { wake: d.wake } : {}) }, 'arbitration: one mirror answers')
       },
     })
   }

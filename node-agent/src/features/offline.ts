@@ -23,10 +23,26 @@ export class OfflineFeature implements Feature {
   readonly name = 'offline'
   readonly handlers: Handlers
   mode: OfflineMode | undefined
+  /** The hub the retained nodes/{id}/assign names; undefined with a single hub (no assignment). */
+  private assignedHub: string | undefined
+  private readonly hubManifests = new Map<string, Payload<'hubManifest'>>()
 
   constructor(private readonly deps: { config: AgentConfig; client: MeshClient; state: NodeStateMachine; voice: VoiceFeature; journal: JournalFeature; screen: Screen; settings?: ConfigFeature; log: Logger }) {
     this.handlers = {
-      cacheManifest: (m) => this.onManifest(m.data),
+      // One hub announces on cache/manifest; several (HUB_ROLE active/standby) each on
+      // hub/{hub}/manifest, and a node installs the bundle of the hub assigned to it: a bundle
+      // it can fetch from a live hub, whichever hub announced last.
+      cacheManifest: (m) => { if (this.assignedHub === undefined) this.onManifest(m.data) },
+      hubManifest: (m) => {
+        this.hubManifests.set(m.params.hub!, m.data)
+        if (m.params.hub === this.assignedHub) this.onManifest(m.data)
+      },
+      nodeAssign: (m) => {
+        if (m.data.hub === this.assignedHub) return
+        this.assignedHub = m.data.hub
+        const announced = this.hubManifests.get(m.data.hub)
+        if (announced) this.onManifest(announced)
+      },
       // A timer set online ends on the hub, which only sends the event: the bundle has the words.
       nodeEvents: (m) => { if (m.data.type === 'timer_done') this.mode?.timerDone(m.data.label ?? 'Timer') },
     }
