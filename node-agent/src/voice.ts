@@ -35,7 +35,7 @@ export interface OfflineAnswerer {
  * it answers, the turn can still be answered offline instead of being lost. `lost`: the hub went
  * away mid-turn and no offline answer is possible (no reply bundle): recorded as failed at its end.
  */
-interface Utterance { turnId: number; online: boolean; seq: number; offline?: OfflineTurn; audio: Int16Array[]; samples: number; lost?: boolean }
+interface Utterance { turnId: number; online: boolean; seq: number; offline?: OfflineTurn; audio: Int16Array[]; samples: number; lost?: boolean; endedByHub?: boolean }
 
 /** An online turn whose speech has ended, waiting for the hub's reply. */
 interface Awaiting { turnId: number; audio: Int16Array[]; endOfSpeechAt: number }
@@ -97,7 +97,9 @@ export class VoiceLoop {
       this.opts.screen?.update({ activity: 'thinking' })
       if (u.online) {
         this.awaiting = u.samples <= MAX_KEPT_SAMPLES && u.audio.length ? { turnId: u.turnId, audio: u.audio, endOfSpeechAt: e.endOfSpeechAt } : undefined
-        return this.send(u, new Int16Array(0), AudioFlags.end)
+        // The hub ended it early (onTurnEnd): it answers already, an end flag would be one too many.
+        if (!u.endedByHub) this.send(u, new Int16Array(0), AudioFlags.end)
+        return
       }
       if (u.lost) {
         log.warn({ turnId: e.turnId }, 'turn failed: the hub became unreachable mid-turn and no reply bundle is ready')
@@ -206,6 +208,19 @@ export class VoiceLoop {
     this.replyTurn = f.turnId
     if (this.awaiting?.turnId === f.turnId) this.awaiting = undefined
     if (f.samples.length) this.play(f.samples, f.turnId)
+  }
+
+  /**
+   * nodes/{id}/turn/end: the hub heard a whole command and answers it (online early end of
+   * turn). Stop streaming it now; speech going on after this opens a new turn, which the hub
+   * hears together with this one (README "End of turn").
+   */
+  onTurnEnd(turnId: number): void {
+    const u = this.utterance
+    if (!u || !u.online || u.turnId !== turnId) return
+    u.endedByHub = true
+    this.opts.log.debug({ turnId }, 'the hub ended the turn early: streaming stopped')
+    this.opts.listener.endUtterance('endpoint')
   }
 
   /** events from the hub: what the screen shows. */
