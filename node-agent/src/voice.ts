@@ -48,6 +48,8 @@ export class VoiceLoop {
   /** End of speech per turn, for the TTFA report; bounded. */
   private readonly eos = new Map<number, { at: number; kind: string }>()
   private replyTurn: number | undefined
+  /** The reply a barge-in stopped: its frames still in flight are not played (a straggler after the stop). */
+  private stoppedTurn: number | undefined
   private awaiting: Awaiting | undefined
   offline: OfflineAnswerer | undefined
   /** Microphone muted (nodes/{id}/set {"mute":true}): no utterance opens, nothing leaves the node. */
@@ -119,6 +121,7 @@ export class VoiceLoop {
       // Stop talking at once, then tell the hub which reply was interrupted.
       sink.stop()
       listener.speaking = false
+      this.stoppedTurn = this.replyTurn
       if (this.replyTurn !== undefined && this.opts.state.state === 'online') {
         this.opts.client.publishRaw(this.opts.audioInTopic, encodeAudioFrame({ flags: AudioFlags.bargeIn, turnId: this.replyTurn, seq: 0, samples: new Int16Array(0) }), 0, false).catch(() => undefined)
       }
@@ -205,6 +208,7 @@ export class VoiceLoop {
       if (f.turnId === this.replyTurn) this.opts.sink.stop()
       return
     }
+    if (f.turnId === this.stoppedTurn) return
     this.replyTurn = f.turnId
     if (this.awaiting?.turnId === f.turnId) this.awaiting = undefined
     if (f.samples.length) this.play(f.samples, f.turnId)
