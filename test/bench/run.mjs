@@ -14,6 +14,7 @@ const benches = {
   failover: async () => (await import('./failover.mjs')).main(),
   arbitration: async () => (await import('./failover-arbitration.mjs')).main(),
   accuracy: async () => (await import('./accuracy.mjs')).main(),
+  eot: async () => (await import('./accuracy-eot.mjs')).main(),
 }
 
 const name = process.argv[2]
@@ -32,7 +33,9 @@ if (!benches[name] && name !== 'all') {
              BENCH_HEARTBEAT_MS=300, BENCH_PEER_STALE_MS=1000)
   arbitration  three mirrors of one room, same utterance at different gains/offsets: decision delay (BENCH_CONTESTS=30)
   accuracy   understanding on a generated set (7 voices, espeak-ng + flite, noise/reverb/gain): right/wrong/rejected, false
-             accepts per path and voice, accept/reject trade-off, confusions (--quick: a third of it, 3 voices)`)
+             accepts per path and voice, accept/reject trade-off, confusions (--quick: a third of it, 3 voices)
+  eot        online early end of turn on the accuracy set: how often it fires, cut-offs, answers that differ;
+             last spoken sample -> first reply frame with it on and off (--quick, BENCH_TURNS=20, BENCH_PACE=2, BENCH_LIMIT)`)
   process.exit(2)
 }
 
