@@ -30,17 +30,28 @@ const FRAME = 320
 const pace = Math.max(1, Number(process.env.BENCH_PACE) || 2)
 const concurrency = Math.max(1, Number(process.env.BENCH_CONCURRENCY) || 2)
 
-/** Index just past the last 20 ms frame within 30 dB of the utterance's peak (and above -55 dBFS): the last spoken sample. */
-export function lastSpoken(pcm) {
+/** Levels of 20 ms frames, dBFS, and the speech threshold (30 dB under the peak, at least -55 dBFS), as the recogniser's meter. */
+function levels(pcm) {
   const db = []
   for (let i = 0; i + FRAME <= pcm.length; i += FRAME) {
     let s = 0
     for (let j = i; j < i + FRAME; j++) s += pcm[j] * pcm[j]
     db.push(10 * Math.log10(s / FRAME / 32768 / 32768 + 1e-12))
   }
-  const thr = Math.max(Math.max(...db) - 30, -55)
+  return { db, thr: Math.max(Math.max(...db) - 30, -55) }
+}
+
+/** Index just past the last 20 ms frame of speech: the last spoken sample. */
+export function lastSpoken(pcm) {
+  const { db, thr } = levels(pcm)
   for (let k = db.length - 1; k >= 0; k--) if (db[k] >= thr) return (k + 1) * FRAME
   return 0
+}
+
+/** ms of speech (frames above the threshold) after sample `at`. */
+function speechAfter(pcm, at) {
+  const { db, thr } = levels(pcm)
+  return db.slice(Math.ceil(at / FRAME)).filter((d) => d >= thr).length * 20
 }
 
 async function pool(items, n, fn) {
@@ -97,19 +108,23 @@ async function firing(quick) {
       const pcm = await audioOf(item)
       const r = await detect(early, asr, pcm)
       const end = lastSpoken(pcm)
-      const cut = r.fired !== undefined && r.fired.at < end - FRAME // speech went on after it fired
-      rows.push({ ...item, voice: item.voice.id, fired: !!r.fired, cut, firedText: r.fired?.text, whole: r.whole,
+      const after = r.fired ? speechAfter(pcm, r.fired.at) : 0
+      // Cut: the speaker went on (≥ 100 ms of speech after it fired: words, not a plosive's release or a reverb tail).
+      const cut = after >= 100
+      rows.push({ ...item, voice: item.voice.id, fired: !!r.fired, cut, tail: !!r.fired && after > 0 && !cut, firedText: r.fired?.text, whole: r.whole,
         differs: r.fired !== undefined && effectOf(matcher.match(r.fired.text)) !== effectOf(matcher.match(r.whole)) })
-      if (process.env.BENCH_VERBOSE === '1' && (cut || (r.fired && rows.at(-1).differs))) console.log(`${item.voice.id}\t${item.variant}\t"${item.text}" fired on "${r.fired.text}" at ${Math.round(r.fired.at / 16)} ms of ${Math.round(end / 16)} ms speech; whole "${r.whole}"`)
+      if (process.env.BENCH_VERBOSE === '1' && r.fired && (after > 0 || rows.at(-1).differs)) console.log(`${item.voice.id}\t${item.variant}\t"${item.text}" fired on "${r.fired.text}" at ${Math.round(r.fired.at / 16)} ms, ${after} ms of speech after it (last at ${Math.round(end / 16)} ms); whole "${r.whole}"`)
     })
     console.log(`part 1: ${set.length} of ${all.length} utterances${quick ? ' (--quick set)' : ''} in ${((Date.now() - t0) / 1000).toFixed(0)} s at ${pace}x real time, concurrency ${concurrency}`)
     const pct = (a, b) => (b ? `${((100 * a) / b).toFixed(1)}%` : '-')
     const group = (name, list) => {
       const fired = list.filter((r) => r.fired)
-      return [name, list.length, `${fired.length} (${pct(fired.length, list.length)})`, `${list.filter((r) => r.cut).length} (${pct(list.filter((r) => r.cut).length, fired.length)} of fired)`, `${list.filter((r) => r.differs).length}`]
+      const cut = list.filter((r) => r.cut).length
+      return [name, list.length, `${fired.length} (${pct(fired.length, list.length)})`, `${cut} (${pct(cut, list.length)} / ${pct(cut, fired.length)})`, list.filter((r) => r.tail).length, list.filter((r) => r.differs).length]
     }
     const skill = rows.filter((r) => r.expect)
-    table([['utterances', 'n', 'early end fired', 'cut a speaker off', 'answer differs from whole'],
+    console.log('cut: fired with ≥ 100 ms of speech still to come (of all / of fired); tail: < 100 ms (a final plosive\'s release, reverb) — no word lost')
+    table([['utterances', 'n', 'early end fired', 'cut a speaker off', 'tail', 'answer differs from whole'],
       group('all', rows), group('skill requests', skill), group('out-of-skill', rows.filter((r) => !r.expect)),
       ...[...new Set(rows.map((r) => r.voice))].map((v) => group(`  voice ${v}`, rows.filter((r) => r.voice === v))),
       ...[...new Set(rows.map((r) => r.variant))].map((v) => group(`  variant ${v}`, rows.filter((r) => r.variant === v)))])
@@ -184,6 +199,8 @@ export async function main() {
     const r = await latency(items, ms)
     const v = r.map((x) => x.ms)
     rows.push([name, r.length, r.filter((x) => x.early).length, fmt(quantile(v, 0.5), 0), fmt(quantile(v, 0.95), 0), fmt(Math.max(...v), 0)])
+    const e = r.filter((x) => x.early).map((x) => x.ms)
+    if (e.length) rows.push(['  of which ended early', e.length, e.length, fmt(quantile(e, 0.5), 0), fmt(quantile(e, 0.95), 0), fmt(Math.max(...e), 0)])
   }
   console.log('last spoken sample → first reply frame at the node, ms')
   table([['hub', 'turns', 'ended early', 'p50', 'p95', 'max'], ...rows])
