@@ -172,7 +172,9 @@ async function latency(items, earlyMs) {
       }
       if (!ended.has(id)) client.publish(topic, encodeAudioFrame({ flags: AudioFlags.end, turnId: id, seq: seq++, samples: new Int16Array(0) }), { qos: 0 })
       await waitFor(() => firstOut.has(id), { timeoutMs: 15_000, what: `reply to turn ${id}` }).catch(() => undefined)
-      if (firstOut.has(id)) out.push({ ms: firstOut.get(id) - lastSpokenAt, early: ended.has(id) })
+      // Ended before the last loud frame was sent: a cut (the agent would go on in a new turn, heard whole).
+      if (lastSpokenAt === undefined) out.push({ cut: true, early: true })
+      else if (firstOut.has(id)) out.push({ ms: firstOut.get(id) - lastSpokenAt, early: ended.has(id) })
       await sleep(2500) // the reply plays out; the next request comes after it
     }
     await client.endAsync()
@@ -197,12 +199,13 @@ export async function main() {
   const rows = []
   for (const [name, ms] of [['early end on (100 ms)', 100], ['early end off', 0]]) {
     const r = await latency(items, ms)
-    const v = r.map((x) => x.ms)
-    rows.push([name, r.length, r.filter((x) => x.early).length, fmt(quantile(v, 0.5), 0), fmt(quantile(v, 0.95), 0), fmt(Math.max(...v), 0)])
-    const e = r.filter((x) => x.early).map((x) => x.ms)
-    if (e.length) rows.push(['  of which ended early', e.length, e.length, fmt(quantile(e, 0.5), 0), fmt(quantile(e, 0.95), 0), fmt(Math.max(...e), 0)])
+    const v = r.filter((x) => !x.cut).map((x) => x.ms)
+    rows.push([name, r.length, r.filter((x) => x.early).length, r.filter((x) => x.cut).length, fmt(quantile(v, 0.5), 0), fmt(quantile(v, 0.95), 0), fmt(Math.max(...v), 0)])
+    const e = r.filter((x) => x.early && !x.cut).map((x) => x.ms)
+    if (e.length) rows.push(['  of which ended early', e.length, e.length, 0, fmt(quantile(e, 0.5), 0), fmt(quantile(e, 0.95), 0), fmt(Math.max(...e), 0)])
   }
   console.log('last spoken sample → first reply frame at the node, ms')
-  table([['hub', 'turns', 'ended early', 'p50', 'p95', 'max'], ...rows])
+  console.log('cut: ended before the last spoken sample was sent (not in the latency figures)')
+  table([['hub', 'turns', 'ended early', 'cut', 'p50', 'p95', 'max'], ...rows])
   console.log(`load average at end: ${loadavg().map((l) => l.toFixed(1)).join(' ')}`)
 }
