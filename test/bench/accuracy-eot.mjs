@@ -192,6 +192,7 @@ export async function main() {
   const quick = process.argv.includes('--quick') || process.env.BENCH_QUICK === '1'
   console.log(`load average at start: ${loadavg().map((l) => l.toFixed(1)).join(' ')}`)
   if (process.env.BENCH_EOT_SKIP_FIRING !== '1') await firing(quick)
+  if (process.env.BENCH_EOT_SKIP_LATENCY === '1') return
   const turns = Math.max(1, Number(process.env.BENCH_TURNS) || 20)
   const set = evaluationSet({ quick: true }).filter((i) => i.expect && i.variant === 'clean')
   const items = Array.from({ length: turns }, (_, i) => set[(i * 7) % set.length])

@@ -35,7 +35,8 @@ if (!benches[name] && name !== 'all') {
   accuracy   understanding on a generated set (7 voices, espeak-ng + flite, noise/reverb/gain): right/wrong/rejected, false
              accepts per path and voice, accept/reject trade-off, confusions (--quick: a third of it, 3 voices)
   eot        online early end of turn on the accuracy set: how often it fires, cut-offs, answers that differ;
-             last spoken sample -> first reply frame with it on and off (--quick, BENCH_TURNS=20, BENCH_PACE=2, BENCH_LIMIT)`)
+             last spoken sample -> first reply frame with it on and off (--quick, BENCH_TURNS=20, BENCH_PACE=2, BENCH_LIMIT,
+             BENCH_EOT_SKIP_FIRING=1 / BENCH_EOT_SKIP_LATENCY=1 for one part)`)
   process.exit(2)
 }
 
