@@ -84,13 +84,24 @@ describe('TurnManager: online early end of turn', () => {
     const t = setup()
     for (let seq = 0; seq < 3; seq++) t.frame(1, seq)
     await until(() => t.ended.length === 1, 'early end')
-    // The speaker goes on: the node opens a new turn (2 frames, then its end flag).
-    t.frame(2, 0)
-    t.frame(2, 1, AudioFlags.end)
-    await until(() => t.replies().some((r) => 'turnId' in r && r.turnId === 2), 'the whole sentence answered')
+    // The speaker goes on: the node reopens the same turn (cancel + start), 2 frames, then its end flag.
+    t.frame(1, 0, AudioFlags.cancel)
+    t.frame(1, 1, AudioFlags.end)
+    await until(() => t.replies().filter((r) => 'turnId' in r && r.turnId === 1).length === 1, 'the whole sentence answered')
     await sleep(300) // past the window: the withdrawn turn's action would have fired by now
     expect(t.env.acts).toHaveLength(1) // the new turn's, once
     expect(t.asr.sessions[1]).toBe(t.asr.sessions[0]! + 2 * 320) // the early turn's audio first, then its own
     expect(await t.value('mirrormesh_early_end_total', { outcome: 'resumed' })).toBe(1)
+  })
+
+  it('a new turn under another id (a button press, a wake word) is a new request: the early answer stands', async () => {
+    const t = setup()
+    for (let seq = 0; seq < 3; seq++) t.frame(1, seq)
+    await until(() => t.ended.length === 1, 'early end')
+    t.frame(2, 0)
+    t.frame(2, 1, AudioFlags.end)
+    await until(() => t.env.acts.length === 2, 'both lights')
+    expect(t.asr.sessions[1]).toBe(2 * 320) // its own audio only
+    expect(await t.value('mirrormesh_early_end_total', { outcome: 'resumed' })).toBe(0)
   })
 })

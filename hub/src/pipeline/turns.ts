@@ -232,15 +232,18 @@ export class TurnManager {
   }
 
   /**
-   * A new turn from a node whose last turn ended early moments ago: the speaker had not finished
-   * ("turn on the kitchen … light"). As offline (offline-mode.ts): the early turn is withdrawn —
+   * The node reopens the turn the hub ended early moments ago, under the same id: the speaker had
+   * not finished ("turn on the kitchen … light"; the node sends speech alone this way, never a wake
+   * word or a button press — voice.ts). As offline (offline-mode.ts): the early turn is withdrawn —
    * the router already cancelled its reply, its held effects are dropped — and the new turn hears
-   * the early turn's audio first, so the whole sentence is answered once.
+   * the early turn's audio first, so the whole sentence is answered once. Any other new turn leaves
+   * the early one standing.
    */
   private resume(turn: Turn): void {
     const prev = this.lastEarly.get(turn.nodeId)
+    if (!prev?.early || prev.turnId !== turn.turnId) return
     this.lastEarly.delete(turn.nodeId)
-    if (!prev?.early || Date.now() - prev.early.at > (this.opts.earlyEndResumeMs ?? 600)) return
+    if (Date.now() - prev.early.at > (this.opts.earlyEndResumeMs ?? 600)) return
     prev.withdrawn = true
     prev.held = []
     prev.abort('resumed')
