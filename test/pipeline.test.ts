@@ -106,7 +106,7 @@ describe('voice pipeline', () => {
   })
 
   it('barge-in: new speech during the reply stops the frames and sends cancel', async () => {
-    const { mesh, node } = await voiceMesh({ ESPEAK_SPEED_WPM: '110' })
+    const { mesh, node } = await voiceMesh({ ESPEAK_SPEED_WPM: '110', EARLY_END_SILENCE_MS: '0' }) // the reply must start after say() returns (no early end during the pad)
     const { turnId } = await node.say(await synth('what is the weather like in the kitchen', { padMs: 900 }))
     await waitFor(() => node.turn(turnId).frames.length > 0, { what: 'first reply frame', timeoutMs: 10000 })
     await sleep(200)

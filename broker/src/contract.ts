@@ -83,6 +83,9 @@ export const schemas = {
     text: z.string().trim().min(1).max(500).describe('what was typed'),
     user: z.string().max(64).regex(/^[\p{L}\p{N} ._-]+$/u).optional().describe('a named user: memory under user:<name> instead of the room'),
   }),
+  // Online early end of turn (README "End of turn"): the hub heard a whole command and answers it;
+  // the node stops streaming that turn and sends no end flag of its own.
+  nodeTurnEnd: z.object({ ...envelope, turnId: z.number().int().nonnegative().max(0xffff_ffff), reason: z.enum(['early_end']) }),
   hubStatus: z.enum(['online', 'draining', 'offline']),
   hubHeartbeat: z.object({
     ...envelope,
@@ -147,6 +150,7 @@ export const topics = {
   nodeCmd: t({ path: 'nodes/{node}/cmd', format: 'json', retain: false, qos: 1, maxBytes: 2048, publishers: [], nodeReads: true, description: 'hub → node: {op:"rebuild"} wipe cache, resync, re-register; {op:"identity", id, password (sealed)} become another node' }),
   nodeCmdAck: t({ path: 'nodes/{node}/cmd/ack', format: 'json', retain: false, qos: 1, maxBytes: 512, publishers: ['node'], nodeReads: false, description: 'node → hub: {transaction, op, status} once rebuilt and re-registered (under the new id for op identity)' }),
   nodeTurnText: t({ path: 'nodes/{node}/turn/text', format: 'json', retain: false, qos: 1, maxBytes: 2048, publishers: ['node', 'observer'], nodeReads: false, description: 'a typed turn for this node: {text, user?}; the reply comes as on a spoken turn (events, audio/out)' }),
+  nodeTurnEnd: t({ path: 'nodes/{node}/turn/end', format: 'json', retain: false, qos: 0, maxBytes: 256, publishers: [], nodeReads: true, description: 'hub → node: {turnId, reason:"early_end"} the hub ended this turn itself (a whole command followed by a short quiet) and answers it: stop streaming it, send no end flag' }),
   nodeAssign: t({ path: 'nodes/{node}/assign', format: 'json', retain: true, qos: 1, maxBytes: 256, publishers: [], nodeReads: true, description: 'the hub serving this node: {hub, epoch}; written by the claiming hub (takeover, rebalance, hand-back), the node follows that hub\'s status and heartbeat' }),
   hubStatus: t({ path: 'hub/{hub}/status', format: 'text', retain: true, qos: 1, maxBytes: 16, publishers: [], nodeReads: true, description: 'online / draining / offline (Last Will)' }),
   hubHeartbeat: t({ path: 'hub/{hub}/heartbeat', format: 'json', retain: false, qos: 0, maxBytes: 4096, publishers: [], nodeReads: true, description: 'load, sessions, queue depth, engine health' }),

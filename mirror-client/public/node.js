@@ -71,7 +71,7 @@
     function connect() {
       if (!info.mqttPath) { update({ banner: 'The hub uses an external broker: this page cannot talk from here.' }); return }
       var id = cred.nodeId
-      topic = { audioIn: base + '/nodes/' + id + '/audio/in', audioOut: base + '/nodes/' + id + '/audio/out', events: base + '/nodes/' + id + '/events', hubStatus: base + '/hub/' + info.hubId + '/status', hubBeat: base + '/hub/' + info.hubId + '/heartbeat' }
+      topic = { audioIn: base + '/nodes/' + id + '/audio/in', audioOut: base + '/nodes/' + id + '/audio/out', events: base + '/nodes/' + id + '/events', turnEnd: base + '/nodes/' + id + '/turn/end', hubStatus: base + '/hub/' + info.hubId + '/status', hubBeat: base + '/hub/' + info.hubId + '/heartbeat' }
       update({ nodeId: id })
       var url = (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + info.mqttPath
       var refused = 0
@@ -83,7 +83,7 @@
       // incident or list a stale node. The hub needs only audio/in and events to run a turn.
       client.on('connect', function () {
         refused = 0
-        client.subscribe([topic.audioOut, topic.events, topic.hubStatus, topic.hubBeat], { qos: 0 })
+        client.subscribe([topic.audioOut, topic.events, topic.turnEnd, topic.hubStatus, topic.hubBeat], { qos: 0 })
       })
       client.on('message', onMessage)
       client.on('close', function () { hubOnline = false; window.mirrormesh.closes = (window.mirrormesh.closes || 0) + 1; showState() })
@@ -116,6 +116,13 @@
       if (t === topic.hubStatus) { hubOnline = String(payload) === 'online'; window.mirrormesh.hubStatus = String(payload); return showState() }
       if (t === topic.hubBeat) return showEngines(payload)
       if (t === topic.audioOut) return onAudioOut(payload)
+      // The hub's early end of turn: it answers already; stop streaming, send no end flag.
+      if (t === topic.turnEnd) {
+        var te
+        try { te = JSON.parse(String(payload)) } catch (e) { return }
+        if (turn && turn.id === te.turnId) endTurn(false)
+        return
+      }
       if (t === topic.events) {
         var ev
         try { ev = JSON.parse(String(payload)) } catch (e) { return }

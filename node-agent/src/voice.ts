@@ -35,10 +35,17 @@ export interface OfflineAnswerer {
  * it answers, the turn can still be answered offline instead of being lost. `lost`: the hub went
  * away mid-turn and no offline answer is possible (no reply bundle): recorded as failed at its end.
  */
-interface Utterance { turnId: number; online: boolean; seq: number; offline?: OfflineTurn; audio: Int16Array[]; samples: number; lost?: boolean }
+/** `wireId`: the turn id on the wire — the listener's, or an early-ended turn's that this speech continues (onTurnEnd). */
+interface Utterance { turnId: number; wireId: number; online: boolean; seq: number; offline?: OfflineTurn; audio: Int16Array[]; samples: number; lost?: boolean; endedByHub?: boolean; continues?: boolean }
 
 /** An online turn whose speech has ended, waiting for the hub's reply. */
 interface Awaiting { turnId: number; audio: Int16Array[]; endOfSpeechAt: number }
+
+/**
+ * Speech this soon after the hub ended a turn early continues that turn. Generous: the hub applies
+ * its own window (EARLY_END_RESUME_MS) and treats a later one as a new turn.
+ */
+const RESUME_MS = 1000
 
 /** 30 s at 16 kHz: longer online turns are not kept for an offline retry (the listener caps utterances well below this). */
 const MAX_KEPT_SAMPLES = 30 * 16_000
@@ -48,6 +55,10 @@ export class VoiceLoop {
   /** End of speech per turn, for the TTFA report; bounded. */
   private readonly eos = new Map<number, { at: number; kind: string }>()
   private replyTurn: number | undefined
+  /** The reply a barge-in stopped: its frames still in flight are not played (a straggler after the stop). */
+  private stoppedTurn: number | undefined
+  /** The last turn the hub ended early, for speech that goes on right after it (see onTurnEnd). */
+  private hubEnded: { wireId: number; at: number } | undefined
   private awaiting: Awaiting | undefined
   offline: OfflineAnswerer | undefined
   /** Microphone muted (nodes/{id}/set {"mute":true}): no utterance opens, nothing leaves the node. */
@@ -76,9 +87,15 @@ export class VoiceLoop {
         listener.endUtterance('endpoint')
         return true
       }
-      this.utterance = { turnId: u.turnId, online, seq: 0, offline, audio: [], samples: 0 }
+      // Speech alone (no wake word, no button) right after the hub ended a turn early is the user going
+      // on: it is sent under that turn's id, and the hub hears both parts as one utterance (README "End of turn").
+      const h = this.hubEnded
+      this.hubEnded = undefined
+      const continues = online && h !== undefined && Date.now() - h.at <= RESUME_MS && u.score === undefined && (u.trigger === 'vad' || u.trigger === 'barge-in')
+      if (continues && this.stoppedTurn === h.wireId) this.stoppedTurn = undefined
+      this.utterance = { turnId: u.turnId, wireId: continues ? h.wireId : u.turnId, continues, online, seq: 0, offline, audio: [], samples: 0 }
       // Arbitration evidence: mirrors of one room that all woke compare wake-word scores at the hub.
-      if (online && u.trigger === 'wake' && u.score !== undefined) this.opts.client.publish('nodeEvents', { node: this.opts.nodeId }, { v: 1, ts: Date.now(), type: 'wake', turnId: u.turnId, score: Math.min(1, Math.max(0, u.score)) }).catch(() => undefined)
+      if (online && u.trigger === 'wake' && u.score !== undefined) this.opts.client.publish('nodeEvents', { node: this.opts.nodeId }, { v: 1, ts: Date.now(), type: 'wake', turnId: this.utterance.wireId, score: Math.min(1, Math.max(0, u.score)) }).catch(() => undefined)
       log.debug({ turnId: u.turnId, trigger: u.trigger, online: this.utterance.online }, 'utterance started')
       this.opts.screen?.update({ activity: 'listening', transcript: '', reply: '' })
     })
@@ -86,7 +103,8 @@ export class VoiceLoop {
       const u = this.utterance
       if (!u) return
       if (u.online) {
-        this.send(u, pcm, u.seq === 0 ? AudioFlags.start : 0)
+        // A continuation's first frame also cancels the early turn, in case the hub is still answering it.
+        this.send(u, pcm, u.seq === 0 ? AudioFlags.start | (u.continues ? AudioFlags.cancel : 0) : 0)
         if (u.samples + pcm.length <= MAX_KEPT_SAMPLES) { u.audio.push(pcm); u.samples += pcm.length }
       } else u.offline?.write(pcm)
     })
@@ -95,11 +113,14 @@ export class VoiceLoop {
       this.utterance = undefined
       if (!u || u.turnId !== e.turnId) return
       log.debug({ turnId: e.turnId, reason: e.reason, frames: e.frames }, 'utterance ended')
-      this.remember(e.turnId, e.endOfSpeechAt, u.online ? 'hub' : 'offline')
+      this.remember(u.wireId, e.endOfSpeechAt, u.online ? 'hub' : 'offline')
       this.opts.screen?.update({ activity: 'thinking' })
       if (u.online) {
-        this.awaiting = u.samples <= MAX_KEPT_SAMPLES && u.audio.length ? { turnId: u.turnId, audio: u.audio, endOfSpeechAt: e.endOfSpeechAt } : undefined
-        return this.send(u, new Int16Array(0), AudioFlags.end)
+        this.awaiting = u.samples <= MAX_KEPT_SAMPLES && u.audio.length ? { turnId: u.wireId, audio: u.audio, endOfSpeechAt: e.endOfSpeechAt } : undefined
+        // The hub ended it early (onTurnEnd): it answers already, an end flag would be one too many.
+        if (u.endedByHub) this.hubEnded = { wireId: u.wireId, at: Date.now() }
+        else this.send(u, new Int16Array(0), AudioFlags.end)
+        return
       }
       if (u.lost) {
         log.warn({ turnId: e.turnId }, 'turn failed: the hub became unreachable mid-turn and no reply bundle is ready')
@@ -119,6 +140,7 @@ export class VoiceLoop {
       // Stop talking at once, then tell the hub which reply was interrupted.
       sink.stop()
       listener.speaking = false
+      this.stoppedTurn = this.replyTurn
       if (this.replyTurn !== undefined && this.opts.state.state === 'online') {
         this.opts.client.publishRaw(this.opts.audioInTopic, encodeAudioFrame({ flags: AudioFlags.bargeIn, turnId: this.replyTurn, seq: 0, samples: new Int16Array(0) }), 0, false).catch(() => undefined)
       }
@@ -165,7 +187,7 @@ export class VoiceLoop {
     }
     const a = this.awaiting
     this.awaiting = undefined
-    if (!a || a.turnId === u?.turnId) return
+    if (!a || a.turnId === u?.wireId) return
     const turn = this.offline?.begin(a.turnId)
     if (!turn) {
       log.warn({ turnId: a.turnId }, 'turn failed: the hub became unreachable before answering and no reply bundle is ready')
@@ -205,9 +227,23 @@ export class VoiceLoop {
       if (f.turnId === this.replyTurn) this.opts.sink.stop()
       return
     }
+    if (f.turnId === this.stoppedTurn) return
     this.replyTurn = f.turnId
     if (this.awaiting?.turnId === f.turnId) this.awaiting = undefined
     if (f.samples.length) this.play(f.samples, f.turnId)
+  }
+
+  /**
+   * nodes/{id}/turn/end: the hub heard a whole command and answers it (online early end of
+   * turn). Stop streaming it now; speech going on after this opens a new turn, which the hub
+   * hears together with this one (README "End of turn").
+   */
+  onTurnEnd(turnId: number): void {
+    const u = this.utterance
+    if (!u || !u.online || u.wireId !== turnId) return
+    u.endedByHub = true
+    this.opts.log.debug({ turnId }, 'the hub ended the turn early: streaming stopped')
+    this.opts.listener.endUtterance('endpoint')
   }
 
   /** events from the hub: what the screen shows. */
@@ -219,7 +255,7 @@ export class VoiceLoop {
     if (ev.type === 'reply' || ev.type === 'reply_partial') this.opts.screen?.update({ reply: ev.text })
     if (ev.type === 'stop') this.opts.sink.stop()
     // Another mirror in the room heard this request better and answers it: stop streaming, say who.
-    if (ev.type === 'arbitrated' && this.utterance?.turnId === ev.turnId) {
+    if (ev.type === 'arbitrated' && this.utterance?.wireId === ev.turnId) {
       this.utterance = undefined
       this.opts.listener.endUtterance('manual')
       this.opts.log.info({ turnId: ev.turnId, winner: ev.winner }, 'another mirror answers this request')
@@ -236,6 +272,6 @@ export class VoiceLoop {
   }
 
   private send(u: Utterance, pcm: Int16Array, flags: number): void {
-    this.opts.client.publishRaw(this.opts.audioInTopic, encodeAudioFrame({ flags, turnId: u.turnId, seq: u.seq++, samples: pcm }), 0, false).catch(() => undefined)
+    this.opts.client.publishRaw(this.opts.audioInTopic, encodeAudioFrame({ flags, turnId: u.wireId, seq: u.seq++, samples: pcm }), 0, false).catch(() => undefined)
   }
 }

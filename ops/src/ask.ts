@@ -130,12 +130,19 @@ async function runTurn(client: MqttClient, base: string, nodeId: string, pcm: In
   const inTopic = topicFor(base, 'nodeAudioIn', { node: nodeId })
   const outTopic = topicFor(base, 'nodeAudioOut', { node: nodeId })
   const evTopic = topicFor(base, 'nodeEvents', { node: nodeId })
+  // The hub may end the turn itself (online early end of turn): then stop sending, as a node does.
+  const endTopic = topicFor(base, 'nodeTurnEnd', { node: nodeId })
+  let endedByHub = false
   const r: TurnResult = { turnId, outcome: 'timeout', transcript: null, reply: null, kind: null, reason: null, audioFrames: 0, audioS: 0, ttfaMs: null, totalMs: 0, speechMs: 0 }
   let firstAudioAt: number | undefined
   let audioDone = false
   let replied = false
   let wake: () => void = () => undefined
   client.on('message', (topic, payload) => {
+    if (topic === endTopic) {
+      try { if (JSON.parse(payload.toString()).turnId === turnId) endedByHub = true } catch { /* not ours */ }
+      return
+    }
     if (topic === outTopic) {
       const f = decodeAudioFrame(payload)
       if (typeof f === 'string' || f.turnId !== turnId) return
@@ -154,13 +161,14 @@ async function runTurn(client: MqttClient, base: string, nodeId: string, pcm: In
     } else return
     wake()
   })
-  const granted = await client.subscribeAsync([outTopic, evTopic], { qos: 1 })
-  if (granted.some((g) => g.qos === 128)) throw new Error(`subscription to ${outTopic} / ${evTopic} refused by the broker ACL (is this user node ${nodeId}?)`)
+  const granted = await client.subscribeAsync([outTopic, evTopic, endTopic], { qos: 1 })
+  // turn/end is optional: a Mosquitto ACL written before it existed refuses it, and the hub's end flag path still works.
+  if (granted.slice(0, 2).some((g) => g.qos === 128)) throw new Error(`subscription to ${outTopic} / ${evTopic} refused by the broker ACL (is this user node ${nodeId}?)`)
 
   // 20 ms frames at microphone pace, the last one marked `end` as a node's own VAD does.
   const frameSamples = 320
   const started = Date.now()
-  for (let off = 0, seq = 0; off < pcm.length; off += frameSamples, seq++) {
+  for (let off = 0, seq = 0; off < pcm.length && !endedByHub; off += frameSamples, seq++) {
     const samples = pcm.subarray(off, Math.min(pcm.length, off + frameSamples))
     let flags = off === 0 ? AudioFlags.start : 0
     if (off + frameSamples >= pcm.length) flags |= AudioFlags.end

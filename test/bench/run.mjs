@@ -15,6 +15,7 @@ const benches = {
   arbitration: async () => (await import('./failover-arbitration.mjs')).main(),
   hubs: async () => (await import('./hubs.mjs')).main(),
   accuracy: async () => (await import('./accuracy.mjs')).main(),
+  eot: async () => (await import('./accuracy-eot.mjs')).main(),
 }
 
 const name = process.argv[2]
@@ -35,7 +36,10 @@ if (!benches[name] && name !== 'all') {
   hubs       turns/s one hub vs three on Mosquitto before admission control answers "busy": typed skill turns at a rising
              rate (BENCH_NODES=30, BENCH_STEP_S=10, BENCH_RATES=0.5,1,2,3,4,6, BENCH_HUBS=1,3, BENCH_HUB_<SETTING>=value)
   accuracy   understanding on a generated set (7 voices, espeak-ng + flite, noise/reverb/gain): right/wrong/rejected, false
-             accepts per path and voice, accept/reject trade-off, confusions (--quick: a third of it, 3 voices)`)
+             accepts per path and voice, accept/reject trade-off, confusions (--quick: a third of it, 3 voices)
+  eot        online early end of turn on the accuracy set: how often it fires, cut-offs, answers that differ;
+             last spoken sample -> first reply frame with it on and off (--quick, BENCH_TURNS=20, BENCH_PACE=2, BENCH_LIMIT,
+             BENCH_EOT_SKIP_FIRING=1 / BENCH_EOT_SKIP_LATENCY=1 for one part)`)
   process.exit(2)
 }
 

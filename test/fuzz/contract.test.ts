@@ -67,6 +67,7 @@ const valid: Record<TopicName, fc.Arbitrary<unknown>> = {
   nodeCmdAck: fc.record({ ...env, transaction, op: fc.constantFrom('rebuild', 'identity'), status: fc.constantFrom('ok', 'error'), error: short(256) }, { requiredKeys: ['v', 'ts', 'transaction', 'op', 'status'] }),
   nodeSet: fc.oneof(fc.record({ ptt: fc.boolean() }), fc.record({ present: fc.boolean(), v: fc.constant(1), ts }, { requiredKeys: ['present'] }), fc.record({ mute: fc.boolean() })),
   nodeTurnText: fc.record({ v: fc.constant(1 as const), ts, text: short(200).filter((t) => t.trim().length > 0), user: fc.stringMatching(/^[a-z0-9 ._-]{1,64}$/) }, { requiredKeys: ['text'] }),
+  nodeTurnEnd: fc.record({ ...env, turnId, reason: fc.constant('early_end') }),
   nodeAssign: fc.record({ ...env, hub: id, epoch: fc.integer({ min: 1, max: 2 ** 31 }) }),
   nodeProbe: short(256).filter((s) => Buffer.byteLength(s) <= 256),
   hubStatus: fc.constantFrom('online', 'draining', 'offline'),

@@ -134,6 +134,7 @@ export class VoiceFeature implements Feature {
         this.mqtt.client?.publishRaw(topicFor(this.config.baseTopic, 'nodeAudioOut', { node: nodeId }), frame, 0, false).catch(() => undefined)
       },
       sendEvent: send,
+      endTurn: (nodeId, turnId) => void this.mqtt.publish('nodeTurnEnd', { node: nodeId }, { v: 1, ts: Date.now(), turnId, reason: 'early_end' }),
       room: (nodeId) => this.registry.get(nodeId)?.room ?? null,
       skillEnv: (nodeId) => ({
         nodeId,

@@ -9,7 +9,8 @@ import type { Registry } from 'prom-client'
 import { Gauge } from 'prom-client'
 import type { Logger } from '@mirrormesh/broker'
 import type { HubConfig } from '../config.js'
-import { PocketsphinxAsr, jsgfFromPhrases, readDictionaryWords } from '@mirrormesh/speech'
+import { OfflineRecognizer, PocketsphinxAsr, grammarWords, jsgfFromPhrases, readDictionaryWords, writeGrammarDictionary } from '@mirrormesh/speech'
+import { earlyVeto } from './early-end.js'
 import { SherpaAsr } from './engines/asr-sherpa.js'
 import { LlamaLlm } from './engines/llm-llama.js'
 import { EspeakTts } from '@mirrormesh/speech'
@@ -68,9 +69,12 @@ export async function createPipeline(config: HubConfig, io: TurnIo, registry: Re
     dictionary = undefined // pocketsphinx not installed: the engine reports itself down
   }
   const dropped: string[] = []
+  const phrases = skills.phrases(config.asrGrammarExtra.split('|').filter(Boolean))
+  let jsgf: string
   try {
     await mkdir(config.stateDir, { recursive: true })
-    await writeFile(grammarPath, jsgfFromPhrases(skills.phrases(config.asrGrammarExtra.split('|').filter(Boolean)), { dictionary, onDropped: (p: string) => dropped.push(p) }))
+    jsgf = jsgfFromPhrases(phrases, { dictionary, onDropped: (p: string) => dropped.push(p) })
+    await writeFile(grammarPath, jsgf)
   } catch (err) {
     await vad?.close?.() // the voice feature fails (disk full, read-only state dir): no VAD worker left behind
     throw err
@@ -86,6 +90,17 @@ export async function createPipeline(config: HubConfig, io: TurnIo, registry: Re
     // ASR_SECOND_OPINION: a phone loop checks every grammar result; untrusted ones are decoded open-vocabulary for the LLM.
     new PocketsphinxAsr({ grammarPath, log: plog, spawn: spawnHost.spawn, secondOpinion: config.asrSecondOpinion ? { openVocabulary: true } : false }),
   ]
+  // Online early end of turn: the offline recogniser's endpoint on the skills' grammar (listen.ts).
+  let early: { recognizer: OfflineRecognizer; answersEarly: (p: string) => boolean } | undefined
+  if (config.earlyEndSilenceMs > 0) {
+    // The grammar's words only: its probe decoders start in ~30 ms instead of ~150 ms.
+    let dictPath: string | undefined = join(config.stateDir, 'asr-grammar.dict')
+    await writeGrammarDictionary([...grammarWords(jsgf)], dictPath).catch(() => { dictPath = undefined })
+    early = {
+      recognizer: new OfflineRecognizer({ grammarPath, ...(dictPath ? { dictPath } : {}), endpointSilenceMs: config.earlyEndSilenceMs, log: plog, spawn: spawnHost.spawn, secondOpinion: config.asrSecondOpinion ? {} : false }),
+      answersEarly: earlyVeto(skills, phrases),
+    }
+  }
   const tts: TtsEngine[] = [
     await tryLoad('sherpa', () => SherpaTts.load({ modelDir: join(config.modelsDir, config.ttsSherpaModel), numThreads: config.sherpaThreads, provider: config.sherpaProvider, log: plog })),
     new EspeakTts({ voice: config.espeakVoice, speedWpm: config.espeakSpeedWpm, spawn: spawnHost.spawn }),
@@ -104,7 +119,9 @@ export async function createPipeline(config: HubConfig, io: TurnIo, registry: Re
     asr: new FallbackChain('asr', asr, metrics, plog),
     tts: new FallbackChain('tts', tts, metrics, plog),
     llm: new FallbackChain('llm', [llm], metrics, plog),
+    ...(early ? { early } : {}),
   }, skills, io, {
+    earlyEndResumeMs: config.earlyEndResumeMs,
     maxConcurrent: config.maxConcurrentSessions,
     queueMax: config.queueMax,
     maxUtteranceMs: config.maxUtteranceMs,
@@ -129,7 +146,7 @@ export async function createPipeline(config: HubConfig, io: TurnIo, registry: Re
         if (config.vramCapMb > 0) this.set({ kind: 'cap' }, config.vramCapMb * 1048576)
       } })
   }
-  plog.info({ asr: asr.map((e) => `${e.name}:${e.health()}`), tts: tts.map((e) => `${e.name}:${e.health()}`), llm: `${llm.name}:${llm.health()}`, vad: vad ? 'silero' : 'none', grammarPhrases: skills.phrases().length }, 'pipeline ready')
+  plog.info({ asr: asr.map((e) => `${e.name}:${e.health()}`), tts: tts.map((e) => `${e.name}:${e.health()}`), llm: `${llm.name}:${llm.health()}`, vad: vad ? 'silero' : 'none', earlyEnd: early ? `${config.earlyEndSilenceMs} ms` : 'off', grammarPhrases: skills.phrases().length }, 'pipeline ready')
   return {
     turns, engines, llm,
     health: () => Object.fromEntries(engines.map((e) => [labelled(e, stageOf.get(e) ?? '?'), e.health()])), llmConfigured: Boolean(config.llmModel),

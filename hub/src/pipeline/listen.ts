@@ -2,7 +2,13 @@
 // while the node still streams; the VAD (or the node's end flag, or the utterance limit)
 // ends the utterance. If that engine fails, the next ones get the buffered audio and each
 // step is counted. Every engine failing gives an empty transcript, never an exception.
-import type { AsrEngine, AsrSession, FallbackChain, VadEngine } from '@mirrormesh/speech'
+//
+// Early end of turn (README "End of turn"): while pocketsphinx streams, the grammar recogniser
+// the offline mode uses (@mirrormesh/speech grammar-recognizer.ts) probes at each short pause;
+// a whole, confident phrase followed by EARLY_END_SILENCE_MS of quiet ends the utterance
+// there, as the node's end flag or the VAD would. The transcript still comes from the
+// streaming session's finish(): the same decoder on the same segment, however the turn ends.
+import type { AsrEngine, AsrSession, FallbackChain, OfflineRecognizer, VadEngine } from '@mirrormesh/speech'
 import { reasonOf } from '@mirrormesh/speech'
 import type { Histogram } from 'prom-client'
 import type { Frame, Sink, Stage, StageContext } from './frames.js'
@@ -11,6 +17,19 @@ import type { AsyncQueue } from './queue.js'
 export interface ListenOptions {
   /** Longest utterance accepted; also ends a turn whose node stopped sending. */
   maxUtteranceMs: number
+}
+
+/** The early end of turn: the detector and the skills' veto (a longer phrase meaning something else). */
+export interface EarlyEnd {
+  recognizer: OfflineRecognizer
+  answersEarly(phrase: string): boolean
+}
+
+/** Per turn: audio heard before it that belongs to it (speech resumed after an early end), and who hears of an early end. */
+export interface ListenHooks {
+  prefix?: Int16Array[]
+  /** The utterance was ended early at `at` on `heard`; `audio` is the whole utterance. */
+  onEarlyEnd?(e: { at: number; heard: string; audio: Int16Array[] }): void
 }
 
 export const defaultListenOptions: ListenOptions = { maxUtteranceMs: 15_000 }
@@ -24,10 +43,11 @@ export class ListenStage implements Stage {
     private readonly asr: FallbackChain<AsrEngine>,
     private readonly opts: ListenOptions,
     private readonly metrics: { stage: Histogram<'stage' | 'engine'> },
+    private readonly early?: EarlyEnd,
   ) {}
 
   /** `input` is the turn's own queue: listen ends it once the utterance is over. */
-  async run(input: AsyncQueue<Frame>, out: Sink, ctx: StageContext): Promise<void> {
+  async run(input: AsyncQueue<Frame>, out: Sink, ctx: StageContext, hooks: ListenHooks = {}): Promise<void> {
     const { signal } = ctx
     const asrList = this.asr.candidates()
     const buffered: Int16Array[] = []
@@ -40,6 +60,22 @@ export class ListenStage implements Stage {
     }
     let eos: number | undefined
     let received = 0
+    // Only on the grammar decoder: its phrases are what the early end judges.
+    let early: { at: number; heard: string } | undefined
+    const detector = this.early && asrList[0]?.name === 'pocketsphinx' && session
+      ? this.early.recognizer.start(signal, { prefix: hooks.prefix, onEndpoint: (r) => {
+        if (input.ended || !this.early!.answersEarly(r.text)) return false
+        early = { at: Date.now(), heard: r.text }
+        eos ??= early.at
+        input.end()
+        return true
+      } })
+      : undefined
+    for (const pcm of hooks.prefix ?? []) {
+      buffered.push(pcm)
+      received += pcm.length
+      try { session?.write(pcm) } catch (err) { firstErr = err; session = undefined }
+    }
     const limit = setTimeout(() => { eos ??= Date.now(); input.end() }, this.opts.maxUtteranceMs)
     // A worker-backed VAD decides off this thread: end the input the moment it finds the end of speech.
     const vad = this.vad?.start()
@@ -56,6 +92,8 @@ export class ListenStage implements Stage {
         if (session) {
           try { session.write(f.pcm) } catch (err) { firstErr = err; session = undefined }
         }
+        detector?.write(f.pcm)
+        if (early) break
         if (vad && (await settle(vad.push(f.pcm)))) break
         if (received > this.opts.maxUtteranceMs * 16) break
       }
@@ -66,9 +104,11 @@ export class ListenStage implements Stage {
       clearTimeout(limit)
       vad?.release?.() // frees a worker VAD's native state now, not at garbage collection
       input.end() // frames after this are dropped as `after_end`
+      detector?.kill()
     }
     eos ??= Date.now()
     if (signal.aborted) return
+    if (early) hooks.onEarlyEnd?.({ ...early, audio: buffered })
     out({ type: 'end_of_speech', at: eos })
 
     // ASR: the streaming session first, then the others on the buffered audio.

@@ -16,6 +16,7 @@ export function pipelineMetrics(reg: Registry) {
     bargeIn: new Histogram({ name: 'mirrormesh_barge_in_seconds', help: 'Barge-in frame received to last audio/out frame sent', buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1], registers: [reg] }),
     turns: new Counter({ name: 'mirrormesh_turns_total', help: 'Turns by outcome', labelNames: ['outcome', 'kind'], registers: [reg] }),
     framesDropped: new Counter({ name: 'mirrormesh_audio_frames_dropped_total', help: 'audio/in frames dropped, by reason', labelNames: ['reason'], registers: [reg] }),
+    earlyEnds: new Counter({ name: 'mirrormesh_early_end_total', help: 'Online early ends of turn (a whole command and a short quiet), by outcome: answered, or resumed (the speaker went on: the early answer was withdrawn and the whole sentence answered)', labelNames: ['outcome'], registers: [reg] }),
     framesLost: new Counter({ name: 'mirrormesh_audio_frames_lost_total', help: 'audio/in frames missing by sequence number', registers: [reg] }),
     queueDepth: new Gauge({ name: 'mirrormesh_turn_queue_depth', help: 'Turns waiting for a session slot', registers: [reg] }),
     activeSessions: new Gauge({ name: 'mirrormesh_sessions_active', help: 'Turns running now', registers: [reg] }),

@@ -9,7 +9,7 @@ import type { AsrEngine, FallbackChain, LlmEngine, TtsEngine, VadEngine } from '
 import { reasonOf } from '@mirrormesh/speech'
 import { AdmissionControl } from './admission.js'
 import type { Frame, InputFrame, InterruptFrame, ReplyContext, Sink, Stage } from './frames.js'
-import { ListenStage } from './listen.js'
+import { ListenStage, type EarlyEnd } from './listen.js'
 import type { PipelineMetrics } from './metrics.js'
 import { AsyncQueue } from './queue.js'
 import { ReplyStage, phrasesSpoken } from './reply.js'
@@ -36,6 +36,8 @@ export interface TurnOptions {
   frameSamples: number
   /** How far ahead of real time audio/out frames may be sent. */
   leadMs: number
+  /** Speech from the node this soon after an early end continues that turn (default 600). */
+  earlyEndResumeMs?: number
 }
 
 export interface TurnIo {
@@ -43,6 +45,8 @@ export interface TurnIo {
   sendEvent(nodeId: string, event: EventBody<HubEvent>): void
   skillEnv(nodeId: string): SkillEnv
   room(nodeId: string): string | null
+  /** The hub ended this turn early (a whole command): the node stops streaming it (nodes/{id}/turn/end). */
+  endTurn?(nodeId: string, turnId: number): void
 }
 
 export interface TurnEngines {
@@ -50,6 +54,8 @@ export interface TurnEngines {
   asr: FallbackChain<AsrEngine>
   tts: FallbackChain<TtsEngine>
   llm: FallbackChain<LlmEngine>
+  /** Online early end of turn (listen.ts); unset: turns end on the VAD, the end flag or the limit. */
+  early?: EarlyEnd
 }
 
 /** How a text turn ended, for the caller that typed it. */
@@ -93,6 +99,14 @@ class Turn implements RoutedTurn {
   text: string | undefined
   memoryKey: string | undefined
   settle: ((r: TextTurnResult) => void) | undefined
+  /** Audio of an early-ended turn the speaker went on from: heard first (listen.ts). */
+  prefix: Int16Array[] | undefined
+  /** Ended early: when, on what, the whole utterance (for a resumed turn). */
+  early: { at: number; heard: string; audio: Int16Array[] } | undefined
+  /** The speaker went on after the early end: its held effects never happen. */
+  withdrawn = false
+  /** Skill effects (house actions, events, timers) held until the resume window has passed; null once it has. */
+  held: Array<() => void> | null = []
 
   constructor(readonly nodeId: string, readonly turnId: number, private readonly onInterrupt: (turn: Turn, f: InterruptFrame) => void) {}
 
@@ -126,6 +140,8 @@ export class TurnManager {
   memory: Stage<ReplyContext> | undefined
   /** Turns admitted (running or queued) and busy replies being spoken: what close() aborts. */
   private readonly live = new Set<Turn>()
+  /** node → its last early-ended turn, while speech may still resume it. */
+  private readonly lastEarly = new Map<string, Turn>()
 
   constructor(engines: TurnEngines, skills: SkillMatcher, private readonly io: TurnIo,
     private readonly opts: TurnOptions, private readonly metrics: PipelineMetrics, private readonly log: Logger) {
@@ -134,7 +150,7 @@ export class TurnManager {
       dropped: (reason) => metrics.framesDropped.inc({ reason }),
       lost: (n) => metrics.framesLost.inc(n),
     })
-    this.listen = new ListenStage(engines.vad, engines.asr, opts, metrics)
+    this.listen = new ListenStage(engines.vad, engines.asr, opts, metrics, engines.early)
     this.reply = new ReplyStage(skills, engines.llm, opts)
     this.speak = new SpeakStage(engines.tts, opts)
   }
@@ -200,7 +216,7 @@ export class TurnManager {
       turn.memoryKey = typed.memoryKey
       turn.settle = typed.settle
       turn.input.end()
-    }
+    } else this.resume(turn)
     this.live.add(turn)
     const how = this.draining ? 'busy' : this.admission.admit(turn, () => void this.run(turn))
     this.metrics.queueDepth.set(this.queued)
@@ -213,6 +229,61 @@ export class TurnManager {
       void this.speakOnly(turn, phrasesSpoken.busy).finally(() => this.live.delete(turn))
     }
     return turn
+  }
+
+  /**
+   * The node reopens the turn the hub ended early moments ago, under the same id: the speaker had
+   * not finished ("turn on the kitchen … light"; the node sends speech alone this way, never a wake
+   * word or a button press — voice.ts). As offline (offline-mode.ts): the early turn is withdrawn —
+   * the router already cancelled its reply, its held effects are dropped — and the new turn hears
+   * the early turn's audio first, so the whole sentence is answered once. Any other new turn leaves
+   * the early one standing.
+   */
+  private resume(turn: Turn): void {
+    const prev = this.lastEarly.get(turn.nodeId)
+    if (!prev?.early || prev.turnId !== turn.turnId) return
+    this.lastEarly.delete(turn.nodeId)
+    if (Date.now() - prev.early.at > (this.opts.earlyEndResumeMs ?? 600)) return
+    prev.withdrawn = true
+    prev.held = []
+    prev.abort('resumed')
+    turn.prefix = prev.early.audio
+    this.metrics.earlyEnds.inc({ outcome: 'resumed' })
+    this.log.info({ nodeId: turn.nodeId, turnId: turn.turnId, withdrawn: prev.turnId, afterMs: Date.now() - prev.early.at, pii: { heard: prev.early.heard } }, 'speech resumed after an early end of turn: withdrawn, heard with the new turn')
+  }
+
+  /** listen.ts ended the turn early: tell the node to stop sending, hold its effects for the resume window. */
+  private earlyEnded(turn: Turn, e: { at: number; heard: string; audio: Int16Array[] }): void {
+    turn.early = e
+    this.lastEarly.set(turn.nodeId, turn)
+    this.io.endTurn?.(turn.nodeId, turn.turnId)
+    this.log.debug({ nodeId: turn.nodeId, turnId: turn.turnId, pii: { heard: e.heard } }, 'early end of turn')
+    setTimeout(() => {
+      if (this.lastEarly.get(turn.nodeId) === turn) this.lastEarly.delete(turn.nodeId)
+      if (turn.withdrawn) return
+      this.metrics.earlyEnds.inc({ outcome: 'answered' })
+      const held = turn.held ?? []
+      turn.held = null
+      for (const f of held) f()
+    }, this.opts.earlyEndResumeMs ?? 600).unref()
+  }
+
+  /** The skills' view of the house; for an early-ended turn its effects wait for the resume window. */
+  private skillEnv(turn: Turn): SkillEnv {
+    const env = this.io.skillEnv(turn.nodeId)
+    if (!turn.early) return env
+    const hold = (f: () => void): void => {
+      if (turn.withdrawn) return
+      if (turn.held) turn.held.push(f)
+      else f()
+    }
+    return {
+      ...env,
+      act: (c, a) => hold(() => env.act(c, a)),
+      notify: (ev) => hold(() => env.notify(ev)),
+      setTimer: (ms, label) => hold(() => env.setTimer(ms, label)),
+      ...(env.cancelTimers ? { cancelTimers: () => { hold(() => env.cancelTimers!()); return env.listTimers?.().length ?? 0 } } : {}),
+    }
   }
 
   /** Cancel or barge-in, at once: a queued turn leaves the queue, a running one aborts. */
@@ -251,7 +322,7 @@ export class TurnManager {
       signal: turn.ctl.signal,
       room: this.io.room(turn.nodeId),
       ...(turn.memoryKey ? { memoryKey: turn.memoryKey } : {}),
-      skillEnv: () => this.io.skillEnv(turn.nodeId),
+      skillEnv: () => this.skillEnv(turn),
       error: (stage, err) => {
         if (turn.failed || turn.ctl.signal.aborted) return
         turn.failed = true
@@ -277,7 +348,7 @@ export class TurnManager {
     const stage = (name: string, p: Promise<void>, next?: AsyncQueue<Frame>) =>
       p.catch((err: unknown) => ctx.error(name, err)).finally(() => next?.end())
     await Promise.all([
-      stage('listen', turn.text !== undefined ? this.typed(turn.text, (f) => toMemory.push(f)) : this.listen.run(turn.input, (f) => toMemory.push(f), ctx), toMemory),
+      stage('listen', turn.text !== undefined ? this.typed(turn.text, (f) => toMemory.push(f)) : this.listen.run(turn.input, (f) => toMemory.push(f), ctx, { prefix: turn.prefix, onEarlyEnd: (e) => this.earlyEnded(turn, e) }), toMemory),
       ...(memory ? [stage('memory', memory.run(toMemory, (f) => toReply.push(f), ctx), toReply)] : []),
       stage('reply', this.reply.run(toReply, (f) => toSpeak.push(f), ctx), toSpeak),
       stage('speak', this.speak.run(toSpeak, this.sink(turn), ctx)),

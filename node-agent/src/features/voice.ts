@@ -25,6 +25,7 @@ export class VoiceFeature implements Feature {
     this.handlers = {
       nodeAudioOut: (m) => this.loop?.onAudioOut(m.data),
       nodeEvents: (m) => this.loop?.onEvent(m.data),
+      nodeTurnEnd: (m) => this.loop?.onTurnEnd(m.data.turnId),
     }
   }
 
