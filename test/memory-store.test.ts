@@ -5,6 +5,7 @@ import { existsSync, readdirSync } from 'node:fs'
 import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
+import Database from 'better-sqlite3'
 import { afterAll, describe, expect, it } from 'vitest'
 import { HASHED_DIM, hashedVector } from '../hub/src/memory/hash-embed.js'
 import { SqliteMemoryStore } from '../hub/src/memory/sqlite.js'
@@ -123,6 +124,10 @@ describe('embedded memory file', () => {
       const left = await same(['room:a'], 'the keys number 1 in the drawer')
       expect(left.every((h) => h.at >= 200)).toBe(true)
       expect(logs).toEqual([]) // read vec0's chunks directly (the fast load), never fell back
+      const again = new SqliteMemoryStore(path, { dim: HASHED_DIM })
+      try {
+        expect(await again.warm()).toBe(2) // both keys' vectors loaded ahead of a search
+      } finally { await again.close() }
     } finally {
       await fast.close()
       await slow.close()
@@ -146,5 +151,31 @@ describe('embedded memory file', () => {
       const hits = await s.search(['room:hall'], { text: '', vector: v('bike pump'), k: 5 })
       expect(hits.map((h) => h.text)).toEqual(['the bike pump is in the car'])
     } finally { await s.close() }
+  })
+
+  it('opens a file from before the keyword index carried key tags, and still finds its memories by keyword', async () => {
+    const path = await freshPath()
+    // The previous layout's keyword index, as the store of round 2 wrote it.
+    const old = new Database(path)
+    old.exec(`
+      CREATE TABLE memories(id INTEGER PRIMARY KEY, mkey TEXT NOT NULL, kind TEXT NOT NULL, text TEXT NOT NULL, at INTEGER NOT NULL);
+      CREATE INDEX memories_key_at ON memories(mkey, at);
+      CREATE VIRTUAL TABLE memories_fts USING fts5(text, content='memories', content_rowid='id', tokenize='porter unicode61');
+      CREATE TRIGGER memories_ai AFTER INSERT ON memories BEGIN INSERT INTO memories_fts(rowid, text) VALUES (new.id, new.text); END;
+      CREATE TRIGGER memories_ad AFTER DELETE ON memories BEGIN INSERT INTO memories_fts(memories_fts, rowid, text) VALUES ('delete', old.id, old.text); END;
+      INSERT INTO memories(mkey, kind, text, at) VALUES ('room:kitchen', 'fact', 'the keys are in the drawer', 1), ('room:hall', 'fact', 'the keys are on the hook', 2), ('room:kitchen', 'turn', 'what keys', 3);`)
+    old.close()
+    for (let open = 0; open < 2; open++) {
+      const s = new SqliteMemoryStore(path, { dim: HASHED_DIM })
+      try {
+        expect((await s.search(['room:kitchen'], { text: 'keys', k: 5, kind: 'fact' })).map((h) => h.text)).toEqual(['the keys are in the drawer'])
+        expect((await s.search(['room:kitchen'], { text: 'keys', k: 5 })).map((h) => h.text).sort()).toEqual(['the keys are in the drawer', 'what keys'])
+        expect((await s.search(['room:hall', 'room:kitchen'], { text: 'keys', k: 5, kind: 'fact' })).length).toBe(2)
+      } finally { await s.close() }
+    }
+    const check = new Database(path)
+    try {
+      expect(check.prepare("SELECT name FROM sqlite_master WHERE name LIKE 'memories_fts%' OR name IN ('memories_ai', 'memories_ad')").all()).toEqual([])
+    } finally { check.close() }
   })
 })
