@@ -114,7 +114,7 @@ export class SqliteMemoryStore implements MemoryStore {
       db.exec(`
         CREATE TABLE IF NOT EXISTS memories(id INTEGER PRIMARY KEY, mkey TEXT NOT NULL, kind TEXT NOT NULL, text TEXT NOT NULL, at INTEGER NOT NULL);
         CREATE INDEX IF NOT EXISTS memories_key_at ON memories(mkey, at);
-        CREATE INDEX IF NOT EXISTS memories_key_kind ON memories(mkey, kind);
+        CREATE INDEX IF NOT EXISTS memories_key_kind_at ON memories(mkey, kind, at);
         CREATE VIRTUAL TABLE IF NOT EXISTS memories_words USING fts5(text, tag, content='', contentless_delete=1, tokenize='porter unicode61');
         CREATE TRIGGER IF NOT EXISTS memories_words_ai AFTER INSERT ON memories BEGIN INSERT INTO memories_words(rowid, text, tag) VALUES (new.id, new.text, ${TAG_SQL('new')}); END;
         CREATE TRIGGER IF NOT EXISTS memories_words_ad AFTER DELETE ON memories BEGIN DELETE FROM memories_words WHERE rowid = old.id; END;
