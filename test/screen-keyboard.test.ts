@@ -10,7 +10,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { chromium, type BrowserContext, type Page } from 'playwright-core'
 import { afterEach, describe, expect, it } from 'vitest'
-import { killAll, startAgent, tempDir, waitFor } from './support/harness.js'
+import { killAll, startAgent, startHub, tempDir, waitFor } from './support/harness.js'
+import { launchWithMic, removeBrowserDirs, speechWav } from './support/browser-node.js'
 import { createMesh } from './support/mesh.js'
 
 const CHROMIUM = '/usr/bin/chromium'
@@ -21,6 +22,7 @@ afterEach(async () => {
   await context?.close().catch(() => undefined)
   context = undefined
   await killAll()
+  await removeBrowserDirs()
 })
 
 /** Types a line into the screen's keyboard and presses Enter, as a user would. */
@@ -92,4 +94,17 @@ describe.skipIf(!existsSync(CHROMIUM) && !process.env.CI)('mirror screen keyboar
     expect(await page.locator('#type-note').textContent()).toMatch(/hub is unreachable/)
     expect(await page.locator('#type-text').inputValue()).toBe('where are my keys') // kept for a retry
   }, 60_000)
+
+  it('on the hub\'s own page (the browser is the node), a typed fact is remembered and recalled', async () => {
+    const hub = await startHub({ timeoutMs: 40_000 })
+    context = await launchWithMic((await speechWav('hello')).path)
+    const page = context.pages()[0] ?? (await context.newPage())
+    await page.goto(`http://127.0.0.1:${hub.httpPort}/`)
+    await page.waitForFunction(() => document.body.dataset.state === 'online', undefined, { timeout: 10_000 })
+    await type(page, 'remember that the umbrella is in the car')
+    await waitFor(async () => (await shown(page)).reply === "Okay, I'll remember that the umbrella is in the car.", { timeoutMs: 20_000, what: `"remember" reply on the hub's page (shows ${JSON.stringify(await shown(page))}; hub: ${hub.out.text.split('\n').filter((l) => /text turn|warn/i.test(l)).slice(-3).join(' | ')})` })
+    await type(page, 'where is my umbrella')
+    await waitFor(async () => (await shown(page)).reply === 'You told me the umbrella is in the car.', { timeoutMs: 20_000, what: `recall on the hub's page (shows ${JSON.stringify(await shown(page))})` })
+    expect((await shown(page)).transcript).toBe('where is my umbrella')
+  }, 45_000)
 })
