@@ -72,7 +72,7 @@ export class MemoryFeature implements Feature {
   }
 
   private openFile(dim: number): SqliteMemoryStore {
-    const s = new SqliteMemoryStore(join(this.config.stateDir, 'memory.db'), { dim, log: (m) => this.log.warn(m) })
+    const s = new SqliteMemoryStore(join(this.config.stateDir, 'memory.db'), { dim, vectorCacheBytes: this.config.memoryVectorCacheMb * 1024 * 1024, log: (m) => this.log.warn(m) })
     if (s.movedAside) {
       this.notice = s.movedAside.message
       this.log.error({ path: s.movedAside.path, movedTo: s.movedAside.movedTo }, `memory: ${s.movedAside.message}`)
