@@ -96,6 +96,11 @@ async function round(setup, memoryOn, counts, out) {
     if (memoryOn) {
       const r = await typed(hub, 'where are my keys') // the recall itself, for reference
       if (typeof r.ttfaMs === 'number') out.recall.push(r.ttfaMs)
+      // The hub's own recall timing (embed + search inside the turn): sum and count.
+      const text = await (await fetch(`http://127.0.0.1:${hub.httpPort}/metrics`)).text()
+      const metric = (name) => Number(new RegExp(`^${name} ([0-9.e+-]+)$`, 'm').exec(text)?.[1] ?? NaN)
+      out.recallSum = (out.recallSum ?? 0) + metric('mirrormesh_memory_recall_seconds_sum')
+      out.recallCount = (out.recallCount ?? 0) + metric('mirrormesh_memory_recall_seconds_count')
     }
   } finally {
     node.stop()
@@ -132,6 +137,7 @@ export async function ttfaBench() {
   }
   table(rows)
   console.log(`memory mode: ${res.on.mode ?? '?'}; "where are my keys" (recall, memory on): TTFA ${res.on.recall.map((x) => fmt(x, 0)).join(', ')} ms`)
+  console.log(`recall inside the hub's turns (mirrormesh_memory_recall_seconds): ${res.on.recallCount} recalls, mean ${fmt((res.on.recallSum / res.on.recallCount) * 1000, 2)} ms`)
   const bad = [...res.on.bad, ...res.off.bad]
   if (bad.length) console.log(`turns left out (not a skill answer or no TTFA): ${bad.length} — ${bad.slice(0, 5).join('; ')}`)
 }
