@@ -68,6 +68,7 @@ export const hubSettings = {
   memoryMaxAgeDays: envInt(0, 36_500).default(365).describe('Memories older than this are pruned. 0: kept for ever'),
   memorySharedKeys: z.string().default('').describe('|-separated memory keys every room also reads (e.g. user:family); a room never reads another room\'s otherwise'),
   memoryContextTokens: envInt(0, 4096).default(256).describe('Most tokens of memories and recent turns put into the LLM prompt'),
+  memoryVectorCacheMb: envInt(0, 65_536).default(64).describe('Memory vectors held in RAM for fast recall, all keys together (hashed vectors ~1 KiB each: 64 MiB ≈ 60k facts); a key that does not fit is searched in the file by sqlite-vec, 5–10x slower. 0: none'),
   hubRole: z.enum(['solo', 'active', 'standby']).default('solo').describe('solo: the only hub, serves every node. active: one of several hubs on one external broker, nodes split between the live active hubs (retained nodes/{id}/assign). standby: serves nodes only while no active hub is alive, hands each back when idle'),
   hubPeerStaleMs: envInt(500, 60_000).default(3000).describe('HUB_ROLE active/standby: another hub whose heartbeat is older than this (or whose Last Will fired) is dead and its nodes are taken over'),
   arbitrationWindowMs: envInt(0, 2000).default(150).describe('Mirrors of one room that start a turn within this window: only the one hearing it loudest over its noise floor answers, the others stop listening. 0 turns it off; a mirror alone in its room is never delayed'),

@@ -77,7 +77,26 @@
       document.head.appendChild(s)
     })
   }
-  window.mirrormesh = { state: function () { return last }, render: render }
+  // The keyboard: a typed line is a text turn for this mirror; the reply shows (and is spoken)
+  // as a spoken turn's is. Served by an agent: POST text (the agent publishes it); served by the
+  // hub, node.js replaces sendText with a publish on the page's own MQTT connection.
+  function sendText(text) {
+    return fetch('text', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ text: text }) })
+      .then(function (r) { return r.ok ? null : r.json().then(function (b) { throw new Error(b.message || 'not sent') }, function () { throw new Error('not sent (' + r.status + ')') }) })
+  }
+  function typeNote(text) { var n = $('type-note'); n.textContent = text; n.hidden = !text }
+  $('type').onsubmit = function (ev) {
+    ev.preventDefault()
+    var input = $('type-text')
+    var text = input.value.trim()
+    if (!text) return
+    $('type-send').disabled = true
+    typeNote('')
+    window.mirrormesh.sendText(text)
+      .then(function () { input.value = '' }, function (err) { typeNote(err.message) })
+      .then(function () { $('type-send').disabled = false })
+  }
+  window.mirrormesh = { state: function () { return last }, render: render, sendText: sendText }
   fetch('page.json', { cache: 'no-store' })
     .then(function (r) { return r.ok ? r.json() : null })
     .catch(function () { return null })

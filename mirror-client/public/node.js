@@ -97,6 +97,12 @@
         }
       })
     }
+    window.mirrormesh.sendText = function (text) {
+      if (!client || !client.connected || !hubOnline) return Promise.reject(new Error('The hub is unreachable: typed questions need the hub.'))
+      return new Promise(function (resolve, reject) {
+        client.publish(base + '/nodes/' + cred.nodeId + '/turn/text', JSON.stringify({ text: text }), { qos: 1 }, function (err) { if (err) reject(err); else { update({ transcript: text, reply: '', activity: 'thinking' }); resolve() } })
+      })
+    }
     function showState() {
       var online = hubOnline && client && client.connected
       update({ state: online ? 'online' : 'offline', banner: online ? null : OFFLINE })

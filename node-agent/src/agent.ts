@@ -91,7 +91,7 @@ export class NodeAgent {
     const features: (Feature | undefined)[] = [
       new HubWatchFeature(state, log, config.hubStaleMs),
       settings,
-      new ScreenFeature({ screen, state, presence, settings }),
+      new ScreenFeature({ screen, state, presence, settings, client, nodeId: config.nodeId, showReplies: !voice }),
       heartbeat,
       journal,
       voice,

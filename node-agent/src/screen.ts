@@ -50,8 +50,18 @@ export interface Screen {
   update(partial: Partial<ScreenState>): void
   /** Counters for metrics/tests. */
   readonly stats: { pushes: number; dropped: number; connects: number }
+  /** The screen's keyboard (POST /text): set by the screen feature; unset answers 503. */
+  onText: ((text: string) => Promise<void>) | undefined
   close(): void
 }
+
+/** Why a typed line was not sent: the HTTP status and a message the page shows. */
+export class TypedTextError extends Error {
+  constructor(readonly status: number, readonly code: string, message: string) { super(message) }
+}
+
+/** Longest typed line (the hub's text-turn limit). */
+export const TYPED_MAX_CHARS = 500
 
 export const OFFLINE_BANNER = 'Offline — answering from memory'
 
@@ -136,6 +146,19 @@ export function registerScreen(app: FastifyInstance, opts: ScreenOptions): Scree
     res.on('close', gone)
     res.on('error', gone)
   })
+  // The keyboard: {"text": "..."} becomes a text turn for this node (features/screen.ts).
+  app.post<{ Body: { text?: unknown } | undefined }>('/text', async (req, reply) => {
+    const text = typeof req.body?.text === 'string' ? req.body.text.trim() : ''
+    if (!text || text.length > TYPED_MAX_CHARS) return reply.code(400).send({ error: 'bad_request', message: `body must be {"text": "..."} with 1 to ${TYPED_MAX_CHARS} characters` })
+    if (!screen.onText) return reply.code(503).send({ error: 'unavailable', message: 'the mirror is starting or stopping' })
+    try {
+      await screen.onText(text)
+      return { sent: true }
+    } catch (err) {
+      if (err instanceof TypedTextError) return reply.code(err.status).send({ error: err.code, message: err.message })
+      return reply.code(503).send({ error: 'not_sent', message: `not sent to the hub: ${(err as Error).message}`.slice(0, 200) })
+    }
+  })
   // preClose: open SSE streams would otherwise keep the server's close() waiting forever.
   app.addHook('preClose', async () => screen.close())
 
@@ -147,6 +170,7 @@ export function registerScreen(app: FastifyInstance, opts: ScreenOptions): Scree
       return clients.size
     },
     stats,
+    onText: undefined,
     update(partial) {
       if (closed) return
       Object.assign(state, partial)

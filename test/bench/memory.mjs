@@ -6,12 +6,14 @@
 // vector). BENCH_FACT_SHARE=0.33 (default): a third of the memories are facts; 1: all facts.
 // With QDRANT_URL set, the same against Qdrant (collection bench_<time>, dropped after).
 //   BENCH_MEMORY_SIZES=1000,10000,100000   BENCH_QUERIES=500
+// Then what memory adds to a turn's TTFA through a real hub (memory-ttfa.mjs; BENCH_MEMORY_TTFA=0 skips it).
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { hashedVector, HASHED_DIM } from '../../hub/dist/memory/hash-embed.js'
 import { SqliteMemoryStore } from '../../hub/dist/memory/sqlite.js'
 import { QdrantMemoryStore } from '../../hub/dist/memory/qdrant.js'
+import { ttfaBench } from './memory-ttfa.mjs'
 import { envInt, fmt, printMachine, quantile, table, trackDir } from './lib.mjs'
 
 const things = 'keys wallet glasses charger umbrella passport bike helmet remote scissors tape gloves scarf ticket receipt battery torch hammer drill ladder'.split(' ')
@@ -79,4 +81,5 @@ export async function main() {
   }
   table(rows)
   console.log(`recall = hashed-n-gram embedding + vector kNN + FTS5 BM25 + rank fusion, k=4, facts only, ${queries} queries, every memory under one key`)
+  if (process.env.BENCH_MEMORY_TTFA !== '0') await ttfaBench()
 }

@@ -67,10 +67,12 @@ export class MemoryFeature implements Feature {
       })
     }
     this.log.info({ mode: memory.mode, pruned, ...(await store.stats()) }, 'memory ready')
+    // Vectors into memory now, not on each room's first recall (10k memories: tens of ms).
+    void store.warm?.().then((keys) => this.log.debug({ keys }, 'memory: vectors loaded'), (err: unknown) => this.log.warn({ err: (err as Error).message }, 'memory: vectors not preloaded; each key loads on its first recall'))
   }
 
   private openFile(dim: number): SqliteMemoryStore {
-    const s = new SqliteMemoryStore(join(this.config.stateDir, 'memory.db'), { dim })
+    const s = new SqliteMemoryStore(join(this.config.stateDir, 'memory.db'), { dim, vectorCacheBytes: this.config.memoryVectorCacheMb * 1024 * 1024, log: (m) => this.log.warn(m) })
     if (s.movedAside) {
       this.notice = s.movedAside.message
       this.log.error({ path: s.movedAside.path, movedTo: s.movedAside.movedTo }, `memory: ${s.movedAside.message}`)

@@ -17,7 +17,9 @@ export class TextTurnsFeature implements Feature {
     nodeTurnText: (m) => {
       // Several hubs see every typed turn on the broker: only the node's hub answers it.
       if (this.serves && !this.serves(m.params.node!)) return
-      this.turn(m.params.node!, m.data.text, m.data.user)
+      // The broker let only that node (or an observer) publish here: no registry entry needed,
+      // so the hub's own page, a node that never heartbeats, can send typed turns too.
+      this.turn(m.params.node!, m.data.text, m.data.user, false)
         .catch((err: unknown) => this.log.warn({ nodeId: m.params.node, err: (err as Error).message }, 'text turn refused'))
     },
   }
@@ -28,10 +30,10 @@ export class TextTurnsFeature implements Feature {
   constructor(private readonly pipeline: () => Pipeline | undefined, private readonly registry: NodeRegistry, private readonly log: Logger) {}
 
   /** Runs one typed turn for a known node; resolves with its reply once it has ended. */
-  async turn(nodeId: string, text: string, user?: string): Promise<TextTurnResult> {
+  async turn(nodeId: string, text: string, user?: string, mustBeKnown = true): Promise<TextTurnResult> {
     const p = this.pipeline()
     if (!p) throw new TextTurnError('unavailable', 'the voice pipeline is not running (PIPELINE_ENABLED=false, or it failed to start)')
-    if (!this.registry.get(nodeId)) throw new TextTurnError('unknown_node', `node ${nodeId} is not known to this hub (it registers when it first connects)`)
+    if (mustBeKnown && !this.registry.get(nodeId)) throw new TextTurnError('unknown_node', `node ${nodeId} is not known to this hub (it registers when it first connects)`)
     const key = user === undefined ? undefined : userKey(user)
     if (user !== undefined && !key) throw new TextTurnError('bad_user', 'user must have letters or digits in it')
     return p.turns.textTurn(nodeId, text.trim(), key)

@@ -48,11 +48,17 @@ export function memoryMetrics(reg: Registry, stats: () => Promise<{ memories: nu
 }
 export type MemoryMetrics = ReturnType<typeof memoryMetrics>
 
+/** How long a turn's transcript waits before it is stored (past a skill reply's first audio). */
+export const RECORD_DELAY_MS = 300
+
 const approxTokens = (s: string) => Math.ceil(s.length / 4)
 
 export class Memory {
   private readonly pending = new Set<Promise<unknown>>()
   private writes = 0
+  /** Turns waiting to be stored: written a moment later, once the reply has started playing. */
+  private queued: Array<{ key: string; text: string; at: number }> = []
+  private flushTimer: NodeJS.Timeout | undefined
 
   constructor(readonly store: MemoryStore, readonly embedder: Embedder, readonly opts: MemoryOptions, private readonly metrics: MemoryMetrics, private readonly log: Logger) {}
 
@@ -135,20 +141,32 @@ export class Memory {
   }
 
   /**
-   * Stores a turn's transcript after the reply has started (never on the turn's critical path).
-   * Without a vector: turns are found by keyword and listed as recent turns, never searched by
-   * vector, so the vector index holds only facts (a search scans a fifth as much; no model call
-   * per turn).
+   * Stores a turn's transcript after the reply has started (never on the turn's critical path:
+   * better-sqlite3 writes synchronously, so a write made now would run before the reply stage
+   * gets the transcript; it is queued for RECORD_DELAY_MS, past a skill reply's first audio, and
+   * keeps the time it was said). Without a vector: turns are found by keyword and listed as
+   * recent turns, never searched by vector, so the vector index holds only facts (a search scans
+   * a fifth as much; no model call per turn).
    */
   recordTurn(key: string, text: string): void {
-    const p = (async () => {
-      await this.store.add(key, 'turn', text, undefined)
-      this.afterWrite(key)
-    })().catch((err: unknown) => {
-      this.metrics.errors.inc({ op: 'record' })
-      this.log.warn({ err: (err as Error).message }, 'memory: turn not stored')
-    }).finally(() => this.pending.delete(p))
-    this.pending.add(p)
+    if (this.queued.length >= 1000) return void this.metrics.errors.inc({ op: 'record' }) // the store is stuck: drop, counted
+    this.queued.push({ key, text, at: Date.now() })
+    this.flushTimer ??= setTimeout(() => this.flushTurns(), RECORD_DELAY_MS)
+  }
+
+  private flushTurns(): void {
+    clearTimeout(this.flushTimer)
+    this.flushTimer = undefined
+    for (const { key, text, at } of this.queued.splice(0)) {
+      const p = (async () => {
+        await this.store.add(key, 'turn', text, undefined, at)
+        this.afterWrite(key)
+      })().catch((err: unknown) => {
+        this.metrics.errors.inc({ op: 'record' })
+        this.log.warn({ err: (err as Error).message }, 'memory: turn not stored')
+      }).finally(() => this.pending.delete(p))
+      this.pending.add(p)
+    }
   }
 
   /** Retention every 20 writes: keeps pruning off most turns. */
@@ -166,6 +184,7 @@ export class Memory {
   }
 
   async close(): Promise<void> {
+    this.flushTurns()
     await Promise.allSettled([...this.pending])
     await this.store.close()
     await this.embedder.close?.()

@@ -56,6 +56,8 @@ export interface MemoryStore {
   delete(key: string, id?: string): Promise<number>
   /** Applies retention to one key (or every key); returns how many went. */
   prune(retention: Retention, key?: string, now?: number): Promise<number>
+  /** Prepares for fast first searches (the embedded store loads vectors into memory); optional. */
+  warm?(): Promise<number>
   /** Memories kept, and the file's size where there is one. */
   stats(): Promise<{ memories: number; bytes?: number }>
   close(): Promise<void>
