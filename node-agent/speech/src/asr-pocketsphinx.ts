@@ -9,7 +9,7 @@ import type { Logger } from '@mirrormesh/broker'
 import { EngineError, type AsrEngine, type AsrSession, type EngineHealth, type Transcript } from './types.js'
 import { which } from './proc.js'
 import { PocketsphinxProcess } from './pocketsphinx-process.js'
-import { DEFAULT_MIN_MARGIN, hypothesisScore, judgeMargin, PhoneLoop } from './second-opinion.js'
+import { DEFAULT_HUB_MIN_MARGIN, hypothesisScore, judgeMargin, PhoneLoop } from './second-opinion.js'
 import type { SpawnFn } from './spawn-host.js'
 
 export interface PocketsphinxOptions {
@@ -30,7 +30,8 @@ export interface PocketsphinxOptions {
   spawn?: SpawnFn
   /**
    * Check every grammar result against a phone loop (second-opinion.ts) and return '' with
-   * `rejected` when the margin per frame is below minMargin. false turns the check off.
+   * `rejected` when the margin per frame is below minMargin (default DEFAULT_HUB_MIN_MARGIN).
+   * false turns the check off.
    */
   secondOpinion?: { minMargin?: number; openVocabulary?: boolean } | false
 }
@@ -198,7 +199,7 @@ export class PocketsphinxAsr implements AsrEngine {
     // An untrusted grammar result is decoded again with the general en-us LM: that open
     // transcript goes to the LLM (never to a skill); ~1-2 s, only for out-of-skill speech.
     const open = so && so.openVocabulary ? (): PocketsphinxProcess => new PocketsphinxProcess({ bin: this.bin!, args: this.openArgs, signal, timeoutMs: this.opts.timeoutMs ?? 10_000, ...spawnOpt }) : undefined
-    return new PocketsphinxSession(proc, this.opts.log, loop, so ? so.minMargin ?? DEFAULT_MIN_MARGIN : 0, open)
+    return new PocketsphinxSession(proc, this.opts.log, loop, so ? so.minMargin ?? DEFAULT_HUB_MIN_MARGIN : 0, open)
   }
 }
 
