@@ -113,12 +113,34 @@ describe('out-of-skill speech never fires a skill', () => {
         const m = r.text ? matcher.match(r.text) : undefined
         heard.push(`${name}: ${said} → ${r.text || '(rejected)'}`)
         if (m?.skill.id === 'light' && m.slots.room !== room) swaps.push(`${name}: ${said} → ${r.text}`)
-        // Not asserted (a known, open defect on this voice: "turn off" heard as "turn on", checked or not).
         if (m?.skill.id === 'light' && m.slots.onoff !== onoff) heard.push(`  ^ on/off swapped`)
       }
     }
     console.log(heard.join('\n'))
     expect(swaps, swaps.join('; ')).toEqual([])
+  }, 90_000)
+
+  // "off" was heard as "on" — the opposite action — on four of these five voices: cmudict knows
+  // "off" only as AO F, and a speaker who says it with the vowel of "on" (AA) fitted "on" (AA N)
+  // better. The hub's grammar dictionary adds "off(2) AA F" (EXTRA_PRONUNCIATIONS). en+f3 is left
+  // out: its "off" is still heard as "on" (README "Understanding", known defect).
+  sphinxIt('"off" is never carried out as "on", nor "on" as "off" (several voices and wordings)', async () => {
+    const asr = new PocketsphinxAsr({ grammarPath, log: silentLog, secondOpinion: {} })
+    const said = [['turn off the garage light', 'off'], ['switch the bedroom lights off', 'off'], ['please turn off the hall lights', 'off'],
+      ['turn the office light off', 'off'], ['turn off the bedroom light', 'off'], ['turn on the garage light', 'on'], ['switch the hall lights on', 'on']] as const
+    const opposite: string[] = []
+    let right = 0
+    for (const voice of ['en-us', 'en-us+m3', 'en', 'en-gb-x-rp']) {
+      for (const [text, onoff] of said) {
+        const r = await decode(asr, await synth(text, { voice, padMs: 300 }))
+        const m = r.text ? matcher.match(r.text) : undefined
+        if (m?.skill.id !== 'light') continue // refused or another skill: not the opposite action
+        if (m.slots.onoff !== onoff) opposite.push(`${voice}: "${text}" → "${r.text}" (margin ${r.margin})`)
+        else right++
+      }
+    }
+    expect(opposite, opposite.join('; ')).toEqual([])
+    expect(right).toBeGreaterThanOrEqual(14) // of 28 (16 here): the fix is not "refuse them all"
   }, 90_000)
 
   it('an open transcript goes to the LLM, never to a skill (a memory question once became a silent "never mind")', async () => {

@@ -45,7 +45,7 @@ export const hubSettings = {
   ttsSherpaModel: z.string().default('tts').describe('sherpa-onnx TTS model folder inside the models dir (first in the TTS chain)'),
   sherpaProvider: z.enum(['cpu', 'cuda']).default('cpu').describe('onnxruntime provider for sherpa-onnx models (cuda on a GPU hub)'),
   sherpaThreads: envInt(1, 16).default(1).describe('Threads per sherpa-onnx model'),
-  asrSecondOpinion: envBool().default(false).describe('Check each pocketsphinx grammar result against a phone loop and send untrusted ones, decoded open-vocabulary, to the LLM (or "I can\'t answer that yet") instead of a skill. Off by default: it also refuses ~4 in 10 real requests on some voices (README "Understanding")'),
+  asrSecondOpinion: envBool().default(true).describe('Check each pocketsphinx grammar result against a phone loop and send untrusted ones, decoded open-vocabulary, to the LLM (or "I can\'t answer that yet") instead of a skill. false: every utterance becomes its nearest skill phrase, open questions included (README "Understanding" has the trade-off)'),
   asrGrammarExtra: z.string().default('').describe('Extra phrases (|-separated) the pocketsphinx fallback grammar accepts besides the skills'),
   espeakVoice: z.string().regex(/^[a-z0-9+_-]{1,32}$/i).default('en-us').describe('espeak-ng voice for the TTS fallback'),
   espeakSpeedWpm: envInt(80, 450).default(175).describe('espeak-ng speed, words per minute'),

@@ -16,7 +16,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { DEFAULT_MIN_MARGIN, jsgfFromPhrases, PocketsphinxAsr, readDictionaryWords } from '@mirrormesh/speech'
+import { DEFAULT_HUB_MIN_MARGIN, DEFAULT_MIN_MARGIN, jsgfFromPhrases, PocketsphinxAsr, readDictionaryWords } from '@mirrormesh/speech'
 import { builtinSkills, parseNumber, SkillMatcher } from '../../hub/dist/pipeline/skills.js'
 import { OfflineRecognizer } from '../../node-agent/dist/offline/recognizer.js'
 import { audioOf, evaluationSet } from './accuracy-set.mjs'
@@ -100,13 +100,15 @@ export async function main() {
     })
     console.log(`decoded in ${((Date.now() - t0) / 1000).toFixed(0)} s (synthesis/cache ${(synthMs / 1000).toFixed(0)} s of it, concurrency ${concurrency})`)
 
-    const thr = Number(process.env.MIN_MARGIN ?? DEFAULT_MIN_MARGIN)
-    const trusted = (r) => r.margin === null || r.margin >= thr
+    // MIN_MARGIN overrides both defaults (the hub's and the offline recogniser's).
+    const hubThr = Number(process.env.MIN_MARGIN ?? DEFAULT_HUB_MIN_MARGIN)
+    const nodeThr = Number(process.env.MIN_MARGIN ?? DEFAULT_MIN_MARGIN)
+    const trusted = (r, thr) => r.margin === null || r.margin >= thr
     const paths = {
       'hub grammar only': (r) => r.hub,
-      [`hub + second opinion (margin >= ${thr})`]: (r) => (trusted(r) ? r.hub : null),
+      [`hub + second opinion (margin >= ${hubThr})`]: (r) => (trusted(r, hubThr) ? r.hub : null),
       'node offline (coverage check only)': (r) => r.node,
-      'node offline + second opinion': (r) => (trusted(r) ? r.node : null),
+      [`node offline + second opinion (margin >= ${nodeThr})`]: (r) => (trusted(r, nodeThr) ? r.node : null),
     }
     console.log('\nper path: skill requests right / wrong / rejected; out-of-skill requests that fired a skill')
     const head = ['path', 'right', 'wrong', 'rejected', 'skill n', 'false accepts', 'oos n']
@@ -132,7 +134,7 @@ export async function main() {
     })])
 
     console.log('\naccept/reject trade-off (hub; grammar result trusted when margin per frame >= threshold)')
-    const ths = [-Infinity, -12, -9, -6, -5, -4, -3, -2, -1, 0, 2]
+    const ths = [-Infinity, -12, -9, -8, -7, -6, -5, -4.5, -4, -3.5, -3, -2, -1, 0, 2]
     table([['min margin', 'right', 'wrong', 'rejected', 'false accepts'], ...ths.map((t) => {
       const s = summarize(rows, (r) => (r.margin === null || r.margin >= t ? r.hub : null))
       return [String(t), pct(s.right, s.skillN), pct(s.wrong, s.skillN), pct(s.rejected, s.skillN), pct(s.fa, s.oosN)]

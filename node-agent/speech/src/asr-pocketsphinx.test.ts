@@ -5,7 +5,7 @@ import path from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { createLogger } from '@mirrormesh/broker'
 import { EngineError } from './types.js'
-import { jsgfFromPhrases, PocketsphinxAsr, readDictionaryWords, type PocketsphinxSession } from './asr-pocketsphinx.js'
+import { grammarDictionary, jsgfFromPhrases, jsgfWords, PocketsphinxAsr, readDictionaryWords, type PocketsphinxSession } from './asr-pocketsphinx.js'
 
 const log = createLogger({ name: 'test', level: 'silent' })
 const dir = mkdtempSync(path.join(tmpdir(), 'mm-ps-'))
@@ -68,6 +68,21 @@ describe('jsgfFromPhrases', () => {
     const g = jsgfFromPhrases(['Turn on the den light', 'frobnicate the zorblax'], { dictionary, onDropped: (p, w) => dropped.push([p, w]) })
     expect(g).toContain('public <cmd> = turn on the den light ;')
     expect(dropped).toEqual([['frobnicate the zorblax', ['frobnicate', 'zorblax']]])
+  })
+})
+
+describe('grammar dictionary', () => {
+  it('holds the grammar\'s words, all their cmudict pronunciations, and "off" also said as AA F', () => {
+    const big = Array.from({ length: 400 }, (_, i) => `turn off light ${i % 2 ? 'on' : 'off'} the ${['kitchen', 'hall'][i % 2]}`)
+    const words = jsgfWords(jsgfFromPhrases(["what's on", 'stop', ...big]))
+    expect([...words].sort()).toEqual(['hall', 'kitchen', 'light', 'off', 'on', 'stop', 'the', 'turn', "what's"])
+    const dict = grammarDictionary(words).trim().split('\n')
+    expect(dict).toContain('off AO F')
+    expect(dict).toContain('off(2) AA F') // cmudict's only "off" is AO F; "on" is AA N or AO N
+    expect(dict).toContain('on(2) AO N')
+    expect(dict.filter((l) => /^the(\(\d\))? /.test(l))).toHaveLength(2)
+    expect(dict.every((l) => words.has(l.split(' ')[0]!.replace(/\(\d+\)$/, '')))).toBe(true)
+    expect(grammarDictionary(new Set(['stop']))).not.toContain('off')
   })
 })
 

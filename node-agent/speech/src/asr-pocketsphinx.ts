@@ -3,13 +3,13 @@
 // commands is accurate and fast. One child per utterance, spawned at start() so its model
 // load (~0.1 s) overlaps the speech; it decodes while audio streams in and prints one line
 // per utterance, flushing the last one at EOF.
-import { existsSync, readFileSync } from 'node:fs'
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import type { Logger } from '@mirrormesh/broker'
 import { EngineError, type AsrEngine, type AsrSession, type EngineHealth, type Transcript } from './types.js'
 import { which } from './proc.js'
 import { PocketsphinxProcess } from './pocketsphinx-process.js'
-import { DEFAULT_MIN_MARGIN, hypothesisScore, judgeMargin, PhoneLoop } from './second-opinion.js'
+import { DEFAULT_HUB_MIN_MARGIN, hypothesisScore, judgeMargin, PhoneLoop } from './second-opinion.js'
 import type { SpawnFn } from './spawn-host.js'
 
 export interface PocketsphinxOptions {
@@ -18,6 +18,11 @@ export interface PocketsphinxOptions {
   bin?: string
   /** Holds `en-us/` (acoustic model) and `cmudict-en-us.dict` (Debian pocketsphinx-en-us layout). */
   modelDir?: string
+  /**
+   * Pronunciation dictionary. Default: the grammar's words with EXTRA_PRONUNCIATIONS, written
+   * next to the grammar as `<grammarPath>.dict` (the model's cmudict when that fails).
+   */
+  dictPath?: string
   /** Limit from finish() to the transcript (default 10 s). */
   timeoutMs?: number
   log: Logger
@@ -25,7 +30,8 @@ export interface PocketsphinxOptions {
   spawn?: SpawnFn
   /**
    * Check every grammar result against a phone loop (second-opinion.ts) and return '' with
-   * `rejected` when the margin per frame is below minMargin. false turns the check off.
+   * `rejected` when the margin per frame is below minMargin (default DEFAULT_HUB_MIN_MARGIN).
+   * false turns the check off.
    */
   secondOpinion?: { minMargin?: number; openVocabulary?: boolean } | false
 }
@@ -103,6 +109,41 @@ function trieRule(phrases: string[]): string {
   return body(root)
 }
 
+/**
+ * Pronunciations the skill words need that cmudict lacks. cmudict has "off" only as AO F, while
+ * "on" is AA N or AO N: a speaker who says "off" with the vowel of "on" (the cot-caught merger of
+ * most North American English; espeak-ng's en-us voice) had "turn off the bedroom light" decoded
+ * as "turn on …", the opposite action, with a margin the second opinion trusted.
+ */
+export const EXTRA_PRONUNCIATIONS: Readonly<Record<string, readonly string[]>> = { off: ['AA F'] }
+
+/**
+ * A dictionary holding only `words`: their lines from `source` plus EXTRA_PRONUNCIATIONS as
+ * further variants ("off(2) AA F"). Smaller is also faster: pocketsphinx loads ~30 ms instead of ~150 ms.
+ */
+export function grammarDictionary(words: ReadonlySet<string>, source = path.join(DEFAULT_MODEL_DIR, 'cmudict-en-us.dict')): string {
+  const keep: string[] = []
+  const count = new Map<string, number>()
+  for (const line of readFileSync(source, 'utf8').split('\n')) {
+    const word = line.slice(0, line.indexOf(' ')).replace(/\(\d+\)$/, '')
+    if (!word || !words.has(word)) continue
+    keep.push(line)
+    count.set(word, (count.get(word) ?? 0) + 1)
+  }
+  for (const [word, prons] of Object.entries(EXTRA_PRONUNCIATIONS)) {
+    if (!count.has(word)) continue // not in the grammar
+    let n = count.get(word)!
+    for (const p of prons) keep.push(`${word}(${++n}) ${p}`)
+  }
+  return `${keep.join('\n')}\n`
+}
+
+/** The words a JSGF grammar (as jsgfFromPhrases writes it) uses. */
+export function jsgfWords(jsgf: string): Set<string> {
+  const body = jsgf.slice(jsgf.indexOf('=') + 1)
+  return new Set(body.split(/[\s()|;[\]]+/).filter((w) => /^[a-z']+$/.test(w)))
+}
+
 /** The words of a pocketsphinx dictionary (default: the Debian en-us one; ~126k words, ~100 ms). */
 export function readDictionaryWords(dictPath = path.join(DEFAULT_MODEL_DIR, 'cmudict-en-us.dict')): Set<string> {
   const words = new Set<string>()
@@ -121,17 +162,20 @@ export class PocketsphinxAsr implements AsrEngine {
   private readonly bin: string | undefined
   private readonly args: string[]
   private readonly openArgs: string[]
+  private readonly dictPath: string
 
   constructor(private readonly opts: PocketsphinxOptions) {
     this.bin = which(opts.bin ?? 'pocketsphinx_continuous')
     const modelDir = opts.modelDir ?? DEFAULT_MODEL_DIR
     const hmm = path.join(modelDir, 'en-us')
-    const dict = path.join(modelDir, 'cmudict-en-us.dict')
+    const cmudict = path.join(modelDir, 'cmudict-en-us.dict')
+    const dict = opts.dictPath ?? writeDictionaryFor(opts.grammarPath, cmudict, opts.log) ?? cmudict
+    this.dictPath = dict
     // -backtrace: the hypothesis line with its path score, which the second opinion compares.
     this.args = ['-infile', '/dev/stdin', '-jsgf', opts.grammarPath, '-hmm', hmm, '-dict', dict, ...GRAMMAR_BEAMS, ...(opts.secondOpinion ? ['-backtrace', 'yes'] : [])]
-    this.openArgs = ['-infile', '/dev/stdin', '-lm', path.join(modelDir, 'en-us.lm.bin'), '-hmm', hmm, '-dict', dict]
+    this.openArgs = ['-infile', '/dev/stdin', '-lm', path.join(modelDir, 'en-us.lm.bin'), '-hmm', hmm, '-dict', cmudict]
     const down = !this.bin ? ['not_installed', `${opts.bin ?? 'pocketsphinx_continuous'} not found`]
-      : !existsSync(hmm) || !existsSync(dict) ? ['model_missing', `pocketsphinx model missing in ${modelDir}`]
+      : !existsSync(hmm) || !existsSync(cmudict) ? ['model_missing', `pocketsphinx model missing in ${modelDir}`]
       : !existsSync(opts.grammarPath) ? ['grammar_missing', `grammar not found: ${opts.grammarPath}`]
       : undefined
     this.downReason = down?.[0]
@@ -151,11 +195,25 @@ export class PocketsphinxAsr implements AsrEngine {
     const so = this.opts.secondOpinion
     const spawnOpt = this.opts.spawn ? { spawn: this.opts.spawn } : {}
     const proc = new PocketsphinxProcess({ bin: this.bin, args: this.args, signal, timeoutMs: this.opts.timeoutMs ?? 10_000, keepLog: !!so, ...spawnOpt })
-    const loop = so ? new PhoneLoop({ bin: this.bin, ...(this.opts.modelDir ? { modelDir: this.opts.modelDir } : {}), signal, ...spawnOpt }) : undefined
+    const loop = so ? new PhoneLoop({ bin: this.bin, ...(this.opts.modelDir ? { modelDir: this.opts.modelDir } : {}), dictPath: this.dictPath, signal, ...spawnOpt }) : undefined
     // An untrusted grammar result is decoded again with the general en-us LM: that open
     // transcript goes to the LLM (never to a skill); ~1-2 s, only for out-of-skill speech.
     const open = so && so.openVocabulary ? (): PocketsphinxProcess => new PocketsphinxProcess({ bin: this.bin!, args: this.openArgs, signal, timeoutMs: this.opts.timeoutMs ?? 10_000, ...spawnOpt }) : undefined
-    return new PocketsphinxSession(proc, this.opts.log, loop, so ? so.minMargin ?? DEFAULT_MIN_MARGIN : 0, open)
+    return new PocketsphinxSession(proc, this.opts.log, loop, so ? so.minMargin ?? DEFAULT_HUB_MIN_MARGIN : 0, open)
+  }
+}
+
+/** Writes `<grammarPath>.dict` (grammarDictionary) and returns its path; undefined when it cannot. */
+function writeDictionaryFor(grammarPath: string, cmudict: string, log: Logger): string | undefined {
+  if (!existsSync(grammarPath) || !existsSync(cmudict)) return undefined
+  const file = `${grammarPath}.dict`
+  try {
+    writeFileSync(`${file}.tmp`, grammarDictionary(jsgfWords(readFileSync(grammarPath, 'utf8')), cmudict))
+    renameSync(`${file}.tmp`, file)
+    return file
+  } catch (err) {
+    log.warn({ engine: 'pocketsphinx', err: (err as Error).message }, 'grammar dictionary not written; using the full one')
+    return undefined
   }
 }
 

@@ -20,6 +20,15 @@ export const DEFAULT_MODEL_DIR = '/usr/share/pocketsphinx/model/en-us'
  */
 export const DEFAULT_MIN_MARGIN = -3
 
+/**
+ * The hub's threshold, a little lower. At −3 the hub refused `mirrormesh ask`'s own "what time
+ * is it" (espeak-ng en-us resampled by ask: margin −3.96; the same words through sox: +1.5), so
+ * it was off by default and every open question became a skill (81 % of them on the set). On the
+ * full set −4.5 against −3: right 58.5 % vs 56.0 %, wrong 4.4 vs 3.3 %, out-of-skill firing a
+ * skill 16.4 vs 14.3 % (README "Understanding"). The offline recogniser keeps −3.
+ */
+export const DEFAULT_HUB_MIN_MARGIN = -4.5
+
 /** Arguments of the phone-loop decoder. */
 export function phoneLoopArgs(modelDir = DEFAULT_MODEL_DIR, dictPath?: string): string[] {
   // The loop uses no words, but pocketsphinx loads a dictionary anyway: a small one starts faster.
