@@ -37,7 +37,7 @@ import fs from 'node:fs/promises'
 import path from 'node:path'
 import type { Logger } from '@mirrormesh/broker'
 import { EngineError } from './types.js'
-import { GRAMMAR_BEAMS, PocketsphinxAsr, type PocketsphinxOptions } from './asr-pocketsphinx.js'
+import { EXTRA_PRONUNCIATIONS, GRAMMAR_BEAMS, PocketsphinxAsr, type PocketsphinxOptions } from './asr-pocketsphinx.js'
 import { DEFAULT_MIN_MARGIN, hypothesisScore, judgeMargin, PhoneLoop } from './second-opinion.js'
 import { PocketsphinxProcess } from './pocketsphinx-process.js'
 import { which } from './proc.js'
@@ -211,13 +211,21 @@ export async function writeGrammarDictionary(phrases: string[], file: string, so
   const words = new Set(phrases.flatMap((p) => p.split(' ')))
   const text = await fs.readFile(source, 'utf8')
   const keep: string[] = []
+  const variants = new Map<string, number>()
   // Line by line without splitting the 3 MB text into 135k strings (the agent's memory peak).
   for (let i = 0; i < text.length;) {
     const nl = text.indexOf('\n', i)
     const end = nl < 0 ? text.length : nl
     const sp = text.indexOf(' ', i)
-    if (sp > i && sp < end && words.has(text.slice(i, sp).replace(/\(\d+\)$/, ''))) keep.push(text.slice(i, end))
+    const word = sp > i && sp < end ? text.slice(i, sp).replace(/\(\d+\)$/, '') : ''
+    if (word && words.has(word)) { keep.push(text.slice(i, end)); variants.set(word, (variants.get(word) ?? 0) + 1) }
     i = end + 1
+  }
+  // The same extra variants as the hub's grammar ("off" also as AA F, else heard as "on").
+  for (const [word, prons] of Object.entries(EXTRA_PRONUNCIATIONS)) {
+    let n = variants.get(word)
+    if (n === undefined) continue
+    for (const p of prons) keep.push(`${word}(${++n}) ${p}`)
   }
   const tmp = `${file}.tmp`
   try {

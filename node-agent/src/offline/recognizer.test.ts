@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -146,6 +146,15 @@ describe('OfflineRecognizer', () => {
     expect((await run('faint noise 1 s', noise(1, 30))).confident).toBe(false)
     expect((await run('silence 1 s', new Int16Array(16000))).confident).toBe(false)
     expect((await run('very quiet speech (-50 dB)', padded(speech('what time is it', 0.003)))).confident).toBe(false)
+  })
+
+  it('writes the hub\'s extra pronunciations into its grammar dictionary ("off" also as AA F, else heard as "on")', async () => {
+    const dictPath = path.join(dir, 'onoff.dict')
+    await writeGrammarDictionary(PHRASES, dictPath)
+    const lines = readFileSync(dictPath, 'utf8').trim().split('\n')
+    expect(lines).toContain('off AO F')
+    expect(lines).toContain('off(2) AA F')
+    expect(lines.filter((l) => l.startsWith('off')).length).toBe(2)
   })
 
   it('returns soon after the end of speech when audio was streamed', async () => {
