@@ -123,7 +123,7 @@ describe('a feature that fails at start', () => {
     await writeFile(join(stateDir, 'bundles'), 'not a folder')
     const hub = await startHub({ stateDir, readyPath: '/healthz', env: { BUNDLE_ENABLED: 'true' } })
 
-    const ready = await waitFor(async () => { const r = await hub.http('/readyz'); return r.body.checks?.bundle === false && r.body.checks.mqttConnected && r }, { what: 'readyz names the bundle' })
+    const ready = await waitFor(async () => { const r = await hub.http('/readyz'); return r.body.checks?.bundle === false && r.body.reasons?.bundle && r.body.checks.mqttConnected && r }, { what: 'readyz names the bundle' }) // false with no reason while it is still starting
     expect(ready.status).toBe(503)
     expect(ready.body.reasons.bundle).toMatch(/bundles/)
     expect(ready.body.checks).toMatchObject({ broker: true, mqttConnected: true, voice: true, http: true, presence: true })
