@@ -149,6 +149,33 @@ describe.each(['tcp', 'ws', 'tls'] as const)('every role pinned to its client id
     await again.publishAsync(`${BASE}/nodes/a/events`, Buffer.alloc(60_000, 0x20), { qos: 1 })
     expect(again.connected).toBe(true)
   })
+
+  it('a full audio frame sent the moment CONNACK arrives passes, with the session replayed from disk', async () => {
+    const persist = await mkdtemp(join(tmpdir(), 'mm-hostile-connack-'))
+    cleanups.push(() => rm(persist, { recursive: true, force: true }))
+    const s = await startBroker(persist)
+    const dash = await client(s.urls.tcp, 'dash', pw.dash!, 'dash-connack')
+    let frames = 0
+    dash.on('message', () => frames++)
+    await dash.subscribeAsync(`${BASE}/nodes/a/audio/in`)
+    // aedes sends CONNACK, then replays the stored session, then marks the client connected.
+    const frame = Buffer.alloc(65_536, 0x11)
+    for (let i = 0; i < 5; i++) {
+      const c = mqtt.connect(s.urls[kind], { username: 'a', password: pw.a!, clientId: 'node-a', clean: false, protocolVersion: 4, reconnectPeriod: 0, rejectUnauthorized: false })
+      c.on('error', () => undefined)
+      let cut = false
+      c.on('close', () => { cut = true })
+      cleanups.push(() => c.endAsync(true))
+      await new Promise<void>((resolve, reject) => {
+        c.once('connect', () => { c.publish(`${BASE}/nodes/a/audio/in`, frame, { qos: 0 }); resolve() })
+        c.once('close', () => reject(new Error('closed before CONNACK')))
+      })
+      await waitFor(() => frames === i + 1 || cut, { what: `frame ${i + 1} or a cut-off` })
+      expect(cut).toBe(false)
+      await c.endAsync()
+    }
+    expect(frames).toBe(5)
+  })
 })
 
 describe("the contract's size limits, enforced by the broker", () => {

@@ -109,7 +109,11 @@ export class EmbeddedBroker {
     const handle = (conn: Duplex, req?: IncomingMessage) => {
       // The guard is made before the aedes client it asks about (authenticated yet?).
       const ref: { client?: ReturnType<Aedes['handle']> } = {}
-      const limited = limitPackets(conn, () => (ref.client?.connected ? maxPacketAfterAuth : maxPacketBeforeAuth),
+      // aedes sends CONNACK before it marks the client connected (it first replays the session's
+      // queue), so a client that publishes on CONNACK would meet the pre-CONNECT limit: an audio
+      // frame right after a reconnect was cut off. CONNACK sent means authenticated.
+      const authed = () => ref.client?.connected === true || (ref.client as { connackSent?: boolean } | undefined)?.connackSent === true
+      const limited = limitPackets(conn, () => (authed() ? maxPacketAfterAuth : maxPacketBeforeAuth),
         (size) => hooks.countOversizedPacket(ref.client, size), req?.socket.remoteAddress)
       ref.client = aedes.handle(limited, req)
       ;(ref.client as unknown as { duplicates: Record<string, number> }).duplicates = neverDuplicate
