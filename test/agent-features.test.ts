@@ -55,7 +55,7 @@ async function watchScreen(port: number): Promise<{ last: () => Record<string, u
 
 const get = async (port: number, path: string) => {
   const res = await fetch(`http://127.0.0.1:${port}${path}`)
-  return { status: res.status, body: (await res.json()) as any }
+  return { status: res.status, body: (await res.json()) as { features: Array<{ name: string; reason?: string }> } }
 }
 
 describe('a feature that fails at start', () => {
@@ -86,7 +86,7 @@ describe('a feature that fails at start', () => {
     // Not ready, and it says why; push-to-talk refuses with the reason; presence still works.
     const ready = await get(agent.healthPort, '/readyz')
     expect(ready.status).toBe(503)
-    expect(ready.body.features.find((f: { name: string }) => f.name === 'voice').reason).toMatch(/ENOENT/)
+    expect(ready.body.features.find((f) => f.name === 'voice')?.reason).toMatch(/ENOENT/)
     const ptt = await fetch(`http://127.0.0.1:${agent.healthPort}/api/ptt`, { method: 'POST' })
     expect(ptt.status).toBe(409)
     expect(((await ptt.json()) as { message: string }).message).toMatch(/^the voice feature is failed: AUDIO_FILE .*ENOENT/)
