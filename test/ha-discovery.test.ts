@@ -130,11 +130,16 @@ describe('Home Assistant MQTT discovery', () => {
     const mute = configs.get('homeassistant/switch/mirrormesh_kitchen/mute/config')!
     await ha.publishAsync(mute.command_topic as string, mute.payload_on as string, { qos: 1 })
     await waitFor(() => JSON.parse(data.get('mirrormesh/nodes/kitchen/heartbeat') ?? '{}').muted === true, { what: 'heartbeat muted:true' })
-    const screen = await fetch(`http://127.0.0.1:${agent.healthPort}/events`, { signal: AbortSignal.timeout(3000) })
-    const reader = screen.body!.getReader()
-    const first = new TextDecoder().decode((await reader.read()).value)
-    await reader.cancel()
-    expect(first).toContain('"muted":true')
+    // The commands above muted and unmuted too, so a heartbeat from then may already say true: poll
+    // the screen's first event (its current state) until the mute has reached it.
+    const screenState = async () => {
+      const screen = await fetch(`http://127.0.0.1:${agent.healthPort}/events`, { signal: AbortSignal.timeout(3000) })
+      const reader = screen.body!.getReader()
+      const first = new TextDecoder().decode((await reader.read()).value)
+      await reader.cancel()
+      return first
+    }
+    await waitFor(async () => (await screenState()).includes('"muted":true'), { what: 'screen shows muted' })
     await ha.publishAsync(mute.command_topic as string, mute.payload_off as string, { qos: 1 })
     await waitFor(() => JSON.parse(data.get('mirrormesh/nodes/kitchen/heartbeat') ?? '{}').muted === false, { what: 'heartbeat muted:false' })
 

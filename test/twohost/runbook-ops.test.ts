@@ -25,6 +25,14 @@ async function online(b: Bed, ids: string[], what: string): Promise<void> {
   }, { timeoutMs: 60_000, intervalMs: 250, what: `hub lists ${ids.join(', ')} online (${what})` })
 }
 
+/** Waits for the retained clients/online list to name exactly `ids` (the hub sends it 250 ms after a change). */
+async function onlineList(b: Bed, ids: string[], what: string): Promise<void> {
+  await waitFor(async () => {
+    const list = JSON.parse((await retained(b))[`${BASE}/clients/online`] ?? '{"nodes":[]}') as { nodes: Array<{ id: string }> }
+    return JSON.stringify(list.nodes.map((n) => n.id).sort()) === JSON.stringify([...ids].sort())
+  }, { timeoutMs: 20_000, intervalMs: 250, what: `clients/online is ${ids.join(', ')} (${what})` })
+}
+
 /** A retained payload without its `ts` (the hub announces the same bundle again at each start, with a new ts). */
 const sansTs = (text: string | undefined) => { if (text === undefined) return undefined; const { ts: _ts, ...rest } = JSON.parse(text) as Record<string, unknown>; return rest }
 
@@ -120,8 +128,7 @@ describeBed('two hosts: runbook operations (broker failure, node rebuild, new id
     expect(installs(agent.out.text).at(-1)!.from).toBe(`https://hub.lan:${b.hub.env.HTTPS_PORT ?? 8443}`)
     await waitFor(async () => (await b.http('kitchen', '/healthz')).body.config?.name === 'Kitchen Mirror', { what: 'config resynced from the hub' })
     await online(b, NODES, 'after the rebuild')
-    const list = JSON.parse((await retained(b))[`${BASE}/clients/online`] ?? '{"nodes":[]}') as { nodes: Array<{ id: string }> }
-    expect(list.nodes.map((n) => n.id).sort()).toEqual(['hall', 'kitchen'])
+    await onlineList(b, ['hall', 'kitchen'], 'after the rebuild')
   })
 
   it('new identity: hall becomes hall-2 across hosts, hall is gone and refused, and a restart with the old env file comes back as hall-2', { timeout: 150_000 }, async () => {
@@ -148,8 +155,7 @@ describeBed('two hosts: runbook operations (broker failure, node rebuild, new id
     expect(again.out.text).toMatch(/node identity from the state dir \(given by the hub\)/)
     await online(b, ['kitchen', 'hall-2'], 'hall-2 after a restart with the old env file')
     expect(((await b.http('hub', '/api/nodes')).body.nodes as Array<{ id: string }>).map((n) => n.id)).not.toContain('hall')
-    const list = JSON.parse((await retained(b))[`${BASE}/clients/online`]!) as { nodes: Array<{ id: string }> }
-    expect(list.nodes.map((n) => n.id).sort()).toEqual(['hall-2', 'kitchen'])
+    await onlineList(b, ['hall-2', 'kitchen'], 'hall-2 after a restart with the old env file')
 
     // A key rotated after the move: the operator catches the env file up (NODE_ID and the new
     // password); from then on the env file is the truth again.
