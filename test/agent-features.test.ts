@@ -10,7 +10,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { AudioFlags, decodeAudioFrame } from '@mirrormesh/broker'
 import { killAll, startAgent, tempDir, waitFor } from './support/harness.js'
 import { createMesh } from './support/mesh.js'
-import { liveMic } from './support/voice.js'
+import { startMicAgent } from './support/voice.js'
 
 const clients: MqttClient[] = []
 const closers: Array<() => Promise<void> | void> = []
@@ -98,11 +98,7 @@ describe('a feature that fails at start', () => {
     const mesh = await createMesh('embedded')
     const dir = await tempDir('mm-node-')
     await writeFile(join(dir, 'offline'), 'a file where the offline folder should be')
-    const agent = await startAgent({
-      nodeId: 'hall', mqttUrl: mesh.url, password: mesh.passwords.hall, stdin: true,
-      env: { AUDIO_SOURCE: 'stdin', AUDIO_SINK: 'none', MIRRORMESH_STATE_DIR: dir },
-    })
-    const mic = liveMic(agent.proc.stdin!)
+    const { agent, mic } = await startMicAgent(mesh, 'hall', dir)
     closers.push(() => mic.stop())
     await agent.waitState('online')
     const features = (await agent.health()).features as Array<{ name: string; state: string; reason?: string }>

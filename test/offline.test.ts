@@ -3,22 +3,22 @@
 // on the mirror screen. Hub killed → the mirror answers from its cache and journals the
 // turn → hub back → the journal is replayed once and trimmed.
 import { existsSync } from 'node:fs'
-import { mkdtemp, readFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { chromium, type BrowserContext } from 'playwright-core'
+import type { BrowserContext } from 'playwright-core'
 import { afterEach, describe, expect, it } from 'vitest'
 import { killAll, sleep, startAgent, tempDir, waitFor } from './support/harness.js'
+import { CHROMIUM, launchPlain, openScreen, removeBrowserDirs } from './support/browser-node.js'
 import { createMesh } from './support/mesh.js'
 import { speak, synth } from './support/voice.js'
 
-const CHROMIUM = '/usr/bin/chromium'
 let context: BrowserContext | undefined
 
 afterEach(async () => {
   await context?.close().catch(() => undefined)
   context = undefined
   await killAll()
+  await removeBrowserDirs()
 })
 
 // Skipped only on a dev machine without Debian's chromium; CI installs it, and there a missing one fails.
@@ -41,11 +41,8 @@ describe.skipIf(!existsSync(CHROMIUM) && !process.env.CI)('offline emergency mod
       await waitFor(async () => (await agent.health()).offline?.bundleVersion, { timeoutMs: 60_000, what: 'reply bundle synced to the node' })
       await agent.waitState('online')
 
-      const userDataDir = await mkdtemp(join(tmpdir(), 'mm-chromium-'))
-      context = await chromium.launchPersistentContext(userDataDir, { executablePath: CHROMIUM, headless: true,
-        args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'] })
-      const page = context.pages()[0] ?? (await context.newPage())
-      await page.goto(`http://127.0.0.1:${agent.healthPort}/`)
+      context = await launchPlain()
+      const page = await openScreen(context, agent.healthPort)
       const banner = page.locator('#banner')
       await banner.waitFor({ state: 'hidden', timeout: 5000 })
 

@@ -5,17 +5,14 @@
 // spoken to the mirror). A mirror without a microphone (AUDIO_SOURCE=none) shows answers too;
 // bad input and a hub that is away get a clear message, and nothing is sent.
 import { existsSync } from 'node:fs'
-import { mkdtemp, readFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { chromium, type BrowserContext, type Page } from 'playwright-core'
+import type { BrowserContext, Page } from 'playwright-core'
 import { afterEach, describe, expect, it } from 'vitest'
 import { killAll, startAgent, startHub, tempDir, waitFor } from './support/harness.js'
-import { launchWithMic, removeBrowserDirs, speechWav } from './support/browser-node.js'
+import { CHROMIUM, launchPlain, launchWithMic, openScreen, removeBrowserDirs, speechWav } from './support/browser-node.js'
 import { createMesh } from './support/mesh.js'
 
-const CHROMIUM = '/usr/bin/chromium'
-const ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync']
 let context: BrowserContext | undefined
 
 afterEach(async () => {
@@ -46,11 +43,8 @@ describe.skipIf(!existsSync(CHROMIUM) && !process.env.CI)('mirror screen keyboar
     await agent.waitState('online', 15_000)
     await mesh.waitNode('kitchen', 'online')
 
-    const userDataDir = await mkdtemp(join(tmpdir(), 'mm-chromium-'))
-    context = await chromium.launchPersistentContext(userDataDir, { executablePath: CHROMIUM, headless: true, args: ARGS, viewport: { width: 1080, height: 1200 } })
-    const page = context.pages()[0] ?? (await context.newPage())
-    await page.goto(`http://127.0.0.1:${agent.healthPort}/`)
-    await page.waitForFunction(() => document.body.dataset.state === 'online', undefined, { timeout: 5000 })
+    context = await launchPlain()
+    const page = await openScreen(context, agent.healthPort)
     expect(await page.locator('#type-text').isVisible()).toBe(true)
 
     await type(page, 'Remember that the keys are in the drawer')
@@ -80,9 +74,7 @@ describe.skipIf(!existsSync(CHROMIUM) && !process.env.CI)('mirror screen keyboar
     const quiet = await startAgent({ nodeId: 'hall', mqttUrl: mesh.url, password: mesh.passwords.hall, env: { AUDIO_SOURCE: 'none', MIRRORMESH_STATE_DIR: dir2, ROOM: 'kitchen' } })
     await quiet.waitState('online', 15_000)
     await mesh.waitNode('hall', 'online')
-    const page2 = await context.newPage()
-    await page2.goto(`http://127.0.0.1:${quiet.healthPort}/`)
-    await page2.waitForFunction(() => document.body.dataset.state === 'online', undefined, { timeout: 5000 })
+    const page2 = await openScreen(context, quiet.healthPort, { newTab: true })
     await type(page2, 'what did I tell you about the keys')
     await waitFor(async () => (await shown(page2)).reply === 'You told me the keys are in the drawer.', { timeoutMs: 20_000, what: `reply on the microphone-less mirror (shows ${JSON.stringify(await shown(page2))})` })
 

@@ -4,17 +4,15 @@
 // goes into the microphone; the user must see what they said and the answer with the
 // current hour, with the node online the whole time (no offline banner).
 import { existsSync } from 'node:fs'
-import { mkdir, mkdtemp, readFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { mkdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { chromium, type BrowserContext } from 'playwright-core'
+import type { BrowserContext } from 'playwright-core'
 import { afterEach, describe, expect, it } from 'vitest'
 import { killAll, startAgent, tempDir, waitFor } from './support/harness.js'
+import { CHROMIUM, launchPlain, openScreen, removeBrowserDirs } from './support/browser-node.js'
 import { createMesh } from './support/mesh.js'
 import { liveMic, synth } from './support/voice.js'
 
-const CHROMIUM = '/usr/bin/chromium'
-const ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync']
 let context: BrowserContext | undefined
 let mic: ReturnType<typeof liveMic> | undefined
 
@@ -24,6 +22,7 @@ afterEach(async () => {
   await context?.close().catch(() => undefined)
   context = undefined
   await killAll()
+  await removeBrowserDirs()
 })
 
 /** What the page shows, as the user sees it (DOM text and visibility, not the SSE payload). */
@@ -46,12 +45,9 @@ describe.skipIf(!existsSync(CHROMIUM) && !process.env.CI)('mirror screen during 
     await agent.waitState('online', 15_000)
     await mesh.waitNode('kitchen', 'online')
 
-    const userDataDir = await mkdtemp(join(tmpdir(), 'mm-chromium-'))
-    context = await chromium.launchPersistentContext(userDataDir, { executablePath: CHROMIUM, headless: true, args: ARGS, viewport: { width: 1080, height: 1200 } })
-    const page = context.pages()[0] ?? (await context.newPage())
-    await page.goto(`http://127.0.0.1:${agent.healthPort}/`)
+    context = await launchPlain()
     // The page is live (SSE state rendered) and online before anyone speaks.
-    await page.waitForFunction(() => document.body.dataset.state === 'online', undefined, { timeout: 5000 })
+    const page = await openScreen(context, agent.healthPort)
     await page.locator('#banner').waitFor({ state: 'hidden', timeout: 2000 })
     expect(await page.locator('#transcript').textContent()).toBe('')
     expect(await page.locator('#reply').textContent()).toBe('')

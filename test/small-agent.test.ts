@@ -8,7 +8,7 @@ import type { MqttClient } from 'mqtt'
 import { afterEach, describe, expect, it } from 'vitest'
 import { killAll, startAgent, tempDir, waitFor } from './support/harness.js'
 import { createMesh } from './support/mesh.js'
-import { liveMic } from './support/voice.js'
+import { startMicAgent } from './support/voice.js'
 
 const clients: MqttClient[] = []
 const closers: Array<() => Promise<void> | void> = []
@@ -74,11 +74,7 @@ describe('stopping an agent with a stdin microphone', () => {
   it('SIGTERM: exits 0 and logs no error (it logged "Premature close")', { timeout: 60_000 }, async () => {
     const mesh = await createMesh('embedded')
     const dir = await tempDir('mm-node-')
-    const agent = await startAgent({
-      nodeId: 'hall', mqttUrl: mesh.url, password: mesh.passwords.hall, stdin: true,
-      env: { AUDIO_SOURCE: 'stdin', AUDIO_SINK: 'none', MIRRORMESH_STATE_DIR: dir },
-    })
-    const mic = liveMic(agent.proc.stdin!)
+    const { agent, mic } = await startMicAgent(mesh, 'hall', dir)
     closers.push(() => mic.stop())
     await agent.waitState('online')
     await waitFor(async () => (await agent.health()).features.some((f: { name: string; state: string }) => f.name === 'voice' && f.state === 'running'), { what: 'voice feature running' })

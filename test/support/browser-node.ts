@@ -41,11 +41,27 @@ export async function speechWav(text: string, { leadMs = 800, tailMs = 2600 } = 
   return { path, speechMs: speech.length / 16 }
 }
 
+/** Quiet, headless-friendly Chromium flags every browser test starts with. */
+const QUIET_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync']
+
+/** Headless Chromium without a microphone, to look at a page (a mirror's screen). */
+export async function launchPlain(): Promise<BrowserContext> {
+  return chromium.launchPersistentContext(await ownDir('mm-chromium-'), { executablePath: CHROMIUM, headless: true, args: QUIET_ARGS, viewport: { width: 1080, height: 1200 } })
+}
+
+/** Opens a node agent's screen (in the first tab, or a new one) and waits until it shows the node online. */
+export async function openScreen(context: BrowserContext, healthPort: number, { newTab = false } = {}): Promise<Page> {
+  const page = (!newTab && context.pages()[0]) || (await context.newPage())
+  await page.goto(`http://127.0.0.1:${healthPort}/`)
+  await page.waitForFunction(() => document.body.dataset.state === 'online', undefined, { timeout: 5000 })
+  return page
+}
+
 export async function launchWithMic(wavPath: string): Promise<BrowserContext> {
   const userDataDir = await ownDir('mm-chromium-')
   return chromium.launchPersistentContext(userDataDir, {
     executablePath: CHROMIUM, headless: true, viewport: { width: 1080, height: 1200 },
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync',
+    args: [...QUIET_ARGS,
       '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream', `--use-file-for-fake-audio-capture=${wavPath}`, '--autoplay-policy=no-user-gesture-required',
       // A name that is not localhost: a page loaded through it over http is not a secure context.
       `--host-resolver-rules=MAP ${PLAIN_HOST} 127.0.0.1`],

@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process'
 import type { Writable } from 'node:stream'
 import type { MqttClient } from 'mqtt'
 import { AudioFlags, decodeAudioFrame, encodeAudioFrame } from '@mirrormesh/broker'
-import { sleep, waitFor } from './harness.js'
+import { sleep, startAgent, waitFor } from './harness.js'
 
 /** A decoded audio/out frame (decodeAudioFrame gives a string for a malformed one). */
 export type DecodedFrame = ReturnType<typeof decodeAudioFrame>
@@ -159,4 +159,13 @@ export async function speak(stream: Writable, pcm: Int16Array, { frameSamples = 
     if (wait > 0) await sleep(wait)
   }
   return Date.now()
+}
+
+/** A node agent on `mesh` whose microphone is its stdin, fed silence by liveMic until mic.stop(); no speaker. */
+export async function startMicAgent(mesh: { url: string; passwords: Partial<Record<string, string>> }, nodeId: string, stateDir: string) {
+  const agent = await startAgent({
+    nodeId, mqttUrl: mesh.url, password: mesh.passwords[nodeId], stdin: true,
+    env: { AUDIO_SOURCE: 'stdin', AUDIO_SINK: 'none', MIRRORMESH_STATE_DIR: stateDir },
+  })
+  return { agent, mic: liveMic(agent.proc.stdin!) }
 }
