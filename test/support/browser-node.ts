@@ -53,7 +53,7 @@ export async function launchPlain(): Promise<BrowserContext> {
 export async function openScreen(context: BrowserContext, healthPort: number, { newTab = false } = {}): Promise<Page> {
   const page = (!newTab && context.pages()[0]) || (await context.newPage())
   await page.goto(`http://127.0.0.1:${healthPort}/`)
-  await page.waitForFunction(() => document.body.dataset.state === 'online', undefined, { timeout: 5000 })
+  await page.waitForFunction("document.body.dataset.state === 'online'", undefined, { timeout: 5000 })
   return page
 }
 
