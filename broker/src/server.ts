@@ -105,14 +105,18 @@ export class EmbeddedBroker {
     aedes.on('clientError', (client, err) => log.debug({ clientId: client.id, err: err.message }, 'client error'))
     aedes.on('connectionError', (client, err) => log.debug({ clientId: client?.id, err: err.message }, 'connection error'))
 
+    // aedes sends CONNACK before it marks the client connected (it first replays the session's
+    // queue), so a client that published on CONNACK met the pre-CONNECT limit: an audio frame
+    // right after a reconnect was cut off. Its documented connackSent event (sent only for an
+    // accepted CONNECT) marks the moment the client is authenticated.
+    const acked = new WeakSet<object>()
+    aedes.on('connackSent', (_packet, client) => { acked.add(client) })
+
     // Every listener goes through the same packet-size guard and the same per-client setup.
     const handle = (conn: Duplex, req?: IncomingMessage) => {
       // The guard is made before the aedes client it asks about (authenticated yet?).
       const ref: { client?: ReturnType<Aedes['handle']> } = {}
-      // aedes sends CONNACK before it marks the client connected (it first replays the session's
-      // queue), so a client that publishes on CONNACK would meet the pre-CONNECT limit: an audio
-      // frame right after a reconnect was cut off. CONNACK sent means authenticated.
-      const authed = () => ref.client?.connected === true || (ref.client as { connackSent?: boolean } | undefined)?.connackSent === true
+      const authed = () => ref.client !== undefined && (ref.client.connected || acked.has(ref.client))
       const limited = limitPackets(conn, () => (authed() ? maxPacketAfterAuth : maxPacketBeforeAuth),
         (size) => hooks.countOversizedPacket(ref.client, size), req?.socket.remoteAddress)
       ref.client = aedes.handle(limited, req)
