@@ -9,7 +9,7 @@ import type { Registry } from 'prom-client'
 import { Gauge } from 'prom-client'
 import type { Logger } from '@mirrormesh/broker'
 import type { HubConfig } from '../config.js'
-import { OfflineRecognizer, PocketsphinxAsr, grammarWords, jsgfFromPhrases, readDictionaryWords, writeGrammarDictionary } from '@mirrormesh/speech'
+import { DEFAULT_HUB_MIN_MARGIN, OfflineRecognizer, PocketsphinxAsr, grammarWords, jsgfFromPhrases, readDictionaryWords, writeGrammarDictionary } from '@mirrormesh/speech'
 import { earlyVeto } from './early-end.js'
 import { SherpaAsr } from './engines/asr-sherpa.js'
 import { LlamaLlm } from './engines/llm-llama.js'
@@ -93,11 +93,13 @@ export async function createPipeline(config: HubConfig, io: TurnIo, registry: Re
   // Online early end of turn: the offline recogniser's endpoint on the skills' grammar (listen.ts).
   let early: { recognizer: OfflineRecognizer; answersEarly: (p: string) => boolean } | undefined
   if (config.earlyEndSilenceMs > 0) {
-    // The grammar's words only: its probe decoders start in ~30 ms instead of ~150 ms.
+    // The grammar's words only: its probe decoders start in ~30 ms instead of ~150 ms. The probe
+    // trusts a phrase by the hub's own margin: a stricter one only sent turns the final decode
+    // answers anyway to the end flag, ~0.5 s later.
     let dictPath: string | undefined = join(config.stateDir, 'asr-grammar.dict')
     await writeGrammarDictionary([...grammarWords(jsgf)], dictPath).catch(() => { dictPath = undefined })
     early = {
-      recognizer: new OfflineRecognizer({ grammarPath, ...(dictPath ? { dictPath } : {}), endpointSilenceMs: config.earlyEndSilenceMs, log: plog, spawn: spawnHost.spawn, secondOpinion: config.asrSecondOpinion ? {} : false }),
+      recognizer: new OfflineRecognizer({ grammarPath, ...(dictPath ? { dictPath } : {}), endpointSilenceMs: config.earlyEndSilenceMs, endpointRetrySilenceMs: config.earlyEndRetryMs, log: plog, spawn: spawnHost.spawn, secondOpinion: config.asrSecondOpinion ? { minMargin: DEFAULT_HUB_MIN_MARGIN } : false }),
       answersEarly: earlyVeto(skills, phrases),
     }
   }

@@ -28,7 +28,8 @@
 // the decoder's floor of 3 frames (30 ms) per phone, so every word must be above that floor and
 // the last one at ≥ 5 frames per phone (phrase-final lengthening). Nor may speech have resumed
 // while the probe decoded. After a rejected probe the other decoder goes on and a new one is fed
-// everything so far, for the next pause (at most `maxProbes`, and only while the utterance is
+// everything so far, for the same pause once it has lasted `endpointRetrySilenceMs` (300 ms) and
+// for the next pause (at most `maxProbes`, and only while the utterance is
 // short enough to be a command). Without an early endpoint, finish() ends a decoder that heard
 // the whole utterance: exactly the old path. Cost: a second pocketsphinx (~6 % of a core while
 // speech streams; with the grammar-only dictionary it starts in ~30 ms with ~16 MB).
@@ -88,6 +89,13 @@ export interface OfflineRecognizerOptions extends Omit<PocketsphinxOptions, 'log
   dictPath?: string
   /** Quiet after speech that triggers an early-endpoint probe, ms (default 100); 0 turns early endpoints off. */
   endpointSilenceMs?: number
+  /**
+   * After a probe that found no whole phrase, one more at the same pause once it has been quiet
+   * this long, ms (default 300; 0: none). At 100 ms the decoder often still forces one more word
+   * into the quiet ("what is the date" → "what is the date today" with "today" squeezed); 300 ms
+   * later it no longer does, and the turn ends there instead of at the VAD's end (~600 ms).
+   */
+  endpointRetrySilenceMs?: number
   /** Probes per utterance (default 3). */
   maxProbes?: number
   /** No probe once the utterance is longer than this, ms (default 5000): no command is that long. */
@@ -111,7 +119,13 @@ export interface SessionHooks {
 }
 
 const FRAME = 320 // 20 ms at 16 kHz
-const FLOOR_DBFS = -55
+/**
+ * Frames under this are never speech. It was -55: for a speaker ~18 dB quieter than the set's
+ * clean voices (peak ~ -27 dBFS, a few metres from the mic) it sat above peak - 30 dB, so the
+ * weak sounds inside words ("th" of "three") and a breath before "please" read as quiet, and
+ * the early end fired mid-sentence (7 of 189 quiet utterances cut off; -65: 1).
+ */
+const FLOOR_DBFS = -65
 const DEFAULT_MODEL_DIR = '/usr/share/pocketsphinx/model/en-us'
 /** The decoder's floor: 3 10-ms frames per phone (3-state HMMs); a word at it was squeezed in. */
 const FLOOR_FRAMES_PER_PHONE = 3
@@ -335,6 +349,7 @@ export class OfflineRecognizer {
     const o = this.opts
     const meter = new LevelMeter(o.speechRangeDb ?? 30)
     const silenceMs = o.endpointSilenceMs ?? 100
+    const retryMs = o.endpointRetrySilenceMs ?? 300
     const onEndpoint = silenceMs > 0 && this.phones.size > 0 ? hooks.onEndpoint : undefined
     // Two decoders stream the same audio. At a pause the active one is ended (the probe) and the
     // standby, current all along, takes over; a new standby is fed everything so far in the
@@ -351,6 +366,7 @@ export class OfflineRecognizer {
     let probes = 0
     let probing = false
     let probedAtLoud = 0 // loud frames when the last probe started: a new probe needs new speech
+    let retried = false // this pause has had its second, later probe
     let early: Recognition | undefined
     let done = false
     const canProbe = (): boolean => probes < (o.maxProbes ?? 3) && meter.ms <= (o.maxProbeAudioMs ?? 5000)
@@ -405,8 +421,16 @@ export class OfflineRecognizer {
       if (!onEndpoint || done || (!standby && !probing)) return
       audio.push(pcm)
       standby?.write(pcm)
+      if (!standby || probing) return
       // New speech since the last probe (≥ 100 ms: not a click), then the quiet.
-      if (standby && !probing && meter.trailingQuietMs >= silenceMs && meter.loudFrames >= probedAtLoud + 5) runProbe()
+      if (meter.trailingQuietMs >= silenceMs && meter.loudFrames >= probedAtLoud + 5) {
+        retried = false
+        runProbe()
+      } else if (retryMs > silenceMs && !retried && probes > 0 && meter.loudFrames === probedAtLoud && meter.trailingQuietMs >= retryMs) {
+        // The same pause, longer: the probe before it found no whole phrase.
+        retried = true
+        runProbe()
+      }
     }
     // The prefix was answered already: a probe needs speech after it.
     probedAtLoud = Infinity

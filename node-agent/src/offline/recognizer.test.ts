@@ -186,20 +186,22 @@ describe('OfflineRecognizer early endpoint (streamed in real time)', () => {
    * silence, in 20 ms frames at real-time pace, until finish. `endpointAt`: ms of audio after
    * the end of the last speech when onEndpoint fired (undefined: it did not).
    */
-  async function stream(parts: Array<string | number>, opts: { tailMs?: number; prefix?: Int16Array[] } = {}) {
+  async function stream(parts: Array<string | number>, opts: { tailMs?: number; prefix?: Int16Array[]; accept?: (call: number) => boolean; rec?: OfflineRecognizer } = {}) {
     const pcm = cat(silence(300), ...parts.map((p) => (typeof p === 'number' ? silence(p) : trimmed(speech(p)))))
     const all = cat(pcm, silence(opts.tailMs ?? 800))
     const calls: { text: string; atMs: number }[] = []
     let written = 0
-    const s = rec.start(new AbortController().signal, {
+    let accepted = false
+    const s = (opts.rec ?? rec).start(new AbortController().signal, {
       prefix: opts.prefix,
       onEndpoint: (r) => {
         calls.push({ text: r.text, atMs: (written - pcm.length) / 16 })
-        return true
+        accepted = opts.accept?.(calls.length) ?? true
+        return accepted
       },
     })
     const t0 = performance.now()
-    for (let i = 0; written < all.length && !calls.length; i++) {
+    for (let i = 0; written < all.length && !accepted; i++) {
       s.write(all.subarray(written, written + 320))
       written += 320
       const wait = t0 + (i + 1) * 20 - performance.now()
@@ -244,6 +246,24 @@ describe('OfflineRecognizer early endpoint (streamed in real time)', () => {
     const { r, calls } = await stream(['is it'], { prefix })
     expect(calls.map((c) => c.text)).toEqual(['what time is it'])
     expect(r.text).toBe('what time is it')
+  })
+
+  it('probes the same pause once more after 300 ms of quiet when the first probe was refused, and not again', async () => {
+    // The first probe refused (as a squeezed last word or the skills' veto would): the second
+    // one, later in the same pause, may still end the turn long before a VAD or end flag would.
+    const { r, calls } = await stream(['turn on the kitchen light'], { accept: (n) => n === 2, tailMs: 1500 })
+    expect(calls.map((c) => c.text)).toEqual(['turn on the kitchen light', 'turn on the kitchen light'])
+    expect(calls[0]!.atMs).toBeLessThan(300)
+    expect(calls[1]!.atMs).toBeGreaterThanOrEqual(300)
+    expect(r).toMatchObject({ text: 'turn on the kitchen light', early: true })
+    // Refused twice: no third probe without new speech; the listener's end decides.
+    const twice = await stream(['turn on the kitchen light'], { accept: () => false, tailMs: 1500 })
+    expect(twice.calls).toHaveLength(2)
+    expect(twice.r.early).toBeUndefined()
+    // endpointRetrySilenceMs 0: a single probe per pause, as before.
+    const single = new OfflineRecognizer({ grammarPath: earlyGrammarPath, dictPath, log, secondOpinion: false, endpointRetrySilenceMs: 0 })
+    const once = await stream(['turn on the kitchen light'], { accept: () => false, tailMs: 1500, rec: single })
+    expect(once.calls).toHaveLength(1)
   })
 
   it('with endpointSilenceMs 0 it is the plain streaming path: onEndpoint is never called', async () => {
