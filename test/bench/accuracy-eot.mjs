@@ -11,13 +11,17 @@
 //     sends its end flag 600 ms after the last loud frame (VAD_END_SILENCE_MS; the agent's Silero adds
 //     its own lag on top, not simulated) and stops streaming on nodes/{id}/turn/end. First reply sample
 //     = the first audio/out frame reaching the node, measured from the last spoken (loud) sample sent.
-//     Once with EARLY_END_SILENCE_MS=100 (the default), once with 0 (off).
+//     Once with EARLY_END_SILENCE_MS=100 (the default), once with 0 (off). Also shown for the turns
+//     a skill answered, and those it answered right (the goal is about skill turns: a request the
+//     hub did not understand gets "say that again" or the LLM, after its open decode).
+//  Part 1 builds the detector as the hub does by default: the second opinion at the hub's margin,
+//  a second probe at 300 ms of quiet (EARLY_END_RETRY_MS=0 shows a single probe per pause).
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir, loadavg } from 'node:os'
 import { join } from 'node:path'
 import mqtt from 'mqtt'
 import { AudioFlags, decodeAudioFrame, encodeAudioFrame } from '@mirrormesh/broker'
-import { OfflineRecognizer, PocketsphinxAsr, grammarWords, jsgfFromPhrases, readDictionaryWords, writeGrammarDictionary } from '@mirrormesh/speech'
+import { DEFAULT_HUB_MIN_MARGIN, OfflineRecognizer, PocketsphinxAsr, grammarWords, jsgfFromPhrases, readDictionaryWords, writeGrammarDictionary } from '@mirrormesh/speech'
 import { earlyVeto } from '../../hub/dist/pipeline/early-end.js'
 import { builtinSkills, SkillMatcher } from '../../hub/dist/pipeline/skills.js'
 import { addNode, killAll, removeDir, sleep, startHub, tempDir, waitFor } from '../support/dist/harness.js'
@@ -29,8 +33,10 @@ const quiet = { debug() {}, info() {}, warn() {}, error() {}, trace() {}, fatal(
 const FRAME = 320
 const pace = Math.max(1, Number(process.env.BENCH_PACE) || 2)
 const concurrency = Math.max(1, Number(process.env.BENCH_CONCURRENCY) || 2)
+// The second probe at a pause (EARLY_END_RETRY_MS, default 300; 0 shows the single probe).
+const retryMs = Number(process.env.EARLY_END_RETRY_MS ?? 300)
 
-/** Levels of 20 ms frames, dBFS, and the speech threshold (30 dB under the peak, at least -55 dBFS), as the recogniser's meter. */
+/** Levels of 20 ms frames, dBFS, and the speech threshold (30 dB under the peak, at least -65 dBFS), as the recogniser's meter. */
 function levels(pcm) {
   const db = []
   for (let i = 0; i + FRAME <= pcm.length; i += FRAME) {
@@ -38,7 +44,7 @@ function levels(pcm) {
     for (let j = i; j < i + FRAME; j++) s += pcm[j] * pcm[j]
     db.push(10 * Math.log10(s / FRAME / 32768 / 32768 + 1e-12))
   }
-  return { db, thr: Math.max(Math.max(...db) - 30, -55) }
+  return { db, thr: Math.max(Math.max(...db) - 30, -65) }
 }
 
 /** Index just past the last 20 ms frame of speech: the last spoken sample. */
@@ -85,7 +91,8 @@ async function detect(early, asr, pcm) {
 }
 
 async function firing(quick) {
-  const all = evaluationSet({ quick })
+  // BENCH_VARIANT: one acoustic variant only (clean, quiet, noise, reverb).
+  const all = evaluationSet({ quick }).filter((i) => !process.env.BENCH_VARIANT || i.variant === process.env.BENCH_VARIANT)
   // BENCH_LIMIT: a fixed pseudo-random subset (the same on every run), mixing voices, variants and kinds.
   const limit = Number(process.env.BENCH_LIMIT) || all.length
   let seed = 12
@@ -100,7 +107,7 @@ async function firing(quick) {
     writeFileSync(grammarPath, jsgf)
     const dictPath = join(dir, 'grammar.dict')
     await writeGrammarDictionary([...grammarWords(jsgf)], dictPath)
-    const early = { recognizer: new OfflineRecognizer({ grammarPath, dictPath, endpointSilenceMs: 100, log: quiet, secondOpinion: false }), answersEarly: earlyVeto(matcher, phrases) }
+    const early = { recognizer: new OfflineRecognizer({ grammarPath, dictPath, endpointSilenceMs: 100, endpointRetrySilenceMs: retryMs, log: quiet, secondOpinion: { minMargin: DEFAULT_HUB_MIN_MARGIN } }), answersEarly: earlyVeto(matcher, phrases) }
     const asr = new PocketsphinxAsr({ grammarPath, log: quiet })
     const rows = []
     const t0 = Date.now()
@@ -136,6 +143,7 @@ async function firing(quick) {
 
 /** Part 2: one hub, `turns` utterances streamed by a simulated node; ms from the last spoken sample to the first reply frame. */
 async function latency(items, earlyMs) {
+  const matcher = new SkillMatcher(builtinSkills())
   const stateDir = await tempDir('mm-eot-hub-')
   try {
     const password = await addNode(stateDir, 'kitchen')
@@ -144,13 +152,18 @@ async function latency(items, earlyMs) {
     const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${hub.mqttPort}`, { clientId: 'node-kitchen', username: 'kitchen', password, protocolVersion: 4, reconnectPeriod: 0 })
     const firstOut = new Map()
     const ended = new Set()
+    const heard = new Map() // turnId → { text, kind }: what the hub understood and how it answered
     client.on('message', (topic, payload) => {
-      if (topic.endsWith('/audio/out')) {
+      if (topic.endsWith('/events')) {
+        const e = JSON.parse(payload.toString())
+        if (e.type === 'transcript') heard.set(e.turnId, { ...heard.get(e.turnId), text: e.text })
+        else if (e.type === 'reply') heard.set(e.turnId, { ...heard.get(e.turnId), kind: e.kind })
+      } else if (topic.endsWith('/audio/out')) {
         const f = decodeAudioFrame(payload)
         if (typeof f !== 'string' && f.samples.length && !firstOut.has(f.turnId)) firstOut.set(f.turnId, Date.now())
       } else if (topic.endsWith('/turn/end')) ended.add(JSON.parse(payload.toString()).turnId)
     })
-    await client.subscribeAsync([`${base}/nodes/kitchen/audio/out`, `${base}/nodes/kitchen/turn/end`], { qos: 0 })
+    await client.subscribeAsync([`${base}/nodes/kitchen/audio/out`, `${base}/nodes/kitchen/turn/end`, `${base}/nodes/kitchen/events`], { qos: 0 })
     const out = []
     let turnId = 1
     for (const item of items) {
@@ -160,21 +173,33 @@ async function latency(items, earlyMs) {
       const topic = `${base}/nodes/kitchen/audio/in`
       const start = Date.now()
       let lastSpokenAt
+      let sent = 0 // samples streamed before the hub ended the turn (or all)
       let seq = 0
       // The utterance, then quiet until the node's VAD (600 ms after the last loud frame) would end it.
       const total = last + 600 * 16
       for (let off = 0; off < total && !ended.has(id); off += FRAME) {
         const chunk = off < pcm.length ? pcm.subarray(off, off + FRAME) : new Int16Array(FRAME)
         client.publish(topic, encodeAudioFrame({ flags: off === 0 ? AudioFlags.start : 0, turnId: id, seq: seq++, samples: chunk }), { qos: 0 })
+        sent = off + FRAME
         if (off + FRAME >= last && lastSpokenAt === undefined) lastSpokenAt = Date.now()
         const wait = start + (off + FRAME) / 16 - Date.now()
         if (wait > 0) await sleep(wait)
       }
       if (!ended.has(id)) client.publish(topic, encodeAudioFrame({ flags: AudioFlags.end, turnId: id, seq: seq++, samples: new Int16Array(0) }), { qos: 0 })
       await waitFor(() => firstOut.has(id), { timeoutMs: 15_000, what: `reply to turn ${id}` }).catch(() => undefined)
-      // Ended before the last loud frame was sent: a cut (the agent would go on in a new turn, heard whole).
-      if (lastSpokenAt === undefined) out.push({ cut: true, early: true })
-      else if (firstOut.has(id)) out.push({ ms: firstOut.get(id) - lastSpokenAt, early: ended.has(id) })
+      // The reply event comes when the reply has been sent whole.
+      await waitFor(() => heard.get(id)?.kind !== undefined, { timeoutMs: 15_000, what: `reply event of turn ${id}` }).catch(() => undefined)
+      const h = heard.get(id) ?? {}
+      // right: a skill answered and the transcript means what was asked (the matcher's effect, as bench accuracy).
+      const right = h.kind === 'skill' && !!h.text && effectOf(matcher.match(h.text)) === item.expect
+      // Ended before the last spoken sample was sent: a cut when ≥ 100 ms of speech was still to come
+      // (as part 1); otherwise a tail (a plosive's release, no word lost), timed from when the last
+      // spoken sample would have been said.
+      const cut = lastSpokenAt === undefined && speechAfter(pcm, sent) >= 100
+      lastSpokenAt ??= start + last / 16
+      if (cut) out.push({ cut: true, early: true })
+      else if (firstOut.has(id)) out.push({ ms: firstOut.get(id) - lastSpokenAt, early: ended.has(id), kind: h.kind, right })
+      if (process.env.BENCH_VERBOSE === '1') console.log(`  ${item.voice.id} "${item.text}" → "${h.text ?? ''}" (${h.kind ?? '-'}${right ? ', right' : ''}) ${ended.has(id) ? 'early' : 'end flag'} ${firstOut.has(id) && lastSpokenAt !== undefined ? `${firstOut.get(id) - lastSpokenAt} ms` : '-'}`)
       await sleep(2500) // the reply plays out; the next request comes after it
     }
     await client.endAsync()
@@ -202,11 +227,16 @@ export async function main() {
     const r = await latency(items, ms)
     const v = r.filter((x) => !x.cut).map((x) => x.ms)
     rows.push([name, r.length, r.filter((x) => x.early).length, r.filter((x) => x.cut).length, fmt(quantile(v, 0.5), 0), fmt(quantile(v, 0.95), 0), fmt(Math.max(...v), 0)])
-    const e = r.filter((x) => x.early && !x.cut).map((x) => x.ms)
-    if (e.length) rows.push(['  of which ended early', e.length, e.length, 0, fmt(quantile(e, 0.5), 0), fmt(quantile(e, 0.95), 0), fmt(Math.max(...e), 0)])
+    const sub = (label, list) => {
+      const ms = list.map((x) => x.ms)
+      if (ms.length) rows.push([label, ms.length, list.filter((x) => x.early).length, 0, fmt(quantile(ms, 0.5), 0), fmt(quantile(ms, 0.95), 0), fmt(Math.max(...ms), 0)])
+    }
+    sub('  answered by a skill', r.filter((x) => !x.cut && x.kind === 'skill'))
+    sub('  answered right', r.filter((x) => !x.cut && x.right))
+    sub('  ended early', r.filter((x) => x.early && !x.cut))
   }
   console.log('last spoken sample → first reply frame at the node, ms')
-  console.log('cut: ended before the last spoken sample was sent (not in the latency figures)')
+  console.log('cut: ended with ≥ 100 ms of speech still to come (not in the latency figures); answered by a skill: the reply event\'s kind; right: and its transcript has the requested effect')
   table([['hub', 'turns', 'ended early', 'cut', 'p50', 'p95', 'max'], ...rows])
   console.log(`load average at end: ${loadavg().map((l) => l.toFixed(1)).join(' ')}`)
 }
