@@ -37,7 +37,7 @@ export const hubSettings = {
   queueMax: envInt(0, 256).default(4).describe('Turns that may wait for a slot; beyond it the node hears "busy"'),
   vadEndSilenceMs: envInt(100, 5000).default(500).describe('Silence after speech that ends a turn (hub-side Silero VAD)'),
   earlyEndSilenceMs: envInt(0, 1000).default(100).describe('Online early end of turn: quiet after a whole, confident grammar phrase (the offline criteria) that ends the turn, answers and tells the node to stop sending, instead of waiting for VAD_END_SILENCE_MS or the node\'s end flag (0: off). Needs pocketsphinx as the streaming ASR (README "End of turn")'),
-  earlyEndRetryMs: envInt(0, 2000).default(300).describe('When the probe at EARLY_END_SILENCE_MS found no whole phrase, one more at the same pause after this much quiet (0: none): the decoder often forces one more word into the first 100 ms of quiet'),
+  earlyEndRetryMs: envInt(0, 2000).default(200).describe('When the probe at EARLY_END_SILENCE_MS found no whole phrase, one more at the same pause after this much quiet (0: none): the decoder often forces one more word into the first 100 ms of quiet'),
   earlyEndResumeMs: envInt(0, 5000).default(600).describe('Speech from the same node this soon after an early end continues that turn: the early answer is withdrawn and the whole sentence answered once'),
   maxUtteranceMs: envInt(1000, 60_000).default(15_000).describe('Longest utterance; also ends a turn whose node went quiet'),
   turnTimeoutMs: envInt(1000, 300_000).default(30_000).describe('A whole turn (listen to last frame) is cut off after this'),

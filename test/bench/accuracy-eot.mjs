@@ -15,7 +15,7 @@
 //     a skill answered, and those it answered right (the goal is about skill turns: a request the
 //     hub did not understand gets "say that again" or the LLM, after its open decode).
 //  Part 1 builds the detector as the hub does by default: the second opinion at the hub's margin,
-//  a second probe at 300 ms of quiet (EARLY_END_RETRY_MS=0 shows a single probe per pause).
+//  a second probe at 200 ms of quiet (EARLY_END_RETRY_MS=0 shows a single probe per pause).
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir, loadavg } from 'node:os'
 import { join } from 'node:path'
@@ -33,8 +33,8 @@ const quiet = { debug() {}, info() {}, warn() {}, error() {}, trace() {}, fatal(
 const FRAME = 320
 const pace = Math.max(1, Number(process.env.BENCH_PACE) || 2)
 const concurrency = Math.max(1, Number(process.env.BENCH_CONCURRENCY) || 2)
-// The second probe at a pause (EARLY_END_RETRY_MS, default 300; 0 shows the single probe).
-const retryMs = Number(process.env.EARLY_END_RETRY_MS ?? 300)
+// The second probe at a pause (EARLY_END_RETRY_MS, default 200; 0 shows the single probe).
+const retryMs = Number(process.env.EARLY_END_RETRY_MS ?? 200)
 
 /** Levels of 20 ms frames, dBFS, and the speech threshold (30 dB under the peak, at least -65 dBFS), as the recogniser's meter. */
 function levels(pcm) {

@@ -28,7 +28,7 @@
 // the decoder's floor of 3 frames (30 ms) per phone, so every word must be above that floor and
 // the last one at ≥ 5 frames per phone (phrase-final lengthening). Nor may speech have resumed
 // while the probe decoded. After a rejected probe the other decoder goes on and a new one is fed
-// everything so far, for the same pause once it has lasted `endpointRetrySilenceMs` (300 ms) and
+// everything so far, for the same pause once it has lasted `endpointRetrySilenceMs` (200 ms) and
 // for the next pause (at most `maxProbes`, and only while the utterance is
 // short enough to be a command). Without an early endpoint, finish() ends a decoder that heard
 // the whole utterance: exactly the old path. Cost: a second pocketsphinx (~6 % of a core while
@@ -91,8 +91,8 @@ export interface OfflineRecognizerOptions extends Omit<PocketsphinxOptions, 'log
   endpointSilenceMs?: number
   /**
    * After a probe that found no whole phrase, one more at the same pause once it has been quiet
-   * this long, ms (default 300; 0: none). At 100 ms the decoder often still forces one more word
-   * into the quiet ("what is the date" → "what is the date today" with "today" squeezed); 300 ms
+   * this long, ms (default 200; 0: none). At 100 ms the decoder often still forces one more word
+   * into the quiet ("what is the date" → "what is the date today" with "today" squeezed); 100 ms
    * later it no longer does, and the turn ends there instead of at the VAD's end (~600 ms).
    */
   endpointRetrySilenceMs?: number
@@ -349,7 +349,7 @@ export class OfflineRecognizer {
     const o = this.opts
     const meter = new LevelMeter(o.speechRangeDb ?? 30)
     const silenceMs = o.endpointSilenceMs ?? 100
-    const retryMs = o.endpointRetrySilenceMs ?? 300
+    const retryMs = o.endpointRetrySilenceMs ?? 200
     const onEndpoint = silenceMs > 0 && this.phones.size > 0 ? hooks.onEndpoint : undefined
     // Two decoders stream the same audio. At a pause the active one is ended (the probe) and the
     // standby, current all along, takes over; a new standby is fed everything so far in the

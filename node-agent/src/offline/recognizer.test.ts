@@ -248,13 +248,14 @@ describe('OfflineRecognizer early endpoint (streamed in real time)', () => {
     expect(r.text).toBe('what time is it')
   })
 
-  it('probes the same pause once more after 300 ms of quiet when the first probe was refused, and not again', async () => {
+  it('probes the same pause once more after 200 ms of quiet when the first probe was refused, and not again', async () => {
     // The first probe refused (as a squeezed last word or the skills' veto would): the second
     // one, later in the same pause, may still end the turn long before a VAD or end flag would.
     const { r, calls } = await stream(['turn on the kitchen light'], { accept: (n) => n === 2, tailMs: 1500 })
     expect(calls.map((c) => c.text)).toEqual(['turn on the kitchen light', 'turn on the kitchen light'])
-    expect(calls[0]!.atMs).toBeLessThan(300)
-    expect(calls[1]!.atMs).toBeGreaterThanOrEqual(300)
+    expect(calls[0]!.atMs).toBeGreaterThanOrEqual(100)
+    expect(calls[1]!.atMs).toBeGreaterThanOrEqual(200)
+    expect(calls[1]!.atMs).toBeGreaterThan(calls[0]!.atMs)
     expect(r).toMatchObject({ text: 'turn on the kitchen light', early: true })
     // Refused twice: no third probe without new speech; the listener's end decides.
     const twice = await stream(['turn on the kitchen light'], { accept: () => false, tailMs: 1500 })
