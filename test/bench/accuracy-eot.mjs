@@ -21,7 +21,7 @@ import { tmpdir, loadavg } from 'node:os'
 import { join } from 'node:path'
 import mqtt from 'mqtt'
 import { AudioFlags, decodeAudioFrame, encodeAudioFrame } from '@mirrormesh/broker'
-import { DEFAULT_HUB_MIN_MARGIN, OfflineRecognizer, PocketsphinxAsr, grammarWords, jsgfFromPhrases, readDictionaryWords, writeGrammarDictionary } from '@mirrormesh/speech'
+import { DEFAULT_HUB_MIN_MARGIN, OfflineRecognizer, SPEECH_FLOOR_DBFS, PocketsphinxAsr, grammarWords, jsgfFromPhrases, readDictionaryWords, writeGrammarDictionary } from '@mirrormesh/speech'
 import { earlyVeto } from '../../hub/dist/pipeline/early-end.js'
 import { builtinSkills, SkillMatcher } from '../../hub/dist/pipeline/skills.js'
 import { addNode, killAll, removeDir, sleep, startHub, tempDir, waitFor } from '../support/dist/harness.js'
@@ -36,7 +36,7 @@ const concurrency = Math.max(1, Number(process.env.BENCH_CONCURRENCY) || 2)
 // The second probe at a pause (EARLY_END_RETRY_MS, default 200; 0 shows the single probe).
 const retryMs = Number(process.env.EARLY_END_RETRY_MS ?? 200)
 
-/** Levels of 20 ms frames, dBFS, and the speech threshold (30 dB under the peak, at least -65 dBFS), as the recogniser's meter. */
+/** Levels of 20 ms frames, dBFS, and the speech threshold (30 dB under the peak, at least the recogniser's floor), as the recogniser's meter. */
 function levels(pcm) {
   const db = []
   for (let i = 0; i + FRAME <= pcm.length; i += FRAME) {
@@ -44,7 +44,7 @@ function levels(pcm) {
     for (let j = i; j < i + FRAME; j++) s += pcm[j] * pcm[j]
     db.push(10 * Math.log10(s / FRAME / 32768 / 32768 + 1e-12))
   }
-  return { db, thr: Math.max(Math.max(...db) - 30, -65) }
+  return { db, thr: Math.max(Math.max(...db) - 30, SPEECH_FLOOR_DBFS) }
 }
 
 /** Index just past the last 20 ms frame of speech: the last spoken sample. */
@@ -199,7 +199,7 @@ async function latency(items, earlyMs) {
       lastSpokenAt ??= start + last / 16
       if (cut) out.push({ cut: true, early: true })
       else if (firstOut.has(id)) out.push({ ms: firstOut.get(id) - lastSpokenAt, early: ended.has(id), kind: h.kind, right })
-      if (process.env.BENCH_VERBOSE === '1') console.log(`  ${item.voice.id} "${item.text}" → "${h.text ?? ''}" (${h.kind ?? '-'}${right ? ', right' : ''}) ${ended.has(id) ? 'early' : 'end flag'} ${firstOut.has(id) && lastSpokenAt !== undefined ? `${firstOut.get(id) - lastSpokenAt} ms` : '-'}`)
+      if (process.env.BENCH_VERBOSE === '1') console.log(`  ${item.voice.id} "${item.text}" → "${h.text ?? ''}" (${h.kind ?? '-'}${right ? ', right' : ''}) ${ended.has(id) ? 'early' : 'end flag'} ${firstOut.has(id) ? `${firstOut.get(id) - lastSpokenAt} ms` : '-'}`)
       await sleep(2500) // the reply plays out; the next request comes after it
     }
     await client.endAsync()

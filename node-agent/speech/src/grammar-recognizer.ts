@@ -125,7 +125,7 @@ const FRAME = 320 // 20 ms at 16 kHz
  * weak sounds inside words ("th" of "three") and a breath before "please" read as quiet, and
  * the early end fired mid-sentence (7 of 189 quiet utterances cut off; -65: 1).
  */
-const FLOOR_DBFS = -65
+export const SPEECH_FLOOR_DBFS = -65
 const DEFAULT_MODEL_DIR = '/usr/share/pocketsphinx/model/en-us'
 /** The decoder's floor: 3 10-ms frames per phone (3-state HMMs); a word at it was squeezed in. */
 const FLOOR_FRAMES_PER_PHONE = 3
@@ -159,7 +159,7 @@ export class LevelMeter {
         const f = this.db(this.acc / FRAME)
         this.frames.push(f)
         this.peak = Math.max(this.peak, f)
-        if (f < Math.max(this.peak - this.rangeDb, FLOOR_DBFS)) this.quiet++
+        if (f < Math.max(this.peak - this.rangeDb, SPEECH_FLOOR_DBFS)) this.quiet++
         else {
           this.quiet = 0
           this.loudFrames++
@@ -188,7 +188,7 @@ export class LevelMeter {
   summary(rangeDb: number): { peakDbfs: number; speechMs: number } {
     const frames = this.n > FRAME / 4 ? [...this.frames, this.db(this.acc / this.n)] : this.frames
     const peak = frames.reduce((m, f) => Math.max(m, f), -120)
-    const thr = Math.max(peak - rangeDb, FLOOR_DBFS)
+    const thr = Math.max(peak - rangeDb, SPEECH_FLOOR_DBFS)
     return { peakDbfs: peak, speechMs: frames.filter((f) => f >= thr).length * 20 }
   }
 }
