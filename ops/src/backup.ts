@@ -169,7 +169,9 @@ export async function restore(file: string, stateDir: string): Promise<RestoreRe
     const previous = existsSync(target) ? await swapIn(fresh, target) : (await rename(fresh, target), null)
     return { stateDir: target, previous, files: manifest.files.length, retained: retained.length, created: manifest.created }
   } finally {
-    await rm(work, { recursive: true, force: true })
+    // Retries: after a corrupt archive, tar's extraction can still be writing files when unpackVerified
+    // has thrown, and a single rm then failed with ENOTEMPTY, which replaced the real error (CI, once).
+    await rm(work, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 })
   }
 }
 
