@@ -2,11 +2,12 @@
 // Each test reproduces a defect measured on the held-out set (see README "Understanding").
 // Real pocketsphinx on synthesized speech where the defect was acoustic; the skill/reply code
 // in-process where it was logic.
+import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
-import { FallbackChain, PocketsphinxAsr, Unavailable, jsgfFromPhrases, readDictionaryWords, which } from '@mirrormesh/speech'
+import { FallbackChain, PocketsphinxAsr, Unavailable, jsgfFromPhrases, readDictionaryWords, which, type SpawnFn } from '@mirrormesh/speech'
 import { FakeLlm, fakeCtx, silentLog, sink, source, testMetrics } from '../hub/src/pipeline/fakes.js'
 import type { Frame } from '../hub/src/pipeline/frames.js'
 import { ReplyStage, phrasesSpoken } from '../hub/src/pipeline/reply.js'
@@ -64,6 +65,40 @@ describe('out-of-skill speech never fires a skill', () => {
     // stops at least two in three of those (measured here: 2 of 6 still fire on this voice).
     expect(forced.length, forced.join('; ')).toBeGreaterThanOrEqual(4)
     expect(fired.length, fired.join('; ')).toBeLessThanOrEqual(Math.floor(forced.length / 3) + 1)
+  }, 90_000)
+
+  // The hub hints a session mid-turn when its early-end probe distrusted the audio so far; the open
+  // decode then starts early instead of after the turn (README "End of turn"). Nothing may change
+  // but the time: the same open transcript, and a command that is trusted after all leaves no decoder running.
+  sphinxIt('an open decode started early hears the whole utterance, and is stopped when the command is trusted after all', async () => {
+    const children: ChildProcess[] = []
+    const spawnFn: SpawnFn = (file, args, opts) => {
+      const c = spawn(file, args, { ...opts, stdio: ['pipe', 'pipe', 'pipe'] })
+      children.push(c)
+      return c
+    }
+    const asr = new PocketsphinxAsr({ grammarPath, log: silentLog, secondOpinion: { openVocabulary: true }, spawn: spawnFn })
+    const run = async (pcm: Int16Array, hintAt: number | undefined) => {
+      const s = asr.start(new AbortController().signal)
+      for (let i = 0; i < pcm.length; i += 320) {
+        if (i === hintAt) s.expectUntrusted?.()
+        s.write(pcm.subarray(i, i + 320))
+      }
+      return s.finish()
+    }
+    const question = await synth('remember that my keys are in the drawer', { padMs: 300 })
+    const late = await run(question, undefined)
+    const early = await run(question, 320 * Math.floor(question.length / 640)) // half-way through
+    expect(late.rejected).toBe('second_opinion')
+    expect(late.text).not.toBe('')
+    expect(early).toEqual(late)
+
+    const command = await synth('turn on the kitchen light', { padMs: 300 })
+    children.length = 0
+    const r = await run(command, 320 * 10)
+    expect(r.text).toBe('turn on the kitchen light')
+    expect(children).toHaveLength(3) // grammar, phone loop, open decoder
+    await vi.waitFor(() => expect(children.map((c) => c.exitCode ?? c.signalCode)).not.toContain(null), { timeout: 5000 })
   }, 90_000)
 
   sphinxIt('commands that were said are still trusted, and none becomes another command', async () => {

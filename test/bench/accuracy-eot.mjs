@@ -16,7 +16,7 @@
 //     hub did not understand gets "say that again" or the LLM, after its open decode).
 //  Part 1 builds the detector as the hub does by default: the second opinion at the hub's margin,
 //  a second probe at 200 ms of quiet (EARLY_END_RETRY_MS=0 shows a single probe per pause).
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { appendFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir, loadavg } from 'node:os'
 import { join } from 'node:path'
 import mqtt from 'mqtt'
@@ -147,7 +147,9 @@ async function latency(items, earlyMs) {
   const stateDir = await tempDir('mm-eot-hub-')
   try {
     const password = await addNode(stateDir, 'kitchen')
-    const hub = await startHub({ stateDir, env: { EARLY_END_SILENCE_MS: String(earlyMs), LOG_LEVEL: 'warn' }, timeoutMs: 60_000 })
+    // BENCH_HUB_LOG=file: the hub's debug log (with transcripts) of each run, appended there.
+    const hubLog = process.env.BENCH_HUB_LOG
+    const hub = await startHub({ stateDir, env: { EARLY_END_SILENCE_MS: String(earlyMs), LOG_LEVEL: hubLog ? 'debug' : 'warn', ...(hubLog ? { LOG_PII: 'true' } : {}) }, timeoutMs: 60_000 })
     const base = 'mirrormesh'
     const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${hub.mqttPort}`, { clientId: 'node-kitchen', username: 'kitchen', password, protocolVersion: 4, reconnectPeriod: 0 })
     const firstOut = new Map()
@@ -205,6 +207,7 @@ async function latency(items, earlyMs) {
     await client.endAsync()
     hub.kill('SIGTERM')
     await hub.exited
+    if (hubLog) appendFileSync(hubLog, hub.out.text)
     return out
   } finally {
     await killAll()

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { FallbackChain, Unavailable, type AsrEngine } from '@mirrormesh/speech'
+import { FallbackChain, Unavailable, type AsrEngine, type OfflineRecognizer, type Recognition, type SessionHooks } from '@mirrormesh/speech'
 import { FakeAsr, FakeVad, fakeCtx, pcm, silentLog, sink, source, testMetrics } from './fakes.js'
 import type { Frame } from './frames.js'
 import { ListenStage } from './listen.js'
@@ -103,5 +103,38 @@ describe('ListenStage', () => {
     await done
     expect(out.frames).toEqual([])
     expect(await value('mirrormesh_fallback_total')).toBe(0)
+  })
+
+  it('a probe the second opinion distrusted starts the session\'s open decode early; a trusted one does not', async () => {
+    const hints: number[] = [] // frames the ASR session had heard when hinted
+    const asr: AsrEngine = {
+      name: 'pocketsphinx',
+      health: () => 'ok',
+      start: () => {
+        let n = 0
+        return { write: () => void n++, finish: async () => ({ text: '' }), expectUntrusted: () => void hints.push(n) }
+      },
+    }
+    const verdict = (trusted: boolean): Recognition => ({ text: 'what day is it', confident: trusted, speechMs: 500, peakDbfs: -10, wordMs: 400, coverage: 0.8, latencyMs: 20, margin: trusted ? 2 : -9, trusted })
+    const recognizer = {
+      start: (_signal: AbortSignal, hooks: SessionHooks = {}) => {
+        let n = 0
+        return {
+          write: () => {
+            n++
+            if (n === 2) hooks.onProbe?.(verdict(true))
+            if (n === 4) hooks.onProbe?.(verdict(false))
+          },
+          finish: () => Promise.reject(new Error('unused')),
+          kill: () => undefined,
+        }
+      },
+    } as unknown as OfflineRecognizer
+    const m = testMetrics()
+    const stage = new ListenStage(undefined, new FallbackChain('asr', [asr], m.metrics, silentLog), { maxUtteranceMs: 10_000 }, m.metrics, { recognizer, answersEarly: () => true })
+    const out = sink()
+    await stage.run(source([...audio(6), { type: 'input_end', at: 1 }]), out.out, fakeCtx())
+    expect(hints).toEqual([4])
+    expect(out.types()).toEqual(['end_of_speech', 'transcript'])
   })
 })

@@ -63,13 +63,19 @@ export class ListenStage implements Stage {
     // Only on the grammar decoder: its phrases are what the early end judges.
     let early: { at: number; heard: string } | undefined
     const detector = this.early && asrList[0]?.name === 'pocketsphinx' && session
-      ? this.early.recognizer.start(signal, { prefix: hooks.prefix, onEndpoint: (r) => {
-        if (input.ended || !this.early!.answersEarly(r.text)) return false
-        early = { at: Date.now(), heard: r.text }
-        eos ??= early.at
-        input.end()
-        return true
-      } })
+      ? this.early.recognizer.start(signal, {
+        prefix: hooks.prefix,
+        // The audio so far did not convince the second opinion: the final decode will likely
+        // not either, so its open-vocabulary decode starts now instead of after the end.
+        onProbe: (r) => { if (r.trusted === false) session?.expectUntrusted?.() },
+        onEndpoint: (r) => {
+          if (input.ended || !this.early!.answersEarly(r.text)) return false
+          early = { at: Date.now(), heard: r.text }
+          eos ??= early.at
+          input.end()
+          return true
+        },
+      })
       : undefined
     for (const pcm of hooks.prefix ?? []) {
       buffered.push(pcm)

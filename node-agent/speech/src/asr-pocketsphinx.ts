@@ -221,8 +221,10 @@ function writeDictionaryFor(grammarPath: string, cmudict: string, log: Logger): 
 export class PocketsphinxSession implements AsrSession {
   private finishing: Promise<Transcript> | undefined
 
-  /** The utterance, kept only when an open-vocabulary decode may need it. */
+  /** The utterance, kept only when an open-vocabulary decode may need it and none has started. */
   private readonly audio: Int16Array[] = []
+  /** The open-vocabulary decoder once started (expectUntrusted, or an untrusted result). */
+  private openProc: PocketsphinxProcess | undefined
 
   constructor(private readonly proc: PocketsphinxProcess, private readonly log: Logger,
     private readonly loop?: PhoneLoop, private readonly minMargin = 0, private readonly open?: () => PocketsphinxProcess) {}
@@ -235,7 +237,25 @@ export class PocketsphinxSession implements AsrSession {
   write(pcm: Int16Array): void {
     this.proc.write(pcm)
     this.loop?.write(pcm)
-    if (this.open) this.audio.push(pcm.slice())
+    if (this.openProc) this.openProc.write(pcm)
+    else if (this.open) this.audio.push(pcm.slice())
+  }
+
+  /**
+   * Starts the open-vocabulary decode now and streams the rest of the utterance to it. Without
+   * the hint it starts at an untrusted result, after the turn has ended, and its model load
+   * (~0.3 s: the full dictionary and the en-us LM) and decode (~0.2 s CPU per second of speech)
+   * delayed every refused turn's "Sorry, I can't answer that yet" by both.
+   */
+  expectUntrusted(): void {
+    if (!this.finishing) this.startOpen()
+  }
+
+  private startOpen(): PocketsphinxProcess | undefined {
+    if (!this.open || this.openProc) return this.openProc
+    this.openProc = this.open()
+    for (const a of this.audio.splice(0)) this.openProc.write(a)
+    return this.openProc
   }
 
   finish(): Promise<Transcript> {
@@ -246,23 +266,30 @@ export class PocketsphinxSession implements AsrSession {
       const text = lines.join(' ')
       if (!this.loop || !text) {
         this.loop?.kill()
+        this.openProc?.kill()
         this.log.debug({ engine: 'pocketsphinx', ms: Math.round(performance.now() - started) }, 'asr finished')
         return { text }
       }
       const v = judgeMargin(hypothesisScore(log ?? ''), await loopScore, this.loop.sampleCount, this.minMargin)
       this.log.debug({ engine: 'pocketsphinx', ms: Math.round(performance.now() - started), margin: v.margin, trusted: v.trusted }, 'asr finished')
       const margin = v.margin !== undefined ? { margin: v.margin } : {}
-      if (v.trusted) return { text, ...margin }
+      if (v.trusted) {
+        this.openProc?.kill()
+        return { text, ...margin }
+      }
       return { text: await this.openText(), rejected: 'second_opinion', heard: text, ...margin }
+    }, (err: unknown) => {
+      this.loop?.kill()
+      this.openProc?.kill()
+      throw err
     })
     return this.finishing
   }
 
   /** The open-vocabulary transcript of the utterance ('' without one, or when it fails). */
   private async openText(): Promise<string> {
-    if (!this.open) return ''
-    const p = this.open()
-    for (const a of this.audio.splice(0)) p.write(a)
+    const p = this.startOpen()
+    if (!p) return ''
     try {
       return (await p.finish()).lines.join(' ')
     } catch (err) {

@@ -32,7 +32,8 @@
 // for the next pause (at most `maxProbes`, and only while the utterance is
 // short enough to be a command). Without an early endpoint, finish() ends a decoder that heard
 // the whole utterance: exactly the old path. Cost: a second pocketsphinx (~6 % of a core while
-// speech streams; with the grammar-only dictionary it starts in ~30 ms with ~16 MB).
+// speech streams; with the grammar-only dictionary it starts in ~30 ms with ~16 MB), and with the
+// second opinion a second phone loop (~5 % of a core).
 import { readFileSync } from 'node:fs'
 import fs from 'node:fs/promises'
 import path from 'node:path'
@@ -71,6 +72,8 @@ export interface Recognition {
   early?: boolean
   /** Second-opinion margin per frame (grammar vs phone loop, @mirrormesh/speech second-opinion.ts). */
   margin?: number
+  /** The second opinion's own verdict (another reason may have refused the phrase first); unset when it did not run. */
+  trusted?: boolean
 }
 
 export interface OfflineRecognizerOptions extends Omit<PocketsphinxOptions, 'log'> {
@@ -116,6 +119,8 @@ export interface SessionHooks {
   onEndpoint?: (r: Recognition) => boolean
   /** Audio heard before this utterance that belongs to it (speech resumed after an early answer); not probed again. */
   prefix?: Int16Array[]
+  /** Every probe's verdict, whether or not it ends the utterance (the hub starts its open-vocabulary decode on a distrusted one). */
+  onProbe?: (r: Recognition) => void
 }
 
 const FRAME = 320 // 20 ms at 16 kHz
@@ -357,11 +362,14 @@ export class OfflineRecognizer {
     // active decoder has heard the whole utterance, as the single decoder did before.
     let active = this.decoder(signal)
     let standby = onEndpoint ? this.decoder(signal) : undefined
-    // The phone loop streams like the decoders: at a probe it is finished (it has heard all so far)
-    // and a new one is fed everything, for the next probe or the end.
+    // The phone loop streams like the decoders, and has a standby too: at a probe the current one
+    // is finished (it has heard all so far) and the standby takes over. With a single loop fed
+    // everything anew at each probe, the second probe at a pause (~100 ms after the first) waited
+    // for that loop to catch up: ~140 ms more than a current one.
     const so = o.secondOpinion === false ? undefined : { minMargin: o.secondOpinion?.minMargin ?? DEFAULT_MIN_MARGIN }
     const newLoop = (): PhoneLoop | undefined => (so ? new PhoneLoop({ bin: this.bin!, ...(o.modelDir ? { modelDir: o.modelDir } : {}), ...(o.dictPath ? { dictPath: o.dictPath } : {}), ...(o.spawn ? { spawn: o.spawn } : {}), signal }) : undefined)
     let loop = newLoop()
+    let standbyLoop = onEndpoint ? newLoop() : undefined
     const audio: Int16Array[] = [] // everything so far, for the next standby
     let probes = 0
     let probing = false
@@ -381,8 +389,12 @@ export class OfflineRecognizer {
       const t0 = performance.now()
       const probeLoop = loop
       if (probeLoop) {
-        loop = newLoop()
-        for (const a of audio) loop!.write(a)
+        loop = standbyLoop
+        standbyLoop = undefined
+        if (!loop) {
+          loop = newLoop()
+          for (const a of audio) loop!.write(a)
+        }
       }
       Promise.all([d.finish(), probeLoop?.score()]).then(([dec, loopScore]) => {
         probing = false
@@ -393,6 +405,11 @@ export class OfflineRecognizer {
         const squeezed = r.confident && !resumed ? squeezedWord(dec.words ?? [], this.phones) : undefined
         const ok = r.confident && !resumed && squeezed === undefined
         o.log.debug({ pii: { text: r.text }, ok, reason: r.reason, resumed, squeezed, coverage: r.coverage, latencyMs: r.latencyMs, probe: probes }, 'offline endpoint probe')
+        try {
+          hooks.onProbe?.(r)
+        } catch (err) {
+          o.log.error({ err }, 'endpoint probe handler failed')
+        }
         if (ok) {
           early = { ...r, early: true }
           try {
@@ -405,7 +422,11 @@ export class OfflineRecognizer {
         // Not (yet) a whole phrase: a new standby for the next pause.
         if (canProbe()) {
           standby = this.decoder(signal)
-          for (const a of audio) standby.write(a)
+          standbyLoop = newLoop()
+          for (const a of audio) {
+            standby.write(a)
+            standbyLoop?.write(a)
+          }
         } else {
           audio.length = 0
         }
@@ -421,6 +442,7 @@ export class OfflineRecognizer {
       if (!onEndpoint || done || (!standby && !probing)) return
       audio.push(pcm)
       standby?.write(pcm)
+      standbyLoop?.write(pcm)
       if (!standby || probing) return
       // New speech since the last probe (≥ 100 ms: not a click), then the quiet.
       if (meter.trailingQuietMs >= silenceMs && meter.loudFrames >= probedAtLoud + 5) {
@@ -442,12 +464,14 @@ export class OfflineRecognizer {
       kill: () => {
         done = true
         standby?.kill()
+        standbyLoop?.kill()
         active.kill()
         loop?.kill()
       },
       finish: async () => {
         done = true
         standby?.kill()
+        standbyLoop?.kill()
         if (early) {
           active.kill()
           loop?.kill()
@@ -486,7 +510,10 @@ export class OfflineRecognizer {
       coverage: Math.round(coverage * 100) / 100, latencyMs: Math.round(latencyMs),
     }
     if (reason) r.reason = reason
-    if (v?.margin !== undefined) r.margin = v.margin
+    if (v?.margin !== undefined) {
+      r.margin = v.margin
+      r.trusted = v.trusted
+    }
     if (log) o.log.debug({ pii: { text }, margin: r.margin, confident: r.confident, reason, speechMs, wordMs, peakDbfs: r.peakDbfs, coverage: r.coverage, latencyMs: r.latencyMs }, 'offline recognition')
     return r
   }

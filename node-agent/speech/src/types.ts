@@ -41,6 +41,11 @@ export interface AsrEngine extends Engine {
 export interface AsrSession {
   write(pcm: Int16Array): void
   finish(): Promise<Transcript>
+  /**
+   * A hint that the result will likely not be trusted (the hub's early-end probe refused the
+   * audio so far): start now what an untrusted result needs, while the turn waits for its end.
+   */
+  expectUntrusted?(): void
 }
 
 /** Text to speech: PCM16 16 kHz chunks as soon as they are ready. */

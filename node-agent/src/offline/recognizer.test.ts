@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createLogger } from '@mirrormesh/broker'
-import { jsgfFromPhrases } from '@mirrormesh/speech'
+import { DEFAULT_HUB_MIN_MARGIN, jsgfFromPhrases } from '@mirrormesh/speech'
 import { grammarWords, LevelMeter, OfflineRecognizer, phoneCounts, squeezedWord, syllables, writeGrammarDictionary, type Recognition } from './recognizer.js'
 import { concat } from './responder.js'
 
@@ -186,7 +186,7 @@ describe('OfflineRecognizer early endpoint (streamed in real time)', () => {
    * silence, in 20 ms frames at real-time pace, until finish. `endpointAt`: ms of audio after
    * the end of the last speech when onEndpoint fired (undefined: it did not).
    */
-  async function stream(parts: Array<string | number>, opts: { tailMs?: number; prefix?: Int16Array[]; accept?: (call: number) => boolean; rec?: OfflineRecognizer } = {}) {
+  async function stream(parts: Array<string | number>, opts: { tailMs?: number; prefix?: Int16Array[]; accept?: (call: number) => boolean; rec?: OfflineRecognizer; onProbe?: (r: Recognition) => void } = {}) {
     const pcm = cat(silence(300), ...parts.map((p) => (typeof p === 'number' ? silence(p) : trimmed(speech(p)))))
     const all = cat(pcm, silence(opts.tailMs ?? 800))
     const calls: { text: string; atMs: number }[] = []
@@ -194,6 +194,7 @@ describe('OfflineRecognizer early endpoint (streamed in real time)', () => {
     let accepted = false
     const s = (opts.rec ?? rec).start(new AbortController().signal, {
       prefix: opts.prefix,
+      ...(opts.onProbe ? { onProbe: opts.onProbe } : {}),
       onEndpoint: (r) => {
         calls.push({ text: r.text, atMs: (written - pcm.length) / 16 })
         accepted = opts.accept?.(calls.length) ?? true
@@ -209,7 +210,7 @@ describe('OfflineRecognizer early endpoint (streamed in real time)', () => {
     }
     const r = await s.finish()
     results.push([`endpoint: ${parts.join(' | ')}`, r])
-    return { r, calls, endpointAt: calls[0]?.atMs }
+    return { r, calls, endpointAt: calls[0]?.atMs, audio: all.subarray(0, written) }
   }
   const results: [string, Recognition][] = []
   afterAll(() => {
@@ -265,6 +266,26 @@ describe('OfflineRecognizer early endpoint (streamed in real time)', () => {
     const single = new OfflineRecognizer({ grammarPath: earlyGrammarPath, dictPath, log, secondOpinion: false, endpointRetrySilenceMs: 0 })
     const once = await stream(['turn on the kitchen light'], { accept: () => false, tailMs: 1500, rec: single })
     expect(once.calls).toHaveLength(1)
+  })
+
+  it('with the second opinion every probe reports its verdict, and the phone loop that takes over at a probe has heard the whole utterance', async () => {
+    const checked = new OfflineRecognizer({ grammarPath: earlyGrammarPath, dictPath, log, secondOpinion: { minMargin: DEFAULT_HUB_MIN_MARGIN } })
+    const probes: Recognition[] = []
+    // Both probes refused: the final verdict comes from the loop that was standby at the second.
+    const { r, calls, audio } = await stream(['turn on the kitchen light'], { accept: () => false, tailMs: 1500, rec: checked, onProbe: (p) => probes.push(p) })
+    expect(calls).toHaveLength(2)
+    expect(probes.map((p) => p.trusted)).toEqual([true, true])
+    // A loop that missed audio while the probes ran would score the grammar path differently.
+    const whole = await checked.recognize(audio, new AbortController().signal)
+    expect(r.margin).toBeDefined()
+    expect(r.margin).toBe(whole.margin)
+    // Speech no grammar phrase fits: the probe says the second opinion distrusts it (the hub then
+    // starts its open-vocabulary decode), even though no endpoint is offered.
+    const open: Recognition[] = []
+    const q = await stream(['remember that my keys are in the drawer'], { tailMs: 800, rec: checked, onProbe: (p) => open.push(p) })
+    expect(q.calls).toEqual([])
+    expect(open.length).toBeGreaterThan(0)
+    expect(open.some((p) => p.trusted === false), JSON.stringify(open)).toBe(true)
   })
 
   it('with endpointSilenceMs 0 it is the plain streaming path: onEndpoint is never called', async () => {
