@@ -52,6 +52,14 @@ describe('loadHubConfig', () => {
     expect(problems[0]).toMatch(/^MQTT_URL: is required when MQTT_USERNAME\/MQTT_PASSWORD are set/)
   })
 
+  it('refuses a second early-end probe that would come no later than the first (it was silently never run)', () => {
+    expect(problemsOf({ EARLY_END_SILENCE_MS: '150', EARLY_END_RETRY_MS: '150' })).toEqual([
+      'EARLY_END_RETRY_MS: is 150 ms, not longer than EARLY_END_SILENCE_MS (150 ms): the second probe is later in the same pause than the first. Fix: set it above EARLY_END_SILENCE_MS (default 200), or 0 for no second probe.',
+    ])
+    expect(loadHubConfig({ MIRRORMESH_STATE_DIR: dir, EARLY_END_RETRY_MS: '0' }).earlyEndRetryMs).toBe(0)
+    expect(loadHubConfig({ MIRRORMESH_STATE_DIR: dir, EARLY_END_SILENCE_MS: '0', EARLY_END_RETRY_MS: '50' }).earlyEndSilenceMs).toBe(0) // early end off: nothing to compare
+  })
+
   it('reports range errors together with conditional ones', () => {
     const problems = problemsOf({ MQTT_PORT: '70000', MQTT_TLS_CERT: cert })
     expect(problems).toHaveLength(2)

@@ -94,7 +94,7 @@ export interface OfflineRecognizerOptions extends Omit<PocketsphinxOptions, 'log
   endpointSilenceMs?: number
   /**
    * After a probe that found no whole phrase, one more at the same pause once it has been quiet
-   * this long, ms (default 200; 0: none). At 100 ms the decoder often still forces one more word
+   * this long, ms (default 200; 0, or not above endpointSilenceMs: none). At 100 ms the decoder often still forces one more word
    * into the quiet ("what is the date" → "what is the date today" with "today" squeezed); 100 ms
    * later it no longer does, and the turn ends there instead of at the VAD's end (~600 ms).
    */
