@@ -265,8 +265,9 @@ export async function main() {
     const version = await waitFor(async () => (await agent.health()).offline?.bundleVersion, { timeoutMs: 180_000, intervalMs: 200, what: 'reply bundle synced to the node' })
     await agent.waitState('online', 30_000)
     const bundleS = (Date.now() - tHub) / 1000
-    const grammarFile = join(dir, 'offline', 'offline-grammar.gram')
-    const grammar = new Set(readFileSync(grammarFile, 'utf8').replace(/^[\s\S]*public <cmd> =/, '').replace(/;\s*$/, '').split('|').map((p) => p.trim()))
+    // The bundle's phrases (its grammar is written as a prefix tree once it is large: not a list to split).
+    const manifest = JSON.parse(readFileSync(join(dir, 'offline', 'bundle', 'bundles', version, 'manifest.json'), 'utf8'))
+    const grammar = new Set(manifest.replies.map((r) => r.phrase))
     const notInGrammar = [...new Set([...LATENCY_PHRASES, ...IN_GRAMMAR])].filter((p) => !grammar.has(p))
     const oogInGrammar = OUT_OF_GRAMMAR.filter((p) => grammar.has(p))
     console.log(`hub up, bundle ${version} synced and node online after ${bundleS.toFixed(1)} s; grammar: ${grammar.size} phrases` +
