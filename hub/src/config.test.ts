@@ -54,8 +54,10 @@ describe('loadHubConfig', () => {
 
   it('refuses a second early-end probe that would come no later than the first (it was silently never run)', () => {
     expect(problemsOf({ EARLY_END_SILENCE_MS: '150', EARLY_END_RETRY_MS: '150' })).toEqual([
-      'EARLY_END_RETRY_MS: is 150 ms, not longer than EARLY_END_SILENCE_MS (150 ms): the second probe is later in the same pause than the first. Fix: set it above EARLY_END_SILENCE_MS (default 200), or 0 for no second probe.',
+      'EARLY_END_RETRY_MS: is 150 ms, not longer than EARLY_END_SILENCE_MS (150 ms): the second probe is later in the same pause than the first. Fix: set EARLY_END_RETRY_MS above EARLY_END_SILENCE_MS, or to 0 for no second probe.',
     ])
+    // Left at its default (200) under a longer first probe: a hub configured that way before still starts, without a second probe.
+    expect(loadHubConfig({ MIRRORMESH_STATE_DIR: dir, EARLY_END_SILENCE_MS: '300' })).toMatchObject({ earlyEndSilenceMs: 300, earlyEndRetryMs: 200 })
     expect(loadHubConfig({ MIRRORMESH_STATE_DIR: dir, EARLY_END_RETRY_MS: '0' }).earlyEndRetryMs).toBe(0)
     expect(loadHubConfig({ MIRRORMESH_STATE_DIR: dir, EARLY_END_SILENCE_MS: '0', EARLY_END_RETRY_MS: '50' }).earlyEndSilenceMs).toBe(0) // early end off: nothing to compare
   })

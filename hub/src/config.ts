@@ -37,7 +37,7 @@ export const hubSettings = {
   queueMax: envInt(0, 256).default(4).describe('Turns that may wait for a slot; beyond it the node hears "busy"'),
   vadEndSilenceMs: envInt(100, 5000).default(500).describe('Silence after speech that ends a turn (hub-side Silero VAD)'),
   earlyEndSilenceMs: envInt(0, 1000).default(100).describe('Online early end of turn: quiet after a whole, confident grammar phrase (the offline criteria) that ends the turn, answers and tells the node to stop sending, instead of waiting for VAD_END_SILENCE_MS or the node\'s end flag (0: off). Needs pocketsphinx as the streaming ASR (README "End of turn")'),
-  earlyEndRetryMs: envInt(0, 2000).default(200).describe('When the probe at EARLY_END_SILENCE_MS found no whole phrase, one more at the same pause after this much quiet, ms; longer than EARLY_END_SILENCE_MS, or 0 for none: the decoder often forces one more word into the first 100 ms of quiet'),
+  earlyEndRetryMs: envInt(0, 2000).default(200).describe('When the probe at EARLY_END_SILENCE_MS found no whole phrase, one more at the same pause after this much quiet, ms; longer than EARLY_END_SILENCE_MS, or 0 for none (left at its default under a longer EARLY_END_SILENCE_MS: none): the decoder often forces one more word into the first 100 ms of quiet'),
   earlyEndResumeMs: envInt(0, 5000).default(600).describe('Speech from the same node this soon after an early end continues that turn: the early answer is withdrawn and the whole sentence answered once'),
   maxUtteranceMs: envInt(1000, 60_000).default(15_000).describe('Longest utterance; also ends a turn whose node went quiet'),
   turnTimeoutMs: envInt(1000, 300_000).default(30_000).describe('A whole turn (listen to last frame) is cut off after this'),
@@ -91,8 +91,10 @@ export function loadHubConfig(env: Record<string, string | undefined> = process.
     requireExistingPath(c, 'embeddingModel', problem)
     if (c.mqttPassword && !c.mqttUsername) problem('mqttUsername', 'is required when MQTT_PASSWORD is set. Fix: set the external broker username.')
     if (c.hubRole !== 'solo' && c.mqttUrl === undefined) problem('hubRole', `${c.hubRole} needs an external broker (the embedded one dies with its hub). Fix: set MQTT_URL to a Mosquitto/EMQX every hub uses, or HUB_ROLE=solo.`)
-    // The second probe comes later in the same pause; one at or before the first was silently never run.
-    if (c.earlyEndSilenceMs > 0 && c.earlyEndRetryMs > 0 && c.earlyEndRetryMs <= c.earlyEndSilenceMs) problem('earlyEndRetryMs', `is ${c.earlyEndRetryMs} ms, not longer than EARLY_END_SILENCE_MS (${c.earlyEndSilenceMs} ms): the second probe is later in the same pause than the first. Fix: set it above EARLY_END_SILENCE_MS (default 200), or 0 for no second probe.`)
+    // The second probe comes later in the same pause; one set at or before the first was silently
+    // never run. Only a value set here is refused: with EARLY_END_SILENCE_MS ≥ 200 and the retry
+    // left at its default there is no second probe, as before (documented), and the hub still starts.
+    if (env.EARLY_END_RETRY_MS && c.earlyEndSilenceMs > 0 && c.earlyEndRetryMs > 0 && c.earlyEndRetryMs <= c.earlyEndSilenceMs) problem('earlyEndRetryMs', `is ${c.earlyEndRetryMs} ms, not longer than EARLY_END_SILENCE_MS (${c.earlyEndSilenceMs} ms): the second probe is later in the same pause than the first. Fix: set EARLY_END_RETRY_MS above EARLY_END_SILENCE_MS, or to 0 for no second probe.`)
     if (c.mqttUrl === undefined && (c.mqttUsername || c.mqttPassword)) problem('mqttUrl', 'is required when MQTT_USERNAME/MQTT_PASSWORD are set (they are for an external broker). Fix: set MQTT_URL, or unset them.')
   })
   const stateDir = resolve(cfg.stateDir)
