@@ -113,8 +113,10 @@ describe('PocketsphinxAsr', () => {
     await expect.poll(() => runningInGroup(pid)).toBeGreaterThanOrEqual(2)
     ac.abort()
     await expect(s.finish()).rejects.toMatchObject({ name: 'AbortError' })
-    // Nothing of the group (sh, cat, pocketsphinx) is left running.
-    expect(runningInGroup(pid)).toBe(0)
+    // Nothing of the group (sh, cat, pocketsphinx) is left running. finish() settles when sh's pipes
+    // close, which a killed member does just before it becomes a zombie: on a loaded box the scan
+    // saw one in that window (CI, once), so it is given a moment.
+    await expect.poll(() => runningInGroup(pid), { timeout: 2000 }).toBe(0)
   })
 
   it('reports a crash with the reason pocketsphinx gave', async () => {
