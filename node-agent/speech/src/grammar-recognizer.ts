@@ -273,7 +273,14 @@ export function squeezedWord(words: AlignedWord[], phones: ReadonlyMap<string, n
   return undefined
 }
 
-interface Decoded { lines: string[]; words: AlignedWord[] | null; score?: number | undefined }
+interface Decoded {
+  lines: string[]
+  words: AlignedWord[] | null
+  score?: number | undefined
+  /** The phone loop's score for the same audio (second opinion), and how much audio both heard. */
+  loopScore?: number | undefined
+  samples: number
+}
 
 const BT_ROW = /^(\S+)\s+(\d+)\s+(\d+)\s+[\d.]+\s+-?\d+\s+-?\d+\s+\d+\s*$/
 
@@ -294,21 +301,31 @@ export function parseBacktrace(log: string): AlignedWord[] | null {
 
 const isFiller = (w: string): boolean => w.startsWith('<') || w.startsWith('++') || w.startsWith('[')
 
-/** One decoder for one utterance, keeping its log for the backtrace. */
+/**
+ * One decoder for one utterance, keeping its log for the backtrace, with the second opinion's
+ * phone loop (when on) hearing exactly the same audio: wherever a decoder is handed over (active,
+ * standby, probe) its loop goes with it.
+ */
 class DecoderSession {
-  constructor(private readonly proc: PocketsphinxProcess) {}
+  private samples = 0
+
+  constructor(private readonly proc: PocketsphinxProcess, private readonly loop?: PhoneLoop) {}
 
   write(pcm: Int16Array): void {
+    this.samples += pcm.length
     this.proc.write(pcm)
+    this.loop?.write(pcm)
   }
 
   finish(): Promise<Decoded> {
-    return this.proc.finish().then(({ lines, log }) => ({ lines, words: parseBacktrace(log ?? ''), score: hypothesisScore(log ?? '') }))
+    return Promise.all([this.proc.finish(), this.loop?.score()]).then(([{ lines, log }, loopScore]) =>
+      ({ lines, words: parseBacktrace(log ?? ''), score: hypothesisScore(log ?? ''), loopScore, samples: this.samples }))
   }
 
-  /** Stop the decoder; its result is no longer wanted. */
+  /** Stop the decoder and its loop; their results are no longer wanted. */
   kill(): void {
     this.proc.kill()
+    this.loop?.kill()
   }
 }
 
@@ -338,8 +355,11 @@ export class OfflineRecognizer {
     return this.asr.health() === 'ok' && this.bin ? 'ok' : 'down'
   }
 
-  private decoder(signal: AbortSignal): DecoderSession {
-    return new DecoderSession(new PocketsphinxProcess({ bin: this.bin!, args: this.args, signal, timeoutMs: this.opts.timeoutMs ?? 10_000, keepLog: true, ...(this.opts.spawn ? { spawn: this.opts.spawn } : {}) }))
+  private decoder(signal: AbortSignal, secondOpinion: boolean): DecoderSession {
+    const o = this.opts
+    const spawn = o.spawn ? { spawn: o.spawn } : {}
+    const loop = secondOpinion ? new PhoneLoop({ bin: this.bin!, ...(o.modelDir ? { modelDir: o.modelDir } : {}), ...(o.dictPath ? { dictPath: o.dictPath } : {}), ...spawn, signal }) : undefined
+    return new DecoderSession(new PocketsphinxProcess({ bin: this.bin!, args: this.args, signal, timeoutMs: o.timeoutMs ?? 10_000, keepLog: true, ...spawn }), loop)
   }
 
   /**
@@ -359,17 +379,13 @@ export class OfflineRecognizer {
     // Two decoders stream the same audio. At a pause the active one is ended (the probe) and the
     // standby, current all along, takes over; a new standby is fed everything so far in the
     // background. So no probe waits for a decoder to catch up, and at the listener's end the
-    // active decoder has heard the whole utterance, as the single decoder did before.
-    let active = this.decoder(signal)
-    let standby = onEndpoint ? this.decoder(signal) : undefined
-    // The phone loop streams like the decoders, and has a standby too: at a probe the current one
-    // is finished (it has heard all so far) and the standby takes over. With a single loop fed
-    // everything anew at each probe, the second probe at a pause (~100 ms after the first) waited
-    // for that loop to catch up: ~140 ms more than a current one.
+    // active decoder has heard the whole utterance, as the single decoder did before. Each carries
+    // its own phone loop (second opinion): a single loop, fed everything anew at each probe, made
+    // the second probe at a pause (~100 ms after the first) wait ~140 ms for it to catch up.
     const so = o.secondOpinion === false ? undefined : { minMargin: o.secondOpinion?.minMargin ?? DEFAULT_MIN_MARGIN }
-    const newLoop = (): PhoneLoop | undefined => (so ? new PhoneLoop({ bin: this.bin!, ...(o.modelDir ? { modelDir: o.modelDir } : {}), ...(o.dictPath ? { dictPath: o.dictPath } : {}), ...(o.spawn ? { spawn: o.spawn } : {}), signal }) : undefined)
-    let loop = newLoop()
-    let standbyLoop = onEndpoint ? newLoop() : undefined
+    const decoder = (): DecoderSession => this.decoder(signal, !!so)
+    let active = decoder()
+    let standby = onEndpoint ? decoder() : undefined
     const audio: Int16Array[] = [] // everything so far, for the next standby
     let probes = 0
     let probing = false
@@ -387,19 +403,10 @@ export class OfflineRecognizer {
       probes++
       probedAtLoud = meter.loudFrames
       const t0 = performance.now()
-      const probeLoop = loop
-      if (probeLoop) {
-        loop = standbyLoop
-        standbyLoop = undefined
-        if (!loop) {
-          loop = newLoop()
-          for (const a of audio) loop!.write(a)
-        }
-      }
-      Promise.all([d.finish(), probeLoop?.score()]).then(([dec, loopScore]) => {
+      d.finish().then((dec) => {
         probing = false
         if (done) return
-        const r = this.judge(dec, meter, performance.now() - t0, false, so && { loopScore, samples: probeLoop!.sampleCount, minMargin: so.minMargin })
+        const r = this.judge(dec, meter, performance.now() - t0, false, so?.minMargin)
         // Speech after the probe started: the user had not finished.
         const resumed = meter.loudFrames > probedAtLoud
         const squeezed = r.confident && !resumed ? squeezedWord(dec.words ?? [], this.phones) : undefined
@@ -421,12 +428,8 @@ export class OfflineRecognizer {
         }
         // Not (yet) a whole phrase: a new standby for the next pause.
         if (canProbe()) {
-          standby = this.decoder(signal)
-          standbyLoop = newLoop()
-          for (const a of audio) {
-            standby.write(a)
-            standbyLoop?.write(a)
-          }
+          standby = decoder()
+          for (const a of audio) standby.write(a)
         } else {
           audio.length = 0
         }
@@ -438,11 +441,9 @@ export class OfflineRecognizer {
     const write = (pcm: Int16Array): void => {
       meter.push(pcm)
       active.write(pcm)
-      loop?.write(pcm)
       if (!onEndpoint || done || (!standby && !probing)) return
       audio.push(pcm)
       standby?.write(pcm)
-      standbyLoop?.write(pcm)
       if (!standby || probing) return
       // New speech since the last probe (≥ 100 ms: not a click), then the quiet.
       if (meter.trailingQuietMs >= silenceMs && meter.loudFrames >= probedAtLoud + 5) {
@@ -464,22 +465,18 @@ export class OfflineRecognizer {
       kill: () => {
         done = true
         standby?.kill()
-        standbyLoop?.kill()
         active.kill()
-        loop?.kill()
       },
       finish: async () => {
         done = true
         standby?.kill()
-        standbyLoop?.kill()
         if (early) {
           active.kill()
-          loop?.kill()
           return early
         }
         const t0 = performance.now()
-        const [d, loopScore] = await Promise.all([active.finish(), loop?.score()])
-        return this.judge(d, meter, performance.now() - t0, true, so && { loopScore, samples: loop!.sampleCount, minMargin: so.minMargin })
+        const d = await active.finish()
+        return this.judge(d, meter, performance.now() - t0, true, so?.minMargin)
       },
     }
   }
@@ -490,8 +487,8 @@ export class OfflineRecognizer {
     return s.finish()
   }
 
-  private judge(d: Decoded, meter: LevelMeter, latencyMs: number, log = true,
-    second?: { loopScore: number | undefined; samples: number; minMargin: number }): Recognition {
+  /** `minMargin`: the second opinion's threshold (undefined: it is off). */
+  private judge(d: Decoded, meter: LevelMeter, latencyMs: number, log = true, minMargin?: number): Recognition {
     const o = this.opts
     const text = d.lines.join(' ')
     const { peakDbfs, speechMs } = meter.summary(o.speechRangeDb ?? 30)
@@ -503,7 +500,7 @@ export class OfflineRecognizer {
       : speechMs < (o.minSpeechMs ?? 200) ? 'too_short'
       : coverage < (o.minCoverage ?? 0.6) || coverage > (o.maxCoverage ?? 1.8) ? (wordMs === null ? 'duration_mismatch' : 'uncovered_speech')
       : undefined
-    const v = second && text ? judgeMargin(d.score, second.loopScore, second.samples, second.minMargin) : undefined
+    const v = minMargin !== undefined && text ? judgeMargin(d.score, d.loopScore, d.samples, minMargin) : undefined
     if (!reason && v && !v.trusted && v.margin !== undefined) reason = 'second_opinion'
     const r: Recognition = {
       text, confident: !reason, speechMs, peakDbfs: Math.round(peakDbfs * 10) / 10, wordMs,
