@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { FallbackChain, PocketsphinxAsr, Unavailable, jsgfFromPhrases, readDictionaryWords, which, type SpawnFn } from '@mirrormesh/speech'
 import { FakeLlm, fakeCtx, silentLog, sink, source, testMetrics } from '../hub/src/pipeline/fakes.js'
 import type { Frame } from '../hub/src/pipeline/frames.js'
+import { actsOn } from '../hub/src/pipeline/early-end.js'
 import { ReplyStage, phrasesSpoken } from '../hub/src/pipeline/reply.js'
 import { SkillMatcher, builtinSkills } from '../hub/src/pipeline/skills.js'
 import { HubTimers } from '../hub/src/pipeline/skills-timers.js'
@@ -99,6 +100,34 @@ describe('out-of-skill speech never fires a skill', () => {
     expect(r.text).toBe('turn on the kitchen light')
     expect(children).toHaveLength(3) // grammar, phone loop, open decoder
     await vi.waitFor(() => expect(children.map((c) => c.exitCode ?? c.signalCode)).not.toContain(null), { timeout: 5000 })
+  }, 90_000)
+
+  // A wrong action is worse than "say that again": a phrase that changes something (a light, a
+  // timer, the volume) needs a higher margin than an answer (ASR_ACTION_MIN_MARGIN, README
+  // "Understanding"). The thresholds are set around this audio's own margins, so the test checks
+  // that the bar follows what the phrase does, on the hub's decoder and on the probe/offline one.
+  sphinxIt('a phrase that changes something needs the action margin, an answer only the general one', async () => {
+    const acts = actsOn(matcher)
+    const light = await synth('turn on the kitchen light', { padMs: 300 })
+    const time = await synth('what time is it', { padMs: 300 })
+    const probe = new PocketsphinxAsr({ grammarPath, log: silentLog, secondOpinion: { minMargin: -Infinity } })
+    const [ml, mt] = [(await decode(probe, light)).margin!, (await decode(probe, time)).margin!]
+    expect(typeof ml).toBe('number')
+    expect(typeof mt).toBe('number')
+    const minMargin = Math.min(ml, mt) - 1
+    const actionMinMargin = Math.max(ml, mt) + 1
+    const hub = new PocketsphinxAsr({ grammarPath, log: silentLog, secondOpinion: { minMargin, actionMinMargin, acts } })
+    const l = await decode(hub, light)
+    expect(l).toMatchObject({ text: '', rejected: 'second_opinion', heard: 'turn on the kitchen light' })
+    expect(await decode(hub, time)).toMatchObject({ text: 'what time is it' })
+    // The same bar without the action margin: both trusted.
+    const plain = new PocketsphinxAsr({ grammarPath, log: silentLog, secondOpinion: { minMargin } })
+    expect((await decode(plain, light)).text).toBe('turn on the kitchen light')
+
+    const offline = new OfflineRecognizer({ grammarPath, log: silentLog, secondOpinion: { minMargin, actionMinMargin, acts } })
+    const [ol, ot] = await Promise.all([offline.recognize(light, new AbortController().signal), offline.recognize(time, new AbortController().signal)])
+    expect(ol).toMatchObject({ text: 'turn on the kitchen light', confident: false, reason: 'second_opinion' })
+    expect(ot).toMatchObject({ text: 'what time is it', confident: true })
   }, 90_000)
 
   sphinxIt('commands that were said are still trusted, and none becomes another command', async () => {

@@ -21,8 +21,8 @@ import { tmpdir, loadavg } from 'node:os'
 import { join } from 'node:path'
 import mqtt from 'mqtt'
 import { AudioFlags, decodeAudioFrame, encodeAudioFrame } from '@mirrormesh/broker'
-import { DEFAULT_HUB_MIN_MARGIN, OfflineRecognizer, SPEECH_FLOOR_DBFS, PocketsphinxAsr, grammarWords, jsgfFromPhrases, readDictionaryWords, writeGrammarDictionary } from '@mirrormesh/speech'
-import { earlyVeto } from '../../hub/dist/pipeline/early-end.js'
+import { DEFAULT_ACTION_MIN_MARGIN, DEFAULT_HUB_MIN_MARGIN, OfflineRecognizer, SPEECH_FLOOR_DBFS, PocketsphinxAsr, grammarWords, jsgfFromPhrases, readDictionaryWords, writeGrammarDictionary } from '@mirrormesh/speech'
+import { actsOn, earlyVeto } from '../../hub/dist/pipeline/early-end.js'
 import { builtinSkills, SkillMatcher } from '../../hub/dist/pipeline/skills.js'
 import { addNode, killAll, removeDir, sleep, startHub, tempDir, waitFor } from '../support/dist/harness.js'
 import { audioOf, evaluationSet } from './accuracy-set.mjs'
@@ -107,7 +107,7 @@ async function firing(quick) {
     writeFileSync(grammarPath, jsgf)
     const dictPath = join(dir, 'grammar.dict')
     await writeGrammarDictionary([...grammarWords(jsgf)], dictPath)
-    const early = { recognizer: new OfflineRecognizer({ grammarPath, dictPath, endpointSilenceMs: 100, endpointRetrySilenceMs: retryMs, log: quiet, secondOpinion: { minMargin: DEFAULT_HUB_MIN_MARGIN } }), answersEarly: earlyVeto(matcher, phrases) }
+    const early = { recognizer: new OfflineRecognizer({ grammarPath, dictPath, endpointSilenceMs: 100, endpointRetrySilenceMs: retryMs, log: quiet, secondOpinion: { minMargin: DEFAULT_HUB_MIN_MARGIN, actionMinMargin: DEFAULT_ACTION_MIN_MARGIN, acts: actsOn(matcher) } }), answersEarly: earlyVeto(matcher, phrases) }
     const asr = new PocketsphinxAsr({ grammarPath, log: quiet })
     const rows = []
     const t0 = Date.now()

@@ -4,19 +4,21 @@
 // engines the product runs, with the grammar the product generates from its skills:
 //   hub   PocketsphinxAsr (the hub's fallback ASR without a sherpa model), grammar from
 //         builtinSkills(); its transcript goes through the SkillMatcher as on the hub. Shown
-//         without and with the second opinion (phone-loop margin, second-opinion.ts).
+//         without and with the second opinion (phone-loop margin, second-opinion.ts): answers
+//         need the hub's margin, phrases that change something (actsOn) the action margin.
 //   node  OfflineRecognizer (the mirror's offline recogniser, its own confidence checks), then
 //         the same matcher; also shown with the second opinion on top.
 //   sherpa  only when SHERPA_ASR_DIR names a model directory (none on this machine).
 // An utterance counts as: right (the effect the user asked for: skill and its slots), wrong
 // (another effect), rejected (no skill fired: "say that again" or the LLM); an out-of-skill
 // utterance that fires any skill is a false accept.
-// Settings: --quick (a third of the requests, 3 voices), BENCH_CONCURRENCY=2, BENCH_VERBOSE=1,
+// Settings: --quick (a third of the requests, 3 voices), BENCH_CONCURRENCY=2, BENCH_VERBOSE=1, MIN_MARGIN, ACTION_MIN_MARGIN,
 // ACCURACY_CACHE (audio cache dir).
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { DEFAULT_HUB_MIN_MARGIN, DEFAULT_MIN_MARGIN, jsgfFromPhrases, PocketsphinxAsr, readDictionaryWords } from '@mirrormesh/speech'
+import { DEFAULT_ACTION_MIN_MARGIN, DEFAULT_HUB_MIN_MARGIN, DEFAULT_MIN_MARGIN, jsgfFromPhrases, PocketsphinxAsr, readDictionaryWords, thresholdFor } from '@mirrormesh/speech'
+import { actsOn } from '../../hub/dist/pipeline/early-end.js'
 import { builtinSkills, parseNumber, SkillMatcher } from '../../hub/dist/pipeline/skills.js'
 import { OfflineRecognizer } from '../../node-agent/dist/offline/recognizer.js'
 import { audioOf, evaluationSet } from './accuracy-set.mjs'
@@ -42,14 +44,20 @@ export function effectOf(match) {
   }
 }
 
+/** Offline, a phrase acts when it sets or cancels a timer or changes the volume (responder.acts: a light is refused offline). */
+const offlineActs = (effect) => effect !== null && /^(timer:|timer_cancel|volume)/.test(effect)
+/** Online: a light too (actsOn). */
+const onlineActs = (effect) => effect !== null && /^(light|timer:|timer_cancel|volume)/.test(effect)
+
 const verdict = (expect, got) => (got === null ? 'rejected' : expect === null ? 'false_accept' : got === expect ? 'right' : 'wrong')
 
-function summarize(rows, pick) {
+function summarize(rows, pick, acts = onlineActs) {
   const skill = rows.filter((r) => r.expect !== null)
   const oos = rows.filter((r) => r.expect === null)
   const v = (r) => verdict(r.expect, pick(r))
   const n = (list, k) => list.filter((r) => v(r) === k).length
-  return { skillN: skill.length, right: n(skill, 'right'), wrong: n(skill, 'wrong'), rejected: n(skill, 'rejected'), oosN: oos.length, fa: n(oos, 'false_accept') }
+  const faAct = oos.filter((r) => acts(pick(r))).length
+  return { skillN: skill.length, right: n(skill, 'right'), wrong: n(skill, 'wrong'), rejected: n(skill, 'rejected'), oosN: oos.length, fa: n(oos, 'false_accept'), faAct }
 }
 const pct = (a, b) => (b ? `${((100 * a) / b).toFixed(1)}%` : '-')
 
@@ -72,6 +80,7 @@ export async function main() {
   try {
     const grammarPath = join(dir, 'grammar.gram')
     writeFileSync(grammarPath, jsgfFromPhrases(matcher.phrases(), { dictionary: readDictionaryWords() }))
+    const acts = actsOn(matcher)
     const hub = new PocketsphinxAsr({ grammarPath, log: quiet, secondOpinion: { minMargin: -Infinity } })
     const node = new OfflineRecognizer({ grammarPath, log: quiet, secondOpinion: false }) // its margin is the hub's: same grammar, same audio
     if (hub.health() !== 'ok' || node.health() !== 'ok') throw new Error(`pocketsphinx unavailable: ${hub.downDetail ?? 'offline recognizer down'}`)
@@ -90,7 +99,7 @@ export async function main() {
       const [ht, nr] = await Promise.all([hs.finish(), node.recognize(pcm, ac.signal)])
       const heard = ht.text || ht.heard || ''
       const row = {
-        ...item, voice: item.voice.id, heard, margin: ht.margin ?? null,
+        ...item, voice: item.voice.id, heard, margin: ht.margin ?? null, acts: heard ? acts(heard) : false,
         hub: effectOf(heard ? matcher.match(heard) : undefined),
         nodeText: nr.text, nodeConfident: nr.confident, nodeReason: nr.reason ?? null,
       }
@@ -100,21 +109,25 @@ export async function main() {
     })
     console.log(`decoded in ${((Date.now() - t0) / 1000).toFixed(0)} s (synthesis/cache ${(synthMs / 1000).toFixed(0)} s of it, concurrency ${concurrency})`)
 
-    // MIN_MARGIN overrides both defaults (the hub's and the offline recogniser's).
+    // MIN_MARGIN overrides both defaults (the hub's and the offline recogniser's), ACTION_MIN_MARGIN the actions'.
     const hubThr = Number(process.env.MIN_MARGIN ?? DEFAULT_HUB_MIN_MARGIN)
     const nodeThr = Number(process.env.MIN_MARGIN ?? DEFAULT_MIN_MARGIN)
+    const actThr = Number(process.env.ACTION_MIN_MARGIN ?? DEFAULT_ACTION_MIN_MARGIN)
+    // What the product does: a phrase that changes something needs the action margin too.
+    const hubNeeds = (r, thr, act) => thresholdFor(thr, act, () => r.acts)(r.heard)
+    const nodeNeeds = (r, thr, act) => thresholdFor(thr, act, () => offlineActs(r.node))(r.nodeText)
     const trusted = (r, thr) => r.margin === null || r.margin >= thr
     const paths = {
       'hub grammar only': (r) => r.hub,
-      [`hub + second opinion (margin >= ${hubThr})`]: (r) => (trusted(r, hubThr) ? r.hub : null),
+      [`hub + second opinion (answers >= ${hubThr}, actions >= ${actThr})`]: (r) => (trusted(r, hubNeeds(r, hubThr, actThr)) ? r.hub : null),
       'node offline (coverage check only)': (r) => r.node,
-      [`node offline + second opinion (margin >= ${nodeThr})`]: (r) => (trusted(r, nodeThr) ? r.node : null),
+      [`node offline + second opinion (>= ${nodeThr}, actions >= ${actThr})`]: (r) => (trusted(r, nodeNeeds(r, nodeThr, actThr)) ? r.node : null),
     }
-    console.log('\nper path: skill requests right / wrong / rejected; out-of-skill requests that fired a skill')
-    const head = ['path', 'right', 'wrong', 'rejected', 'skill n', 'false accepts', 'oos n']
+    console.log('\nper path: skill requests right / wrong / rejected; out-of-skill requests that fired a skill (and of them, an action: a light online, a timer, the volume)')
+    const head = ['path', 'right', 'wrong', 'rejected', 'skill n', 'false accepts', 'of them actions', 'oos n']
     table([head, ...Object.entries(paths).map(([name, pick]) => {
-      const s = summarize(rows, pick)
-      return [name, pct(s.right, s.skillN), pct(s.wrong, s.skillN), pct(s.rejected, s.skillN), s.skillN, `${s.fa} (${pct(s.fa, s.oosN)})`, s.oosN]
+      const s = summarize(rows, pick, name.startsWith('node') ? offlineActs : onlineActs)
+      return [name, pct(s.right, s.skillN), pct(s.wrong, s.skillN), pct(s.rejected, s.skillN), s.skillN, `${s.fa} (${pct(s.fa, s.oosN)})`, `${s.faAct} (${pct(s.faAct, s.oosN)})`, s.oosN]
     })])
     if (process.env.SHERPA_ASR_DIR) console.log('sherpa: SHERPA_ASR_DIR is set but this bench does not load sherpa yet')
     else console.log('sherpa: no model (SHERPA_ASR_DIR unset): path skipped')
@@ -133,11 +146,16 @@ export async function main() {
       return [v, pct(s.right, s.skillN), pct(s.wrong, s.skillN), `${s.fa}/${s.oosN}`]
     })])
 
-    console.log('\naccept/reject trade-off (hub; grammar result trusted when margin per frame >= threshold)')
+    console.log('\naccept/reject trade-off (hub; grammar result trusted when margin per frame >= threshold, the same for every phrase)')
     const ths = [-Infinity, -12, -9, -8, -7, -6, -5, -4.5, -4, -3.5, -3, -2, -1, 0, 2]
-    table([['min margin', 'right', 'wrong', 'rejected', 'false accepts'], ...ths.map((t) => {
+    table([['min margin', 'right', 'wrong', 'rejected', 'false accepts', 'of them actions'], ...ths.map((t) => {
       const s = summarize(rows, (r) => (r.margin === null || r.margin >= t ? r.hub : null))
-      return [String(t), pct(s.right, s.skillN), pct(s.wrong, s.skillN), pct(s.rejected, s.skillN), pct(s.fa, s.oosN)]
+      return [String(t), pct(s.right, s.skillN), pct(s.wrong, s.skillN), pct(s.rejected, s.skillN), pct(s.fa, s.oosN), pct(s.faAct, s.oosN)]
+    })])
+    console.log(`\nthe action margin (hub; answers at ${hubThr}, phrases that change something at the action margin)`)
+    table([['action margin', 'right', 'wrong', 'rejected', 'false accepts', 'of them actions'], ...[-4.5, -3, -2, -1, 0, 1, 2, 4].map((t) => {
+      const s = summarize(rows, (r) => (trusted(r, hubNeeds(r, hubThr, t)) ? r.hub : null))
+      return [String(t), pct(s.right, s.skillN), pct(s.wrong, s.skillN), pct(s.rejected, s.skillN), pct(s.fa, s.oosN), pct(s.faAct, s.oosN)]
     })])
 
     console.log('\nconfusions (hub + second opinion): expected → got  [count] example')

@@ -10,7 +10,7 @@ import { Gauge } from 'prom-client'
 import type { Logger } from '@mirrormesh/broker'
 import type { HubConfig } from '../config.js'
 import { DEFAULT_HUB_MIN_MARGIN, OfflineRecognizer, PocketsphinxAsr, grammarWords, jsgfFromPhrases, readDictionaryWords, writeGrammarDictionary } from '@mirrormesh/speech'
-import { earlyVeto } from './early-end.js'
+import { actsOn, earlyVeto } from './early-end.js'
 import { SherpaAsr } from './engines/asr-sherpa.js'
 import { LlamaLlm } from './engines/llm-llama.js'
 import { EspeakTts } from '@mirrormesh/speech'
@@ -85,10 +85,12 @@ export async function createPipeline(config: HubConfig, io: TurnIo, registry: Re
   // until the child has exec'd (30-70 ms on a loaded 2-core hub), and this thread runs the broker.
   const spawnHost = new SpawnHost()
   const sherpaAsrDir = join(config.modelsDir, config.asrSherpaModel)
+  // A phrase that changes something (a light, a timer, the volume) needs ASR_ACTION_MIN_MARGIN.
+  const acts = actsOn(skills)
   const asr: AsrEngine[] = [
     await tryLoad('sherpa', () => SherpaAsr.load({ modelDir: sherpaAsrDir, numThreads: config.sherpaThreads, provider: config.sherpaProvider, log: plog })),
     // ASR_SECOND_OPINION: a phone loop checks every grammar result; untrusted ones are decoded open-vocabulary for the LLM.
-    new PocketsphinxAsr({ grammarPath, log: plog, spawn: spawnHost.spawn, secondOpinion: config.asrSecondOpinion ? { openVocabulary: true } : false }),
+    new PocketsphinxAsr({ grammarPath, log: plog, spawn: spawnHost.spawn, secondOpinion: config.asrSecondOpinion ? { openVocabulary: true, actionMinMargin: config.asrActionMinMargin, acts } : false }),
   ]
   // Online early end of turn: the offline recogniser's endpoint on the skills' grammar (listen.ts).
   let early: { recognizer: OfflineRecognizer; answersEarly: (p: string) => boolean } | undefined
@@ -99,7 +101,7 @@ export async function createPipeline(config: HubConfig, io: TurnIo, registry: Re
     let dictPath: string | undefined = join(config.stateDir, 'asr-grammar.dict')
     await writeGrammarDictionary([...grammarWords(jsgf)], dictPath).catch(() => { dictPath = undefined })
     early = {
-      recognizer: new OfflineRecognizer({ grammarPath, ...(dictPath ? { dictPath } : {}), endpointSilenceMs: config.earlyEndSilenceMs, endpointRetrySilenceMs: config.earlyEndRetryMs, log: plog, spawn: spawnHost.spawn, secondOpinion: config.asrSecondOpinion ? { minMargin: DEFAULT_HUB_MIN_MARGIN } : false }),
+      recognizer: new OfflineRecognizer({ grammarPath, ...(dictPath ? { dictPath } : {}), endpointSilenceMs: config.earlyEndSilenceMs, endpointRetrySilenceMs: config.earlyEndRetryMs, log: plog, spawn: spawnHost.spawn, secondOpinion: config.asrSecondOpinion ? { minMargin: DEFAULT_HUB_MIN_MARGIN, actionMinMargin: config.asrActionMinMargin, acts } : false }),
       answersEarly: earlyVeto(skills, phrases),
     }
   }

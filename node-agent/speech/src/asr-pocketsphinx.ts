@@ -9,7 +9,7 @@ import type { Logger } from '@mirrormesh/broker'
 import { EngineError, type AsrEngine, type AsrSession, type EngineHealth, type Transcript } from './types.js'
 import { which } from './proc.js'
 import { PocketsphinxProcess } from './pocketsphinx-process.js'
-import { DEFAULT_HUB_MIN_MARGIN, hypothesisScore, judgeMargin, PhoneLoop } from './second-opinion.js'
+import { DEFAULT_HUB_MIN_MARGIN, hypothesisScore, judgeMargin, PhoneLoop, thresholdFor } from './second-opinion.js'
 import type { SpawnFn } from './spawn-host.js'
 
 export interface PocketsphinxOptions {
@@ -30,10 +30,10 @@ export interface PocketsphinxOptions {
   spawn?: SpawnFn
   /**
    * Check every grammar result against a phone loop (second-opinion.ts) and return '' with
-   * `rejected` when the margin per frame is below minMargin (default DEFAULT_HUB_MIN_MARGIN).
-   * false turns the check off.
+   * `rejected` when the margin per frame is below minMargin (default DEFAULT_HUB_MIN_MARGIN), or
+   * below actionMinMargin for a phrase that `acts` (changes something). false turns the check off.
    */
-  secondOpinion?: { minMargin?: number; openVocabulary?: boolean } | false
+  secondOpinion?: { minMargin?: number; actionMinMargin?: number; acts?: (phrase: string) => boolean; openVocabulary?: boolean } | false
 }
 
 const DEFAULT_MODEL_DIR = '/usr/share/pocketsphinx/model/en-us'
@@ -199,7 +199,8 @@ export class PocketsphinxAsr implements AsrEngine {
     // An untrusted grammar result is decoded again with the general en-us LM: that open
     // transcript goes to the LLM (never to a skill); ~1-2 s, only for out-of-skill speech.
     const open = so && so.openVocabulary ? (): PocketsphinxProcess => new PocketsphinxProcess({ bin: this.bin!, args: this.openArgs, signal, timeoutMs: this.opts.timeoutMs ?? 10_000, ...spawnOpt }) : undefined
-    return new PocketsphinxSession(proc, this.opts.log, loop, so ? so.minMargin ?? DEFAULT_HUB_MIN_MARGIN : 0, open)
+    const threshold = so ? thresholdFor(so.minMargin ?? DEFAULT_HUB_MIN_MARGIN, so.actionMinMargin, so.acts) : () => 0
+    return new PocketsphinxSession(proc, this.opts.log, loop, threshold, open)
   }
 }
 
@@ -227,7 +228,7 @@ export class PocketsphinxSession implements AsrSession {
   private openProc: PocketsphinxProcess | undefined
 
   constructor(private readonly proc: PocketsphinxProcess, private readonly log: Logger,
-    private readonly loop?: PhoneLoop, private readonly minMargin = 0, private readonly open?: () => PocketsphinxProcess) {}
+    private readonly loop?: PhoneLoop, private readonly threshold: (phrase: string) => number = () => 0, private readonly open?: () => PocketsphinxProcess) {}
 
   /** Process group of the decoder (sh, cat, pocketsphinx). */
   get pid(): number | undefined {
@@ -270,8 +271,9 @@ export class PocketsphinxSession implements AsrSession {
         this.log.debug({ engine: 'pocketsphinx', ms: Math.round(performance.now() - started) }, 'asr finished')
         return { text }
       }
-      const v = judgeMargin(hypothesisScore(log ?? ''), await loopScore, this.loop.sampleCount, this.minMargin)
-      this.log.debug({ engine: 'pocketsphinx', ms: Math.round(performance.now() - started), margin: v.margin, trusted: v.trusted }, 'asr finished')
+      const minMargin = this.threshold(text)
+      const v = judgeMargin(hypothesisScore(log ?? ''), await loopScore, this.loop.sampleCount, minMargin)
+      this.log.debug({ engine: 'pocketsphinx', ms: Math.round(performance.now() - started), margin: v.margin, minMargin, trusted: v.trusted }, 'asr finished')
       const margin = v.margin !== undefined ? { margin: v.margin } : {}
       if (v.trusted) {
         this.openProc?.kill()

@@ -40,7 +40,7 @@ import path from 'node:path'
 import type { Logger } from '@mirrormesh/broker'
 import { EngineError } from './types.js'
 import { EXTRA_PRONUNCIATIONS, GRAMMAR_BEAMS, PocketsphinxAsr, type PocketsphinxOptions } from './asr-pocketsphinx.js'
-import { DEFAULT_MIN_MARGIN, hypothesisScore, judgeMargin, PhoneLoop } from './second-opinion.js'
+import { DEFAULT_MIN_MARGIN, hypothesisScore, judgeMargin, PhoneLoop, thresholdFor } from './second-opinion.js'
 import { PocketsphinxProcess } from './pocketsphinx-process.js'
 import { which } from './proc.js'
 
@@ -105,9 +105,10 @@ export interface OfflineRecognizerOptions extends Omit<PocketsphinxOptions, 'log
   maxProbeAudioMs?: number
   /**
    * The hub's second opinion: a phone loop decodes the same audio and a grammar phrase whose
-   * margin per frame is below minMargin is unconfident ('second_opinion'). Default on; false: off.
+   * margin per frame is below minMargin (actionMinMargin for a phrase that `acts`: changes
+   * something) is unconfident ('second_opinion'). Default on; false: off.
    */
-  secondOpinion?: { minMargin?: number } | false
+  secondOpinion?: { minMargin?: number; actionMinMargin?: number; acts?: (phrase: string) => boolean } | false
 }
 
 export interface SessionHooks {
@@ -382,7 +383,8 @@ export class OfflineRecognizer {
     // active decoder has heard the whole utterance, as the single decoder did before. Each carries
     // its own phone loop (second opinion): a single loop, fed everything anew at each probe, made
     // the second probe at a pause (~100 ms after the first) wait ~140 ms for it to catch up.
-    const so = o.secondOpinion === false ? undefined : { minMargin: o.secondOpinion?.minMargin ?? DEFAULT_MIN_MARGIN }
+    const so = o.secondOpinion === false ? undefined
+      : { threshold: thresholdFor(o.secondOpinion?.minMargin ?? DEFAULT_MIN_MARGIN, o.secondOpinion?.actionMinMargin, o.secondOpinion?.acts) }
     const decoder = (): DecoderSession => this.decoder(signal, !!so)
     let active = decoder()
     let standby = onEndpoint ? decoder() : undefined
@@ -406,7 +408,7 @@ export class OfflineRecognizer {
       d.finish().then((dec) => {
         probing = false
         if (done) return
-        const r = this.judge(dec, meter, performance.now() - t0, false, so?.minMargin)
+        const r = this.judge(dec, meter, performance.now() - t0, false, so?.threshold)
         // Speech after the probe started: the user had not finished.
         const resumed = meter.loudFrames > probedAtLoud
         const squeezed = r.confident && !resumed ? squeezedWord(dec.words ?? [], this.phones) : undefined
@@ -476,7 +478,7 @@ export class OfflineRecognizer {
         }
         const t0 = performance.now()
         const d = await active.finish()
-        return this.judge(d, meter, performance.now() - t0, true, so?.minMargin)
+        return this.judge(d, meter, performance.now() - t0, true, so?.threshold)
       },
     }
   }
@@ -487,8 +489,8 @@ export class OfflineRecognizer {
     return s.finish()
   }
 
-  /** `minMargin`: the second opinion's threshold (undefined: it is off). */
-  private judge(d: Decoded, meter: LevelMeter, latencyMs: number, log = true, minMargin?: number): Recognition {
+  /** `threshold`: the second opinion's least margin for a phrase (undefined: it is off). */
+  private judge(d: Decoded, meter: LevelMeter, latencyMs: number, log = true, threshold?: (phrase: string) => number): Recognition {
     const o = this.opts
     const text = d.lines.join(' ')
     const { peakDbfs, speechMs } = meter.summary(o.speechRangeDb ?? 30)
@@ -500,7 +502,7 @@ export class OfflineRecognizer {
       : speechMs < (o.minSpeechMs ?? 200) ? 'too_short'
       : coverage < (o.minCoverage ?? 0.6) || coverage > (o.maxCoverage ?? 1.8) ? (wordMs === null ? 'duration_mismatch' : 'uncovered_speech')
       : undefined
-    const v = minMargin !== undefined && text ? judgeMargin(d.score, d.loopScore, d.samples, minMargin) : undefined
+    const v = threshold !== undefined && text ? judgeMargin(d.score, d.loopScore, d.samples, threshold(text)) : undefined
     if (!reason && v && !v.trusted && v.margin !== undefined) reason = 'second_opinion'
     const r: Recognition = {
       text, confident: !reason, speechMs, peakDbfs: Math.round(peakDbfs * 10) / 10, wordMs,
