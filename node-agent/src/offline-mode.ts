@@ -21,7 +21,7 @@ import { JournalReplayer, replayTurn } from './offline/replay.js'
 import { OfflineRecognizer, writeGrammarDictionary, type Recognition } from './offline/recognizer.js'
 import { OfflineResponder, type OfflineAnswer } from './offline/responder.js'
 import { OfflineTimers } from './offline/timers.js'
-import { DEFAULT_ACTION_MIN_MARGIN, readDictionaryWords } from '@mirrormesh/speech'
+import { readDictionaryWords } from '@mirrormesh/speech'
 import type { NodeStateMachine } from './state.js'
 import type { Screen } from './screen.js'
 import type { OfflineAnswerer, OfflineTurn, VoiceLoop } from './voice.js'
@@ -138,8 +138,7 @@ export class OfflineMode implements OfflineAnswerer {
       this.opts.log.warn({ err: (err as Error)?.message }, 'grammar dictionary not written; the recognizer uses the full one')
       dictPath = undefined
     })
-    this.recognizer = new OfflineRecognizer({ grammarPath, dictPath, endpointSilenceMs: this.endpointSilenceMs, log: this.opts.log,
-      secondOpinion: { actionMinMargin: DEFAULT_ACTION_MIN_MARGIN, acts: (p) => responder.acts(p) } })
+    this.recognizer = new OfflineRecognizer({ grammarPath, dictPath, endpointSilenceMs: this.endpointSilenceMs, log: this.opts.log })
     this.responder = responder
     this.loadedVersion = cur.manifest.version
     this.opts.log.info({ version: cur.manifest.version, replies: cur.manifest.replies.length }, 'offline reply bundle ready')

@@ -150,20 +150,6 @@ describe('OfflineResponder', () => {
     expect(nr.answer('stop')).toEqual({ reply: undefined, matched: false, pcm: new Int16Array(0), text: '' })
   })
 
-  it('knows which phrases change something here: a timer or the volume, not a light (refused offline) nor stop', async () => {
-    const ab = makeTestBundle({ version: 'a1', replies: [
-      { phrase: 'what time is it', skill: 'time', text: '{time}', clips: ['{time}'] },
-      { phrase: 'turn on the light', skill: 'light', text: "Sorry, I can't reach the light while the hub is offline.", clips: ['off.pcm'], action: { component: 'light', action: 'set', room: null, state: 'on' } },
-      { phrase: 'set a timer for five minutes', skill: 'timer', text: 'Timer set', clips: [], timerMs: 300_000 },
-      { phrase: 'cancel the timer', skill: 'timer_cancel', text: 'Timer cancelled.', clips: [], event: { type: 'timer_cancel' } },
-      { phrase: 'volume up', skill: 'volume', text: 'Volume up.', clips: [], event: { type: 'volume', change: 'up' } },
-      { phrase: 'stop', skill: 'stop', text: '', clips: [], stop: true, event: { type: 'stop' } },
-    ] })
-    const ar = new OfflineResponder(await install(ab, 'acts'), log)
-    expect(['What time is it', 'turn on the light', 'set a timer for five minutes', 'cancel the timer', 'volume up', 'stop', 'order a pizza'].map((p) => ar.acts(p)))
-      .toEqual([false, false, true, true, true, false, false])
-  })
-
   it('answers early only phrases that no longer phrase with another reply extends', async () => {
     const eb = makeTestBundle({ version: 'e1', replies: [
       { phrase: 'what day is it', skill: 'date', text: '{date}', clips: ['{date}'] },

@@ -128,16 +128,6 @@ export class OfflineResponder {
     return ok
   }
 
-  /**
-   * Whether `phrase` changes something here: sets a timer, cancels timers, changes the volume (an
-   * event other than stop). Such a phrase needs the stronger second opinion (DEFAULT_ACTION_MIN_MARGIN),
-   * as on the hub. A house action is not one offline: it is refused and journaled, never done.
-   */
-  acts(phrase: string): boolean {
-    const r = this.byPhrase.get(normalizePhrase(phrase))
-    return !!r && (r.timerMs !== undefined || (r.event !== undefined && r.event.type !== 'stop'))
-  }
-
   /** Reads every clip the replies and fragments use, so answer() never touches the disk. */
   async preload(): Promise<void> {
     const m = this.bundle.manifest
