@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { z } from 'zod'
+import { DEFAULT_ACTION_MIN_MARGIN } from '@mirrormesh/speech'
 import { commonSettings, defaultCredentialsPath, envBool, envInt, envPort, loadConfig, requireExistingPath } from '@mirrormesh/broker'
 
 export const hubSettings = {
@@ -47,7 +48,7 @@ export const hubSettings = {
   sherpaProvider: z.enum(['cpu', 'cuda']).default('cpu').describe('onnxruntime provider for sherpa-onnx models (cuda on a GPU hub)'),
   sherpaThreads: envInt(1, 16).default(1).describe('Threads per sherpa-onnx model'),
   asrSecondOpinion: envBool().default(true).describe('Check each pocketsphinx grammar result against a phone loop and send untrusted ones, decoded open-vocabulary, to the LLM (or "I can\'t answer that yet") instead of a skill. false: every utterance becomes its nearest skill phrase, open questions included (README "Understanding" has the trade-off)'),
-  asrActionMinMargin: z.coerce.number().min(-50).max(50).default(0).describe('Least second-opinion margin (per 10 ms frame) for a phrase that changes something — a light, a timer, the volume; answers need −4.5. Higher refuses more out-of-skill speech and more real commands ("say that again"); −4.5 or lower: the same as answers (README "Understanding" has the trade-off)'),
+  asrActionMinMargin: z.coerce.number().min(-50).max(50).default(DEFAULT_ACTION_MIN_MARGIN).describe('Least second-opinion margin (per 10 ms frame) for a phrase that changes something — a light, a timer, the volume; answers need −4.5. Higher refuses more out-of-skill speech and more real commands ("say that again"); −4.5 or lower: the same as answers (README "Understanding" has the trade-off)'),
   asrGrammarExtra: z.string().default('').describe('Extra phrases (|-separated) the pocketsphinx fallback grammar accepts besides the skills'),
   espeakVoice: z.string().regex(/^[a-z0-9+_-]{1,32}$/i).default('en-us').describe('espeak-ng voice for the TTS fallback'),
   espeakSpeedWpm: envInt(80, 450).default(175).describe('espeak-ng speed, words per minute'),

@@ -45,18 +45,18 @@ export function effectOf(match) {
 }
 
 /** Offline, a phrase acts when it sets or cancels a timer or changes the volume (a light is refused offline and journaled). */
-const offlineActs = (effect) => effect !== null && /^(timer:|timer_cancel|volume)/.test(effect)
-/** Online: a light too (actsOn). */
-const onlineActs = (effect) => effect !== null && /^(light|timer:|timer_cancel|volume)/.test(effect)
+const offlineActs = (r) => r.node !== null && /^(timer:|timer_cancel|volume)/.test(r.node)
+/** On the hub, the product's own judgement of the phrase heard (actsOn). */
+const hubActs = (r) => r.acts
 
 const verdict = (expect, got) => (got === null ? 'rejected' : expect === null ? 'false_accept' : got === expect ? 'right' : 'wrong')
 
-function summarize(rows, pick, acts = onlineActs) {
+function summarize(rows, pick, acts = hubActs) {
   const skill = rows.filter((r) => r.expect !== null)
   const oos = rows.filter((r) => r.expect === null)
   const v = (r) => verdict(r.expect, pick(r))
   const n = (list, k) => list.filter((r) => v(r) === k).length
-  const faAct = oos.filter((r) => acts(pick(r))).length
+  const faAct = oos.filter((r) => pick(r) !== null && acts(r)).length
   return { skillN: skill.length, right: n(skill, 'right'), wrong: n(skill, 'wrong'), rejected: n(skill, 'rejected'), oosN: oos.length, fa: n(oos, 'false_accept'), faAct }
 }
 const pct = (a, b) => (b ? `${((100 * a) / b).toFixed(1)}%` : '-')
@@ -126,7 +126,7 @@ export async function main() {
     console.log('\nper path: skill requests right / wrong / rejected; out-of-skill requests that fired a skill (and of them, an action: a light online, a timer, the volume)')
     const head = ['path', 'right', 'wrong', 'rejected', 'skill n', 'false accepts', 'of them actions', 'oos n']
     table([head, ...Object.entries(paths).map(([name, pick]) => {
-      const s = summarize(rows, pick, name.startsWith('node') ? offlineActs : onlineActs)
+      const s = summarize(rows, pick, name.startsWith('node') ? offlineActs : hubActs)
       return [name, pct(s.right, s.skillN), pct(s.wrong, s.skillN), pct(s.rejected, s.skillN), s.skillN, `${s.fa} (${pct(s.fa, s.oosN)})`, `${s.faAct} (${pct(s.faAct, s.oosN)})`, s.oosN]
     })])
     if (process.env.SHERPA_ASR_DIR) console.log('sherpa: SHERPA_ASR_DIR is set but this bench does not load sherpa yet')
